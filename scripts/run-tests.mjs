@@ -26,10 +26,15 @@ function find(dir) {
 const filters = process.argv.slice(2);
 const pick = (files) => files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 let failed = false;
-for (const [dir, conc] of [["dist/src", "2"], ["dist/test", "1"]]) {
+for (const [dir, conc] of [
+  ["dist/src", "2"],
+  ["dist/test", "1"],
+]) {
   const files = pick(find(dir));
   if (files.length === 0) continue;
-  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${conc}`, ...files], { stdio: "inherit" });
+  const r = spawnSync(process.execPath, ["--test", `--test-concurrency=${conc}`, ...files], {
+    stdio: "inherit",
+  });
   if (r.status !== 0) failed = true;
 }
 process.exit(failed ? 1 : 0);
