@@ -144,6 +144,16 @@ export const PARAM_TABLE: readonly ParamDef[] = [
     { min: 1024 },
   ),
   p(
+    "postern_stop_grace_time",
+    "time",
+    "10s",
+    "how long a stopping master lets busy processes finish before it ends them",
+    {
+      unit: "s",
+      min: 0,
+    },
+  ),
+  p(
     "postern_process_client_limit",
     "int",
     "50",

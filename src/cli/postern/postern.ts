@@ -1,0 +1,181 @@
+/*
+ * postern - control the Postern mail system
+ *
+ * SYNOPSIS
+ *   postern [-c config_dir] start | start-fg [--embedded] | stop | abort | reload | status | check | flush
+ *
+ * DESCRIPTION
+ *   start     start master in the background; returns once it serves, or
+ *             exits non-zero with master's own error message
+ *   start-fg  run master in the foreground (process supervisors, containers,
+ *             and "npm start", which adds --embedded: a self-contained
+ *             instance under ./var, see the README)
+ *   stop      stop gracefully: no new work, busy processes finish, then exit
+ *   abort     stop at once
+ *   reload    re-read main.cf and master.cf
+ *   status    exit 0 when master runs, 1 when not
+ *   check     report every configuration and queue-tree problem; exit 1 if any
+ *   flush     ask the queue manager to try all deferred mail now
+ *   The configuration directory is -c, else $MAIL_CONFIG, else /etc/postern.
+ */
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { getopt } from "../../util/getopt.js";
+import { msg, msgInit } from "../../util/msg.js";
+import { Config, ConfigError } from "../../global/config.js";
+import { makeEmbeddedInstance } from "../../global/embedded.js";
+import { configDirectory, daemonModule } from "../../global/install-paths.js";
+import { readMasterPid } from "../../global/master-pid.js";
+import { QMGR_FLUSH_DEAD, QMGR_SCAN_ALL, sendTrigger } from "../../global/qmgr-trigger.js";
+import { checkInstance } from "./postern-check.js";
+
+const USAGE =
+  "usage: postern [-c config_dir] start | start-fg [--embedded] | stop | abort | reload | status | check | flush";
+const START_TIMEOUT_MS = 30_000;
+
+/** Prints an informational line as Postfix's control script does. */
+function say(text: string): void {
+  process.stderr.write(`postern/postern-script: ${text}\n`);
+}
+
+/** Loads the configuration or exits with its first error. */
+function config(dir: string): Config {
+  try {
+    return Config.load(dir);
+  } catch (err) {
+    if (err instanceof ConfigError) return msg.fatal(err.message);
+    throw err;
+  }
+}
+
+/** The running master's pid, or null. */
+function masterPid(cfg: Config): number | null {
+  return readMasterPid(cfg.get("data_directory"));
+}
+
+/** Starts master in the background and waits until it serves. */
+async function start(dir: string): Promise<number> {
+  const cfg = config(dir);
+  if (masterPid(cfg) !== null) {
+    msg.error("the Postern mail system is already running");
+    return 1;
+  }
+  const report = checkInstance(dir);
+  for (const p of report.problems) msg.error(p);
+  if (report.problems.length > 0) return 1;
+  say("starting the Postern mail system");
+  const errPath = join(cfg.get("data_directory"), "master.stderr");
+  mkdirSync(cfg.get("data_directory"), { recursive: true, mode: 0o700 });
+  const errFd = openSync(errPath, "w", 0o600);
+  const child = spawn(process.execPath, [daemonModule("master"), "-c", dir, "-w"], {
+    detached: true,
+    stdio: ["ignore", "ignore", errFd, "pipe"],
+  });
+  closeSync(errFd);
+  const ok = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), START_TIMEOUT_MS);
+    child.stdio[3]?.on("data", () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    child.on("exit", () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+  });
+  if (ok) {
+    child.unref();
+    (child.stdio[3] as { destroy?: () => void } | null)?.destroy?.();
+    return 0;
+  }
+  child.kill("SIGKILL");
+  process.stderr.write(readFileSync(errPath, "utf8"));
+  msg.error("the Postern mail system did not start");
+  return 1;
+}
+
+/** Runs master in the foreground, passing signals on; returns its exit status. */
+function startForeground(dir: string): Promise<number> {
+  const child = spawn(process.execPath, [daemonModule("master"), "-c", dir], { stdio: "inherit" });
+  for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"] as const)
+    process.on(sig, () => child.kill(sig));
+  return new Promise((resolve) =>
+    child.on("exit", (code, signal) => resolve(code ?? (signal !== null ? 1 : 0))),
+  );
+}
+
+/** Sends a signal to master and, for stop/abort, waits until it is gone. */
+async function signalMaster(cfg: Config, sig: NodeJS.Signals, wait: boolean): Promise<number> {
+  const pid = masterPid(cfg);
+  if (pid === null) {
+    msg.error("the Postern mail system is not running");
+    return 1;
+  }
+  process.kill(pid, sig);
+  if (!wait) return 0;
+  const deadline = Date.now() + (cfg.time("postern_stop_grace_time") + 15) * 1000;
+  while (masterPid(cfg) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (masterPid(cfg) === null) return 0;
+  msg.error(`master pid ${pid} did not stop`);
+  return 1;
+}
+
+/** Runs the check command. */
+function check(dir: string): number {
+  const r = checkInstance(dir);
+  for (const w of r.warnings) msg.warn(w);
+  for (const p of r.problems) msg.error(p);
+  return r.problems.length > 0 ? 1 : 0;
+}
+
+/** Runs one postern command. */
+async function run(argv: string[]): Promise<number> {
+  const r = getopt(argv, "c:v");
+  if (!r.ok) return msg.fatal(`${r.error}\n${USAGE}`);
+  const [cmd, ...rest] = r.args;
+  const embedded = rest.includes("--embedded");
+  const dirFlag = r.opts.find(([k]) => k === "c")?.[1];
+  const dir = embedded && dirFlag === undefined ? makeEmbeddedInstance("var") : configDirectory(dirFlag);
+  switch (cmd) {
+    case "start":
+      return start(dir);
+    case "start-fg":
+      return startForeground(dir);
+    case "stop":
+      say("stopping the Postern mail system");
+      return signalMaster(config(dir), "SIGTERM", true);
+    case "abort":
+      say("aborting the Postern mail system");
+      return signalMaster(config(dir), "SIGINT", true);
+    case "reload":
+      say("refreshing the Postern mail system");
+      return signalMaster(config(dir), "SIGHUP", false);
+    case "status": {
+      const pid = masterPid(config(dir));
+      say(
+        pid !== null
+          ? `the Postern mail system is running: PID: ${pid}`
+          : "the Postern mail system is not running",
+      );
+      return pid !== null ? 0 : 1;
+    }
+    case "check":
+      return check(dir);
+    case "flush": {
+      const err = await sendTrigger(
+        config(dir).get("queue_directory"),
+        "public",
+        "qmgr",
+        QMGR_FLUSH_DEAD + QMGR_SCAN_ALL,
+      );
+      if (err !== null) msg.error(`cannot reach the queue manager: ${err}`);
+      return err === null ? 0 : 1;
+    }
+    default:
+      return msg.fatal(USAGE);
+  }
+}
+
+msgInit({ tag: "postern" });
+process.exitCode = await run(process.argv.slice(2));

@@ -1,0 +1,52 @@
+/*
+ * daemons - the service programs of a Postfix-style master.cf
+ *
+ * DESCRIPTION
+ *   The command column of master.cf names a program. These are the stock
+ *   Postfix service programs; each is a Postern daemon whose compiled module
+ *   is dist/src/<name>/<name>.js (daemonModule). A name here whose module
+ *   this build does not have yet is reported by "postern check" and logged
+ *   by master instead of being run.
+ */
+import { existsSync } from "node:fs";
+import { daemonModule } from "./install-paths.js";
+
+export const POSTERN_DAEMONS: readonly string[] = [
+  "anvil",
+  "bounce",
+  "cleanup",
+  "discard",
+  "dnsblog",
+  "error",
+  "flush",
+  "lmtp",
+  "local",
+  "oqmgr",
+  "pickup",
+  "pipe",
+  "postlogd",
+  "postscreen",
+  "proxymap",
+  "qmgr",
+  "qmqpd",
+  "scache",
+  "showq",
+  "smtp",
+  "smtpd",
+  "spawn",
+  "tlsmgr",
+  "tlsproxy",
+  "trivial-rewrite",
+  "verify",
+  "virtual",
+];
+
+/** True for a stock service program name. */
+export function isPosternDaemon(command: string): boolean {
+  return POSTERN_DAEMONS.includes(command);
+}
+
+/** True when this build has the daemon's module. */
+export function daemonAvailable(command: string): boolean {
+  return existsSync(daemonModule(command));
+}

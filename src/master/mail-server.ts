@@ -1,0 +1,249 @@
+/*
+ * mail-server - the skeleton every Postern daemon is built on
+ *
+ * SYNOPSIS
+ *   import { multiServer, singleServer, triggerServer } from "../master/mail-server.js";
+ *   multiServer({ name: "smtpd", onStart(ctx) {...}, async onConnection(sock, ctx) {...} });
+ *
+ * DESCRIPTION
+ *   A daemon is a child of master. It reads its configuration (main.cf from
+ *   $MAIL_CONFIG plus the master.cf -o overrides that master passes as
+ *   arguments), logs through master (records on standard error), tells
+ *   master it is ready and how many clients it takes at once, and then
+ *   serves what master hands it:
+ *     singleServer   one client at a time (a delivery agent's style)
+ *     multiServer    many clients at once (postern_process_client_limit)
+ *     triggerServer  wakeup triggers: a few bytes per connection, or a timer
+ *   After each client it tells master "done". When master says "retire", or
+ *   when master goes away, the process takes no more work and exits once
+ *   the current work is finished (bounded by a grace period). A request that
+ *   runs longer than daemon_timeout is a fatal error (watchdog).
+ *
+ *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
+ */
+import type { Socket } from "node:net";
+import { getopt } from "../util/getopt.js";
+import { msg, msgInit } from "../util/msg.js";
+import { RecordSink } from "../util/msg-sinks.js";
+import { Config, ConfigError } from "../global/config.js";
+import { configDirectory } from "../global/install-paths.js";
+import { splitNameValue } from "../global/main-cf.js";
+import type { ServiceType } from "../global/master-cf.js";
+import { parseMasterMessage, type ChildMessage } from "./master-proto.js";
+
+export interface ServerContext {
+  config: Config;
+  /** The master.cf service name. */
+  service: string;
+  type: ServiceType;
+  /** The daemon's own name (the master.cf command). */
+  name: string;
+  /** The master.cf arguments that are not options (e.g. a pipe transport's flags=... argv=...). */
+  args: string[];
+}
+
+interface CommonOptions {
+  name: string;
+  /** Called once before the first client; may read configuration and open tables. */
+  onStart?: (ctx: ServerContext) => void | Promise<void>;
+}
+
+export interface ConnectionServerOptions extends CommonOptions {
+  /** Serves one client; the returned promise settles when the daemon is done with it. */
+  onConnection: (socket: Socket, ctx: ServerContext) => void | Promise<void>;
+}
+
+export interface TriggerServerOptions extends CommonOptions {
+  onTrigger: (data: Buffer, ctx: ServerContext) => void | Promise<void>;
+}
+
+const TRIGGER_MAX = 1024;
+const RETIRE_GRACE_MS = 30_000;
+
+/** Parses master's arguments into the context. */
+function parseArgs(name: string, argv: string[]): ServerContext {
+  const r = getopt(argv, "n:t:o:ucvs");
+  if (!r.ok) return msg.fatal(`${name}: ${r.error}`);
+  let service = name;
+  let type: ServiceType = "unix";
+  const overrides: Array<[string, string]> = [];
+  for (const [k, v] of r.opts) {
+    if (k === "n") service = v;
+    else if (k === "t") type = v as ServiceType;
+    else if (k === "o") {
+      const nv = splitNameValue(v);
+      if ("error" in nv) return msg.fatal(`-o ${v}: ${nv.error}`);
+      overrides.push([nv.name, nv.value]);
+    }
+  }
+  const base = Config.load(configDirectory(undefined));
+  const config = base.withOverrides(overrides, `${base.masterPath}: service ${service}/${type}`);
+  config.setRuntime("process_name", name);
+  config.setRuntime("service_name", service);
+  return { config, service, type, name, args: r.args };
+}
+
+/** Checks the configuration the daemon reads; a broken file stops it with a clear message. */
+function checkConfig(ctx: ServerContext): void {
+  const problems = ctx.config.main.problems;
+  const first = problems[0];
+  if (first !== undefined) msg.fatal(`${first.file}, line ${first.line}: ${first.text}`);
+  try {
+    msgInit({ tag: `${ctx.config.get("syslog_name")}/${ctx.name}` });
+  } catch (err) {
+    if (err instanceof ConfigError) msg.fatal(err.message);
+    throw err;
+  }
+}
+
+/** Sends a status message to master, if it is still there. */
+function tell(m: ChildMessage): void {
+  if (process.connected) process.send?.(m);
+}
+
+/** The run-time state shared by the three skeleton styles. */
+class Skeleton {
+  readonly ctx: ServerContext;
+  #active = 0;
+  #retiring = false;
+  #watchdogMs: number;
+
+  constructor(ctx: ServerContext) {
+    this.ctx = ctx;
+    this.#watchdogMs = ctx.config.time("daemon_timeout") * 1000;
+  }
+
+  /** Runs one unit of work with the watchdog; reports done to master afterwards. */
+  async run(what: string, work: () => void | Promise<void>): Promise<void> {
+    this.#active++;
+    const dog = setTimeout(
+      () => msg.fatal(`watchdog timeout: ${what} took longer than daemon_timeout`),
+      this.#watchdogMs,
+    );
+    try {
+      await work();
+    } catch (err) {
+      msg.warn(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      clearTimeout(dog);
+      this.#active--;
+      tell({ t: "done" });
+      this.#maybeExit();
+    }
+  }
+
+  /** Stops taking work; exits when idle, or after the grace period. */
+  retire(why: string): void {
+    if (this.#retiring) return;
+    this.#retiring = true;
+    msg.debug(`retiring: ${why}`);
+    setTimeout(() => process.exit(0), RETIRE_GRACE_MS).unref();
+    this.#maybeExit();
+  }
+
+  /** Exits when retiring and no work is left. */
+  #maybeExit(): void {
+    if (this.#retiring && this.#active === 0) process.exit(0);
+  }
+}
+
+/** Common start-up: arguments, logging, configuration, master's messages. */
+async function start(
+  opts: CommonOptions,
+  capacity: (ctx: ServerContext) => number,
+  handlers: {
+    conn: (sk: Skeleton, socket: Socket) => void;
+    trigger: (sk: Skeleton, data: Buffer) => void;
+  },
+): Promise<void> {
+  if (process.send === undefined) {
+    process.stderr.write(`${opts.name}: this program is a Postern daemon and is run by master\n`);
+    process.exit(1);
+  }
+  msgInit({ tag: `postern/${opts.name}`, sink: new RecordSink() });
+  const ctx = parseArgs(opts.name, process.argv.slice(2));
+  checkConfig(ctx);
+  let sk: Skeleton;
+  try {
+    sk = new Skeleton(ctx);
+  } catch (err) {
+    return msg.fatal(err instanceof Error ? err.message : String(err));
+  }
+  await opts.onStart?.(ctx);
+  process.on("message", (raw: unknown, handle: unknown) => {
+    const m = parseMasterMessage(raw);
+    if (m === null) return msg.warn("ignoring a malformed message from master");
+    if (m.t === "retire") sk.retire("master asked");
+    else if (m.t === "trigger") handlers.trigger(sk, Buffer.from(m.data, "latin1"));
+    else if (isSocket(handle)) handlers.conn(sk, handle);
+  });
+  process.on("disconnect", () => sk.retire("master went away"));
+  process.on("SIGINT", () => undefined);
+  process.on("SIGHUP", () => undefined);
+  tell({ t: "ready", capacity: capacity(ctx) });
+}
+
+/** True for a net.Socket handle passed by master. */
+function isSocket(h: unknown): h is Socket {
+  return (
+    typeof h === "object" &&
+    h !== null &&
+    typeof (h as Socket).resume === "function" &&
+    typeof (h as Socket).destroy === "function"
+  );
+}
+
+/** Serves one connection with the daemon's callback. */
+function serveConnection(opts: ConnectionServerOptions): (sk: Skeleton, socket: Socket) => void {
+  return (sk, socket) => {
+    socket.on("error", (err) => msg.debug(`client connection: ${err.message}`));
+    void sk.run("client", async () => {
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      socket.resume();
+      await opts.onConnection(socket, sk.ctx);
+      if (!socket.destroyed) socket.end();
+      await closed;
+    });
+  };
+}
+
+/** A daemon that serves one client at a time. */
+export function singleServer(opts: ConnectionServerOptions): Promise<void> {
+  return start(opts, () => 1, { conn: serveConnection(opts), trigger: () => msg.warn("unexpected trigger") });
+}
+
+/** A daemon that serves many clients at once. */
+export function multiServer(opts: ConnectionServerOptions): Promise<void> {
+  return start(opts, (ctx) => ctx.config.int("postern_process_client_limit"), {
+    conn: serveConnection(opts),
+    trigger: () => msg.warn("unexpected trigger"),
+  });
+}
+
+/** Reads a trigger connection: up to TRIGGER_MAX bytes until the client closes. */
+function readTrigger(socket: Socket): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (): void => resolve(Buffer.concat(chunks).subarray(0, TRIGGER_MAX));
+    socket.setTimeout(10_000, () => socket.destroy());
+    socket.on("data", (d: Buffer) => {
+      size += d.length;
+      if (size <= TRIGGER_MAX) chunks.push(d);
+      else socket.destroy();
+    });
+    socket.on("close", finish);
+    socket.resume();
+  });
+}
+
+/** A daemon that acts on wakeup triggers (qmgr, pickup, flush). */
+export function triggerServer(opts: TriggerServerOptions): Promise<void> {
+  return start(opts, () => 1, {
+    conn: (sk, socket) => {
+      socket.on("error", () => undefined);
+      void sk.run("trigger", async () => opts.onTrigger(await readTrigger(socket), sk.ctx));
+    },
+    trigger: (sk, data) => void sk.run("trigger", () => opts.onTrigger(data, sk.ctx)),
+  });
+}

@@ -1,0 +1,353 @@
+/*
+ * master-service - one master.cf service: its listeners and its processes
+ *
+ * DESCRIPTION
+ *   master accepts each connection itself (the listener is paused, so it
+ *   reads nothing) and hands the socket to a child that has room. Children
+ *   are started on demand, when work waits and no child has room, up to the
+ *   service's limit: maxproc bounds the clients served at once; a child
+ *   takes as many as the capacity it announced (1 for one-client daemons).
+ *   A child is retired after max_use connections and after max_idle
+ *   without work (long-lived services with a wakeup timer keep running).
+ *   A child that dies before it served anyone means the command is broken:
+ *   the service is throttled for service_throttle_time. When all processes
+ *   are busy, master warns and starts new ones with stress=yes for a while.
+ *   Programs that are not Postern daemons run once per connection with the
+ *   socket as standard input and output.
+ */
+import { fork, spawn, type ChildProcess } from "node:child_process";
+import type { Server, Socket } from "node:net";
+import { msg, type MsgSink } from "../util/msg.js";
+import { relayChildLog } from "../util/msg-relay.js";
+import type { Config } from "../global/config.js";
+import { endpoints, listen } from "./master-listen.js";
+import { parseChildMessage } from "./master-proto.js";
+import type { ServiceSpec } from "./master-spec.js";
+
+export interface MasterEnv {
+  cfg: Config;
+  owner: { uid: number; gid: number } | null;
+  sink: MsgSink;
+  /** execArgv for chroot=y services (the permission-model jail). */
+  jailArgs: string[];
+  env: NodeJS.ProcessEnv;
+  /** Hands a connection to a pass service; false when there is none. */
+  passTo: (service: string, socket: Socket) => boolean;
+}
+
+interface Child {
+  proc: ChildProcess;
+  pid: number;
+  ready: boolean;
+  capacity: number;
+  active: number;
+  handed: number;
+  served: number;
+  idleSince: number;
+  retiring: boolean;
+}
+
+const PENDING_MAX = 1000;
+const STRESS_HOLD_MS = 60_000;
+
+export class Service {
+  spec: ServiceSpec;
+  #env: MasterEnv;
+  #servers: Server[] = [];
+  #children = new Set<Child>();
+  #pending: Socket[] = [];
+  #triggers = new Set<string>();
+  #throttledUntil = 0;
+  #stressUntil = 0;
+  #used = false;
+  #stopped = false;
+  #timers: NodeJS.Timeout[] = [];
+  #external = 0;
+
+  constructor(spec: ServiceSpec, env: MasterEnv) {
+    this.spec = spec;
+    this.#env = env;
+  }
+
+  /** Binds the listeners and starts the wakeup timer; returns an error text on failure. */
+  async start(): Promise<string | null> {
+    const eps = endpoints(this.spec, this.#env.cfg);
+    if ("error" in eps) return `${this.spec.key}: ${eps.error}`;
+    for (const ep of eps) {
+      const s = await listen(ep, (sock) => this.accept(sock), this.#env.owner);
+      if (typeof s === "string") {
+        this.#closeServers();
+        return `${this.spec.key}: ${s}`;
+      }
+      this.#servers.push(s);
+    }
+    if (this.spec.exec.kind === "unavailable")
+      msg.warn(`service ${this.spec.key}: ${this.spec.exec.why}; its clients will wait`);
+    this.#startWakeup();
+    this.#timers.push(setInterval(() => this.#retireIdle(), 1000));
+    return null;
+  }
+
+  /** Takes a client connection (from a listener or passed by another service). */
+  accept(sock: Socket): void {
+    sock.on("error", () => undefined);
+    if (this.#stopped || this.#pending.length >= PENDING_MAX) {
+      if (this.#pending.length >= PENDING_MAX)
+        msg.warn(`service ${this.spec.key}: too many waiting connections; dropping one`);
+      sock.destroy();
+      return;
+    }
+    this.#pending.push(sock);
+    this.#dispatch();
+  }
+
+  /** Delivers a trigger to the service (starting a process when needed). */
+  trigger(data: string): void {
+    if (this.#stopped || this.#triggers.size >= 16) return;
+    this.#triggers.add(data);
+    this.#dispatch();
+  }
+
+  /** Counts processes and busy clients (for status and tests). */
+  stats(): { processes: number; active: number; pending: number } {
+    let active = this.#external;
+    for (const c of this.#children) active += c.active;
+    return { processes: this.#children.size + this.#external, active, pending: this.#pending.length };
+  }
+
+  /** Retires every child: they finish their work and exit; new work starts new ones. */
+  retireAll(): void {
+    for (const c of this.#children) this.#retire(c);
+  }
+
+  /** Stops listening and ends the processes: gracefully up to graceMs, then by force. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#closeServers();
+    for (const s of this.#pending.splice(0)) s.destroy();
+    this.retireAll();
+    const deadline = Date.now() + graceMs;
+    while (this.#children.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.#children) c.proc.kill("SIGKILL");
+    while (this.#children.size > 0) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  /** Closes the listening sockets. */
+  #closeServers(): void {
+    for (const s of this.#servers) s.close();
+    this.#servers = [];
+  }
+
+  /** Starts the wakeup timer; an unconditional one fires at once, as master starts. */
+  #startWakeup(): void {
+    if (this.spec.wakeup <= 0) return;
+    const fire = (): void => {
+      if (!this.spec.conditionalWakeup || this.#used) this.trigger("W");
+    };
+    if (!this.spec.conditionalWakeup) fire();
+    this.#timers.push(setInterval(fire, this.spec.wakeup * 1000));
+  }
+
+  /** Total clients being served. */
+  #activeTotal(): number {
+    return this.stats().active;
+  }
+
+  /** True when the service may take one more client. */
+  #room(): boolean {
+    return this.spec.maxproc === 0 || this.#activeTotal() < this.spec.maxproc;
+  }
+
+  /** Hands waiting work to children with room, starting children as needed. */
+  #dispatch(): void {
+    if (this.#stopped) return;
+    while ((this.#pending.length > 0 || this.#triggers.size > 0) && this.#room()) {
+      if (this.spec.exec.kind === "external" && this.#pending.length > 0) {
+        this.#runExternal(this.#pending.shift() as Socket);
+        continue;
+      }
+      const child = this.#pick();
+      if (child === null) return this.#grow();
+      const data = this.#triggers.values().next();
+      if (!data.done) {
+        this.#triggers.delete(data.value);
+        this.#hand(child, { t: "trigger", data: data.value }, undefined);
+      } else this.#hand(child, { t: "conn" }, this.#pending.shift());
+    }
+    if (this.#pending.length > 0 || this.#triggers.size > 0) this.#overloaded();
+  }
+
+  /** The ready child with the fewest clients that still has room, or null. */
+  #pick(): Child | null {
+    let best: Child | null = null;
+    for (const c of this.#children) {
+      if (!c.ready || c.retiring || c.active >= c.capacity) continue;
+      if (best === null || c.active < best.active) best = c;
+    }
+    return best;
+  }
+
+  /** Sends work to a child and counts it. */
+  #hand(c: Child, m: { t: "conn" } | { t: "trigger"; data: string }, sock: Socket | undefined): void {
+    c.active++;
+    c.handed++;
+    this.#used = true;
+    const failed = (err: Error | null): void => {
+      if (err === null) return;
+      msg.warn(`service ${this.spec.key}: could not hand work to pid ${c.pid}: ${err.message}`);
+      sock?.destroy();
+    };
+    if (sock !== undefined) c.proc.send(m, sock, { keepOpen: false }, failed);
+    else c.proc.send(m, failed);
+    if (this.spec.wakeup <= 0 && c.handed >= this.#env.cfg.int("max_use")) this.#retire(c);
+  }
+
+  /** Starts a new child unless one is starting, the service is throttled, or it is unavailable. */
+  #grow(): void {
+    if (this.spec.exec.kind === "unavailable" || Date.now() < this.#throttledUntil) return;
+    for (const c of this.#children) if (!c.ready) return;
+    this.#spawn();
+  }
+
+  /** Notes that the service is at its limit: warns and turns on stress for new processes. */
+  #overloaded(): void {
+    if (this.spec.maxproc === 0 || this.#room()) return;
+    const now = Date.now();
+    if (this.#stressUntil < now) {
+      msg.warn(
+        `service "${this.spec.key}" has reached its process limit "${this.spec.maxproc}": new clients may experience noticeable delays`,
+      );
+    }
+    if (!this.spec.localOnly && this.spec.maxproc > 1) this.#stressUntil = now + STRESS_HOLD_MS;
+  }
+
+  /** Starts one daemon process. */
+  #spawn(): void {
+    if (this.spec.exec.kind !== "node") return;
+    const stress = Date.now() < this.#stressUntil ? ["-o", "stress=yes"] : [];
+    const proc = fork(this.spec.exec.module, [...this.spec.args, ...stress], {
+      execArgv: this.spec.chroot ? this.#env.jailArgs : [],
+      env: this.#env.env,
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      detached: true,
+      ...(this.#env.owner !== null && this.spec.unpriv
+        ? { uid: this.#env.owner.uid, gid: this.#env.owner.gid }
+        : {}),
+    });
+    if (proc.pid === undefined) {
+      msg.warn(`service ${this.spec.key}: cannot start ${this.spec.exec.module}`);
+      return this.#throttle();
+    }
+    const c: Child = {
+      proc,
+      pid: proc.pid,
+      ready: false,
+      capacity: 1,
+      active: 0,
+      handed: 0,
+      served: 0,
+      idleSince: Date.now(),
+      retiring: false,
+    };
+    this.#children.add(c);
+    if (proc.stderr) relayChildLog(proc.stderr, { tag: this.#tag(), pid: proc.pid }, this.#env.sink);
+    proc.on("message", (raw: unknown, handle: unknown) => this.#onMessage(c, raw, handle));
+    proc.on("error", (err) => msg.warn(`service ${this.spec.key}: pid ${c.pid}: ${err.message}`));
+    proc.on("exit", (code, signal) => this.#onExit(c, code, signal));
+  }
+
+  /** The log tag of this service's processes. */
+  #tag(): string {
+    return `${this.#env.cfg.get("syslog_name")}/${this.spec.entry.command.replace(/\.m?js$/, "")}`;
+  }
+
+  /** Handles a status message from a child. */
+  #onMessage(c: Child, raw: unknown, handle: unknown): void {
+    const m = parseChildMessage(raw);
+    if (m === null)
+      return msg.warn(`service ${this.spec.key}: pid ${c.pid}: malformed status message ignored`);
+    if (m.t === "ready") {
+      c.ready = true;
+      c.capacity = m.capacity;
+    } else if (m.t === "done") {
+      if (c.active > 0) c.active--;
+      c.served++;
+      if (c.active === 0) c.idleSince = Date.now();
+    } else if (m.t === "pass") {
+      const sock = handle as Socket | undefined;
+      if (sock === undefined || typeof sock.destroy !== "function") return;
+      if (!this.#env.passTo(m.service, sock)) sock.destroy();
+    }
+    this.#dispatch();
+  }
+
+  /** Handles a child's exit: logs trouble, throttles a broken command, replaces as needed. */
+  #onExit(c: Child, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#children.delete(c);
+    const how = signal !== null ? `killed by signal ${signal}` : `exit status ${code}`;
+    if (this.#stopped || (c.retiring && code === 0)) return;
+    msg.warn(
+      `process ${this.spec.exec.kind === "node" ? this.spec.exec.module : this.spec.entry.command} pid ${c.pid} ${how}`,
+    );
+    if (c.served === 0 && c.active === 0 && (code !== 0 || !c.ready)) this.#throttle();
+    this.#dispatch();
+  }
+
+  /** Stops starting processes for service_throttle_time. */
+  #throttle(): void {
+    const ms = this.#env.cfg.time("service_throttle_time") * 1000;
+    msg.warn(`${this.spec.key}: bad command startup -- throttling`);
+    this.#throttledUntil = Date.now() + ms;
+    const t = setTimeout(() => this.#dispatch(), ms + 10);
+    t.unref();
+  }
+
+  /** Tells a child to finish its work and exit. */
+  #retire(c: Child): void {
+    if (c.retiring) return;
+    c.retiring = true;
+    if (c.proc.connected) c.proc.send({ t: "retire" });
+    else c.proc.kill("SIGTERM");
+  }
+
+  /** Retires children that have been idle for max_idle (not the long-lived wakeup services). */
+  #retireIdle(): void {
+    if (this.spec.wakeup > 0) return;
+    const limit = this.#env.cfg.time("max_idle") * 1000;
+    const now = Date.now();
+    for (const c of this.#children) {
+      if (c.ready && !c.retiring && c.active === 0 && now - c.idleSince >= limit) this.#retire(c);
+    }
+  }
+
+  /** Runs a non-Postern program for one connection, the socket as its standard input and output. */
+  #runExternal(sock: Socket): void {
+    if (this.spec.exec.kind !== "external") return;
+    this.#external++;
+    this.#used = true;
+    const argv = this.spec.entry.args;
+    const proc = spawn(this.spec.exec.path, argv, {
+      stdio: [sock, sock, "pipe"],
+      env: this.#env.env,
+      ...(this.#env.owner !== null && this.spec.unpriv
+        ? { uid: this.#env.owner.uid, gid: this.#env.owner.gid }
+        : {}),
+    });
+    if (proc.stderr && proc.pid !== undefined)
+      relayChildLog(proc.stderr, { tag: this.#tag(), pid: proc.pid }, this.#env.sink);
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      this.#external--;
+      sock.destroy();
+      this.#dispatch();
+    };
+    proc.on("error", (err) => {
+      msg.warn(`service ${this.spec.key}: ${err.message}`);
+      finish();
+    });
+    proc.on("exit", finish);
+  }
+}

@@ -1,0 +1,266 @@
+/*
+ * master - the resident supervisor of a Postern instance
+ *
+ * SYNOPSIS
+ *   node dist/src/master/master.js [-c config_dir] [-w]
+ *   (started by "postern start" or "postern start-fg", not by hand)
+ *
+ * DESCRIPTION
+ *   master reads main.cf and master.cf, takes the instance lock in
+ *   data_directory, creates the queue tree, binds every listener, and runs
+ *   the services' processes on demand (master-service.ts). It is the single
+ *   writer of the log: children send their log records to it.
+ *   Started as root, it runs each service as mail_owner unless the unpriv
+ *   column says n; chroot=y services run in Node's permission-model jail,
+ *   able to read only Postern's code, the configuration and the queue, and
+ *   to write only the queue, with child processes and native add-ons denied.
+ *   Started as another user, everything runs as that user.
+ *
+ *   Signals: SIGHUP reloads both files (new processes get the new settings,
+ *   busy ones finish their work); SIGTERM stops gracefully (stop accepting,
+ *   let work finish up to postern_stop_grace_time, then end every child);
+ *   SIGINT and SIGQUIT stop at once. With -w, master writes "ready" to file
+ *   descriptor 3 once it serves, so "postern start" knows it is up.
+ */
+import { writeSync, closeSync } from "node:fs";
+import { getopt } from "../util/getopt.js";
+import { msg, msgInit, type MsgSink } from "../util/msg.js";
+import { FileSink, SyslogSink } from "../util/msg-sinks.js";
+import { getUser } from "../util/unix-users.js";
+import { Config, ConfigError } from "../global/config.js";
+import { configDirectory, installRoot } from "../global/install-paths.js";
+import { makeQueueTree } from "../global/queue-dirs.js";
+import { lockInstance, unlockInstance } from "../global/master-pid.js";
+import { endpoints } from "./master-listen.js";
+import { Service, type MasterEnv } from "./master-service.js";
+import { serviceSpec } from "./master-spec.js";
+
+/** The permission-model flag of this Node version (renamed in Node 22). */
+export function permissionFlag(): string {
+  return process.allowedNodeEnvironmentFlags.has("--permission")
+    ? "--permission"
+    : "--experimental-permission";
+}
+
+/** Node options that jail a chroot=y daemon. */
+function jailArgs(cfg: Config): string[] {
+  const q = cfg.get("queue_directory");
+  return [
+    permissionFlag(),
+    `--allow-fs-read=${installRoot()}`,
+    `--allow-fs-read=${cfg.dir}`,
+    `--allow-fs-read=${q}`,
+    `--allow-fs-write=${q}`,
+    "--disable-warning=ExperimentalWarning",
+  ];
+}
+
+/** The environment children get: MAIL_CONFIG plus import_environment. */
+function childEnv(cfg: Config): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { MAIL_CONFIG: cfg.dir };
+  for (const item of cfg.list("import_environment")) {
+    const eq = item.indexOf("=");
+    if (eq > 0) env[item.slice(0, eq)] = item.slice(eq + 1);
+    else if (process.env[item] !== undefined) env[item] = process.env[item];
+  }
+  return env;
+}
+
+/** The log destination: maillog_file, else syslog. */
+function logSink(cfg: Config): MsgSink {
+  const file = cfg.get("maillog_file");
+  if (file !== "")
+    return new FileSink({
+      path: file,
+      mode: Number.parseInt(cfg.get("maillog_file_permissions"), 8) || 0o600,
+    });
+  return new SyslogSink({ facility: cfg.get("syslog_facility") });
+}
+
+/** Loads and checks the configuration; every problem is reported. */
+function loadConfig(dir: string): Config | string[] {
+  try {
+    const cfg = Config.load(dir);
+    if (!cfg.mainExists) return [`open ${cfg.mainPath}: no such file`];
+    const problems = cfg.problems();
+    return problems.length > 0 ? problems : cfg;
+  } catch (err) {
+    if (err instanceof ConfigError) return [err.message];
+    throw err;
+  }
+}
+
+class Master {
+  #cfg: Config;
+  #env: MasterEnv;
+  #services = new Map<string, Service>();
+  #stopping = false;
+
+  constructor(cfg: Config, owner: MasterEnv["owner"], sink: MsgSink) {
+    this.#cfg = cfg;
+    this.#env = {
+      cfg,
+      owner,
+      sink,
+      jailArgs: jailArgs(cfg),
+      env: childEnv(cfg),
+      passTo: (name, sock) => this.#passTo(name, sock),
+    };
+  }
+
+  /** The entries master runs: master.cf minus master_service_disable. */
+  #specs(cfg: Config): ReturnType<typeof serviceSpec>[] {
+    const disabled = new Set(cfg.list("master_service_disable"));
+    return cfg.master.entries
+      .filter(
+        (e) =>
+          !disabled.has(e.service) &&
+          !disabled.has(`${e.service}/${e.type}`) &&
+          !disabled.has(`${e.service}.${e.type}`),
+      )
+      .map((e) => serviceSpec(e, cfg));
+  }
+
+  /** Starts every service; returns the first error. */
+  async start(): Promise<string | null> {
+    for (const spec of this.#specs(this.#cfg)) {
+      const svc = new Service(spec, this.#env);
+      const err = await svc.start();
+      if (err !== null) return err;
+      this.#services.set(spec.key, svc);
+    }
+    return null;
+  }
+
+  /** Finds the pass service for a connection handed over by another service. */
+  #passTo(name: string, sock: Parameters<MasterEnv["passTo"]>[1]): boolean {
+    const svc = this.#services.get(`${name}/pass`);
+    if (svc === undefined) {
+      msg.warn(`no pass service named ${name}`);
+      return false;
+    }
+    svc.accept(sock);
+    return true;
+  }
+
+  /** Re-reads both files: unchanged services get fresh processes, changed ones restart, removed ones stop. */
+  async reload(): Promise<void> {
+    const loaded = loadConfig(this.#cfg.dir);
+    if (Array.isArray(loaded)) {
+      for (const p of loaded) msg.error(p);
+      msg.error("reload refused: the configuration has errors; the running configuration stays");
+      return;
+    }
+    this.#cfg = loaded;
+    Object.assign(this.#env, { cfg: loaded, jailArgs: jailArgs(loaded), env: childEnv(loaded) });
+    const next = new Map(this.#specs(loaded).map((s) => [s.key, s]));
+    for (const [key, svc] of this.#services) {
+      const spec = next.get(key);
+      if (spec !== undefined && sameEndpoints(svc.spec, spec, loaded)) {
+        svc.spec = spec;
+        svc.retireAll();
+        next.delete(key);
+        continue;
+      }
+      this.#services.delete(key);
+      void svc.stop(this.#graceMs());
+    }
+    for (const spec of next.values()) {
+      const svc = new Service(spec, this.#env);
+      const err = await svc.start();
+      if (err !== null) msg.error(`reload: ${err}`);
+      else this.#services.set(spec.key, svc);
+    }
+    msg.info(`reload -- version ${loaded.get("mail_version")}, configuration ${loaded.dir}`);
+  }
+
+  /** The graceful-stop limit in milliseconds. */
+  #graceMs(): number {
+    return this.#cfg.time("postern_stop_grace_time") * 1000;
+  }
+
+  /** Stops every service (gracefully unless abort) and exits. */
+  async stop(signal: string, abort: boolean): Promise<never> {
+    if (this.#stopping) process.exit(1);
+    this.#stopping = true;
+    msg.info(`terminating on signal ${signal}`);
+    await Promise.all([...this.#services.values()].map((s) => s.stop(abort ? 0 : this.#graceMs())));
+    unlockInstance(this.#cfg.get("data_directory"));
+    process.exit(0);
+  }
+}
+
+/** True when two specs of the same service listen on the same endpoints. */
+function sameEndpoints(
+  a: ReturnType<typeof serviceSpec>,
+  b: ReturnType<typeof serviceSpec>,
+  cfg: Config,
+): boolean {
+  if (a.fingerprint === b.fingerprint) return true;
+  return JSON.stringify(endpoints(a, cfg)) === JSON.stringify(endpoints(b, cfg));
+}
+
+/** Works out whose rights the services run with. */
+function privileges(cfg: Config): MasterEnv["owner"] {
+  if (process.getuid?.() !== 0) {
+    msg.warn(
+      `privilege separation is off: master runs as uid ${process.getuid?.()}, and so does every service`,
+    );
+    return null;
+  }
+  const name = cfg.get("mail_owner");
+  const user = getUser(name);
+  if (user === null) {
+    return msg.fatal(
+      `mail_owner: unknown user "${name}"; create the account (e.g. useradd -r -d /var/spool/postern -s /usr/sbin/nologin ${name}) or name an existing one with "postconf -e mail_owner=NAME"`,
+    );
+  }
+  if (user.uid === 0) return msg.fatal(`mail_owner "${name}" has uid 0: it must be an unprivileged account`);
+  return { uid: user.uid, gid: user.gid };
+}
+
+/** Tells "postern start" that master is up. */
+function notifyReady(wait: boolean): void {
+  if (!wait) return;
+  try {
+    writeSync(3, "ready\n");
+    closeSync(3);
+  } catch {
+    /* the starter went away */
+  }
+}
+
+/** The master program. */
+async function main(): Promise<void> {
+  const r = getopt(process.argv.slice(2), "c:wv");
+  if (!r.ok) return msg.fatal(`${r.error}; usage: master [-c config_dir] [-w]`);
+  const dir = configDirectory(r.opts.find(([k]) => k === "c")?.[1]);
+  msgInit({ tag: "postern/master" });
+  const loaded = loadConfig(dir);
+  if (Array.isArray(loaded)) {
+    for (const p of loaded.slice(0, -1)) msg.error(p);
+    return msg.fatal(loaded[loaded.length - 1] ?? "bad configuration");
+  }
+  const cfg = loaded;
+  const owner = privileges(cfg);
+  const lockErr = lockInstance(cfg.get("data_directory"));
+  if (lockErr !== null) return msg.fatal(lockErr);
+  makeQueueTree(cfg.get("queue_directory"), owner);
+  const sink = logSink(cfg);
+  const master = new Master(cfg, owner, sink);
+  const err = await master.start();
+  if (err !== null) {
+    unlockInstance(cfg.get("data_directory"));
+    return msg.fatal(err);
+  }
+  msgInit({ tag: `${cfg.get("syslog_name")}/master`, sink });
+  msg.info(`daemon started -- version ${cfg.get("mail_version")}, configuration ${cfg.dir}`);
+  process.on("SIGHUP", () => void master.reload());
+  process.on("SIGTERM", () => void master.stop("15", false));
+  process.on("SIGINT", () => void master.stop("2", true));
+  process.on("SIGQUIT", () => void master.stop("3", true));
+  process.on("SIGPIPE", () => undefined);
+  notifyReady(r.opts.some(([k]) => k === "w"));
+}
+
+await main();
