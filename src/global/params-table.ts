@@ -252,6 +252,13 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   p("relocated_maps", "list", "", "tables of users who have moved"),
   p("transport_maps", "list", "", "tables that choose the transport and next hop per destination"),
   p("lmdb_map_size", "long", "16777216", "the initial size of an lmdb table", { min: 1 }),
+  p(
+    "default_database_type",
+    "str",
+    "hash",
+    "the table type that postmap, postalias and newaliases use when a name has no type",
+  ),
+  p("proxymap_service", "str", "proxymap", "the name of the read-only table lookup service (proxy: tables)"),
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */

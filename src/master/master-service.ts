@@ -20,6 +20,7 @@ import type { Server, Socket } from "node:net";
 import { msg, type MsgSink } from "../util/msg.js";
 import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
+import { entryOverrides } from "../global/master-cf.js";
 import { endpoints, listen } from "./master-listen.js";
 import { parseChildMessage } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
@@ -63,10 +64,23 @@ export class Service {
   #stopped = false;
   #timers: NodeJS.Timeout[] = [];
   #external = 0;
+  #cfgCache: { base: Config; spec: ServiceSpec; cfg: Config } | null = null;
 
   constructor(spec: ServiceSpec, env: MasterEnv) {
     this.spec = spec;
     this.#env = env;
+  }
+
+  /** The configuration as this service sees it: main.cf plus its -o overrides (max_use, max_idle, ...). */
+  #cfg(): Config {
+    const c = this.#cfgCache;
+    if (c !== null && c.base === this.#env.cfg && c.spec === this.spec) return c.cfg;
+    const cfg = this.#env.cfg.withOverrides(
+      entryOverrides(this.spec.entry),
+      `${this.spec.entry.file}, line ${this.spec.entry.first}`,
+    );
+    this.#cfgCache = { base: this.#env.cfg, spec: this.spec, cfg };
+    return cfg;
   }
 
   /** Binds the listeners and starts the wakeup timer; returns an error text on failure. */
@@ -200,7 +214,7 @@ export class Service {
     };
     if (sock !== undefined) c.proc.send(m, sock, { keepOpen: false }, failed);
     else c.proc.send(m, failed);
-    if (this.spec.wakeup <= 0 && c.handed >= this.#env.cfg.int("max_use")) this.#retire(c);
+    if (this.spec.wakeup <= 0 && c.handed >= this.#cfg().int("max_use")) this.#retire(c);
   }
 
   /** Starts a new child unless one is starting, the service is throttled, or it is unavailable. */
@@ -226,7 +240,8 @@ export class Service {
   #spawn(): void {
     if (this.spec.exec.kind !== "node") return;
     const stress = Date.now() < this.#stressUntil ? ["-o", "stress=yes"] : [];
-    const proc = fork(this.spec.exec.module, [...this.spec.args, ...stress], {
+    const args = ["-n", this.spec.entry.service, "-t", this.spec.type, ...stress, ...this.spec.args];
+    const proc = fork(this.spec.exec.module, args, {
       execArgv: this.spec.chroot ? this.#env.jailArgs : [],
       env: this.#env.env,
       stdio: ["ignore", "ignore", "pipe", "ipc"],
@@ -259,7 +274,7 @@ export class Service {
 
   /** The log tag of this service's processes. */
   #tag(): string {
-    return `${this.#env.cfg.get("syslog_name")}/${this.spec.entry.command.replace(/\.m?js$/, "")}`;
+    return `${this.#cfg().get("syslog_name")}/${this.spec.entry.command.replace(/\.m?js$/, "")}`;
   }
 
   /** Handles a status message from a child. */
@@ -296,7 +311,7 @@ export class Service {
 
   /** Stops starting processes for service_throttle_time. */
   #throttle(): void {
-    const ms = this.#env.cfg.time("service_throttle_time") * 1000;
+    const ms = this.#cfg().time("service_throttle_time") * 1000;
     msg.warn(`${this.spec.key}: bad command startup -- throttling`);
     this.#throttledUntil = Date.now() + ms;
     const t = setTimeout(() => this.#dispatch(), ms + 10);
@@ -314,7 +329,7 @@ export class Service {
   /** Retires children that have been idle for max_idle (not the long-lived wakeup services). */
   #retireIdle(): void {
     if (this.spec.wakeup > 0) return;
-    const limit = this.#env.cfg.time("max_idle") * 1000;
+    const limit = this.#cfg().time("max_idle") * 1000;
     const now = Date.now();
     for (const c of this.#children) {
       if (c.ready && !c.retiring && c.active === 0 && now - c.idleSince >= limit) this.#retire(c);
@@ -326,8 +341,7 @@ export class Service {
     if (this.spec.exec.kind !== "external") return;
     this.#external++;
     this.#used = true;
-    const argv = this.spec.entry.args;
-    const proc = spawn(this.spec.exec.path, argv, {
+    const proc = spawn(this.spec.exec.path, this.spec.args, {
       stdio: [sock, sock, "pipe"],
       env: this.#env.env,
       ...(this.#env.owner !== null && this.spec.unpriv

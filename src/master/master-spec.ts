@@ -13,8 +13,9 @@
  *       skeleton, found in daemon_directory (sites can add their own);
  *     - anything else is a program in daemon_directory, run once per
  *       connection with the client socket as standard input and output.
- *   The daemon's arguments are Postfix's: -n service -t type, then the
- *   master.cf arguments (-o overrides included).
+ *   A daemon's arguments are Postfix's: -n service -t type, master's own
+ *   -o stress=yes when it applies, then the master.cf arguments (-o
+ *   overrides included; a service's own -o wins over master's).
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
@@ -83,7 +84,7 @@ export function serviceSpec(e: MasterEntry, cfg: Config): ServiceSpec {
     conditionalWakeup: wakeupText.endsWith("?"),
     maxproc,
     exec: resolveExec(e.command, cfg),
-    args: ["-n", e.service, "-t", e.type, ...e.args],
+    args: e.args,
     localOnly: e.type !== "inet" || loopback,
     fingerprint: JSON.stringify([
       e.service,

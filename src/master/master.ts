@@ -24,7 +24,7 @@
  */
 import { writeSync, closeSync } from "node:fs";
 import { getopt } from "../util/getopt.js";
-import { msg, msgInit, type MsgSink } from "../util/msg.js";
+import { StderrSink, msg, msgInit, type MsgSink } from "../util/msg.js";
 import { FileSink, SyslogSink } from "../util/msg-sinks.js";
 import { getUser } from "../util/unix-users.js";
 import { Config, ConfigError } from "../global/config.js";
@@ -75,6 +75,14 @@ function logSink(cfg: Config): MsgSink {
       mode: Number.parseInt(cfg.get("maillog_file_permissions"), 8) || 0o600,
     });
   return new SyslogSink({ facility: cfg.get("syslog_facility") });
+}
+
+/** A sink that writes to several sinks (start-up problems go to the starter and to the log). */
+function teeSink(sinks: MsgSink[]): MsgSink {
+  return {
+    write: (level, tag, pid, text) => sinks.forEach((s) => s.write(level, tag, pid, text)),
+    flush: () => sinks.forEach((s) => s.flush?.()),
+  };
 }
 
 /** Loads and checks the configuration; every problem is reported. */
@@ -242,18 +250,20 @@ async function main(): Promise<void> {
     return msg.fatal(loaded[loaded.length - 1] ?? "bad configuration");
   }
   const cfg = loaded;
+  const sink = logSink(cfg);
+  const tag = `${cfg.get("syslog_name")}/master`;
+  msgInit({ tag, sink: teeSink([new StderrSink(), sink]) });
   const owner = privileges(cfg);
   const lockErr = lockInstance(cfg.get("data_directory"));
   if (lockErr !== null) return msg.fatal(lockErr);
   makeQueueTree(cfg.get("queue_directory"), owner);
-  const sink = logSink(cfg);
   const master = new Master(cfg, owner, sink);
   const err = await master.start();
   if (err !== null) {
     unlockInstance(cfg.get("data_directory"));
     return msg.fatal(err);
   }
-  msgInit({ tag: `${cfg.get("syslog_name")}/master`, sink });
+  msgInit({ tag, sink });
   msg.info(`daemon started -- version ${cfg.get("mail_version")}, configuration ${cfg.dir}`);
   process.on("SIGHUP", () => void master.reload());
   process.on("SIGTERM", () => void master.stop("15", false));

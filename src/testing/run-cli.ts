@@ -15,17 +15,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs bin/<tool> with arguments, optional environment additions and standard input. */
+/** Runs bin/<tool> with arguments, optional environment additions, standard input and user. */
 export function runCli(
   tool: string,
   args: string[],
-  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
+  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(installRoot(), "bin", tool), ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
       timeout: opts.timeoutMs ?? 30_000,
+      ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
     });
     let stdout = "";
     let stderr = "";

@@ -1,0 +1,43 @@
+/*
+ * master-proto.test - master's checks on what children say
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { parseChildMessage, parseMasterMessage } from "./master-proto.js";
+
+test("valid child messages pass, with their fields", () => {
+  assert.deepEqual(parseChildMessage({ t: "ready", capacity: 50 }), { t: "ready", capacity: 50 });
+  assert.deepEqual(parseChildMessage({ t: "done", extra: 1 }), { t: "done" });
+  assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd" }), { t: "pass", service: "smtpd" });
+});
+
+test("malformed child messages are refused", () => {
+  for (const m of [
+    null,
+    1,
+    "done",
+    [],
+    { t: "ready" },
+    { t: "ready", capacity: 0 },
+    { t: "ready", capacity: 1.5 },
+    { t: "ready", capacity: 1e9 },
+    { t: "pass", service: "../x" },
+    { t: "pass", service: "a".repeat(200) },
+    { t: "exit" },
+  ]) {
+    assert.equal(parseChildMessage(m), null, JSON.stringify(m));
+  }
+});
+
+test("fuzz: no value makes the checks throw, and only well-formed messages pass", () => {
+  fc.assert(
+    fc.property(fc.anything(), (m) => {
+      const r = parseChildMessage(m);
+      if (r !== null) assert.ok(["ready", "done", "pass"].includes(r.t));
+      const q = parseMasterMessage(m);
+      if (q !== null) assert.ok(["conn", "trigger", "retire"].includes(q.t));
+    }),
+    { numRuns: 2000 },
+  );
+});

@@ -1,0 +1,194 @@
+/*
+ * instance - a throw-away Postern instance for end-to-end tests
+ *
+ * SYNOPSIS
+ *   const inst = makeInstance({ main: "max_idle = 2s\n", master: "..." });
+ *   await inst.start(); ... await inst.stop(); inst.cleanup();
+ *
+ * DESCRIPTION
+ *   Makes a temporary directory with etc/ (main.cf, master.cf), spool/ and
+ *   lib/, logging to a file, with daemon_directory pointing at the compiled
+ *   test daemons. The directory is world-readable so that services running
+ *   as mail_owner can read their configuration. Helpers talk to services
+ *   over real sockets and wait for log lines.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { installRoot } from "../global/install-paths.js";
+import { runCli, type CliResult } from "./run-cli.js";
+
+export interface Instance {
+  dir: string;
+  etc: string;
+  spool: string;
+  lib: string;
+  maillog: string;
+  start(): Promise<CliResult>;
+  stop(): Promise<CliResult>;
+  postern(...args: string[]): Promise<CliResult>;
+  writeMaster(text: string): void;
+  log(): string;
+  waitLog(re: RegExp, timeoutMs?: number): Promise<string>;
+  cleanup(): void;
+}
+
+/** Creates an instance; extra main.cf text is appended to the defaults. */
+export function makeInstance(opts: { main?: string; master: string }): Instance {
+  const dir = mkdtempSync(join(tmpdir(), "postern-e2e-"));
+  chmodSync(dir, 0o755);
+  const etc = join(dir, "etc");
+  const spool = join(dir, "spool");
+  const lib = join(dir, "lib");
+  const maillog = join(dir, "maillog");
+  mkdirSync(etc);
+  const main = [
+    "compatibility_level = 3.6",
+    `queue_directory = ${spool}`,
+    `data_directory = ${lib}`,
+    `maillog_file = ${maillog}`,
+    `daemon_directory = ${join(installRoot(), "dist", "src", "testing")}`,
+    "mail_owner = nobody",
+    "inet_interfaces = 127.0.0.1",
+    "inet_protocols = ipv4",
+    opts.main ?? "",
+  ].join("\n");
+  writeFileSync(join(etc, "main.cf"), main + "\n");
+  writeFileSync(join(etc, "master.cf"), opts.master);
+  const postern = (...args: string[]): Promise<CliResult> => runCli("postern", ["-c", etc, ...args]);
+  const log = (): string => {
+    try {
+      return readFileSync(maillog, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  return {
+    dir,
+    etc,
+    spool,
+    lib,
+    maillog,
+    start: () => postern("start"),
+    stop: () => postern("stop"),
+    postern,
+    writeMaster: (text) => writeFileSync(join(etc, "master.cf"), text),
+    log,
+    waitLog: async (re, timeoutMs = 10_000) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const m = re.exec(log());
+        if (m) return m[0];
+        if (Date.now() > deadline) throw new Error(`log line ${re} did not appear; log:\n${log()}`);
+        await sleep(50);
+      }
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Waits a while. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A line-oriented client for test services. */
+export class LineClient {
+  #sock: Socket;
+  #buf = "";
+  #waiters: Array<() => void> = [];
+  closed = false;
+
+  constructor(sock: Socket) {
+    this.#sock = sock;
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      this.#buf += d;
+      this.#wake();
+    });
+    sock.on("close", () => {
+      this.closed = true;
+      this.#wake();
+    });
+    sock.on("error", () => undefined);
+  }
+
+  /** Connects to a TCP port on 127.0.0.1 or to a Unix socket path. */
+  static connect(target: number | string): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const sock = typeof target === "number" ? connect(target, "127.0.0.1") : connect({ path: target });
+      sock.once("connect", () => resolve(new LineClient(sock)));
+      sock.once("error", reject);
+    });
+  }
+
+  /** Wakes everyone waiting for input. */
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Reads one line (without CRLF); rejects on close or timeout. */
+  async line(timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const nl = this.#buf.indexOf("\n");
+      if (nl >= 0) {
+        const l = this.#buf.slice(0, nl).replace(/\r$/, "");
+        this.#buf = this.#buf.slice(nl + 1);
+        return l;
+      }
+      if (this.closed) throw new Error("connection closed");
+      if (Date.now() > deadline) throw new Error("timed out waiting for a line");
+      await new Promise<void>((r) => {
+        this.#waiters.push(r);
+        setTimeout(r, 100);
+      });
+    }
+  }
+
+  /** Sends a line. */
+  send(text: string): void {
+    this.#sock.write(`${text}\r\n`);
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#sock.destroy();
+  }
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      const port = typeof a === "object" && a !== null ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Pids of live processes whose environment names this configuration directory. */
+export function processesOf(etc: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const env = readFileSync(`/proc/${name}/environ`, "latin1");
+      const cmd = readFileSync(`/proc/${name}/cmdline`, "latin1");
+      if (env.includes(`MAIL_CONFIG=${etc}\0`) || cmd.includes(etc)) out.push(Number(name));
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return out;
+}
+
+/** The real uid of a process, from /proc/PID/status. */
+export function processUid(pid: number): number {
+  const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? -1);
+}

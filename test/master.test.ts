@@ -1,0 +1,280 @@
+/*
+ * master.test - master and the skeletons on real processes and sockets
+ *
+ * DESCRIPTION
+ *   Each test starts a real instance ("postern start"), talks to services
+ *   built on the skeleton (src/testing/test-daemon.ts) over TCP and Unix
+ *   sockets, and checks what an administrator would see: processes started
+ *   on demand, replaced, recycled and retired; a broken service throttled;
+ *   reload adding and removing listeners without dropping a session; stop
+ *   leaving nothing behind; services running as mail_owner; the jail.
+ *   The tests run as root (CI does) so that privilege separation is real.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chownSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  LineClient,
+  freePort,
+  makeInstance,
+  processUid,
+  processesOf,
+  sleep,
+  type Instance,
+} from "../src/testing/instance.js";
+import { getUser } from "../src/util/unix-users.js";
+import { runCli } from "../src/testing/run-cli.js";
+
+/** The pid in a test-daemon greeting. */
+function pidOf(banner: string): number {
+  const m = /pid=(\d+)/.exec(banner);
+  assert.ok(m, `no pid in "${banner}"`);
+  return Number(m[1]);
+}
+
+/** Connects, reads the greeting, says QUIT; returns the greeting. */
+async function greet(target: number | string): Promise<string> {
+  const c = await LineClient.connect(target);
+  const banner = await c.line();
+  c.send("QUIT");
+  c.close();
+  return banner;
+}
+
+/** True while a process exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Starts an instance and registers its stop and cleanup. */
+async function started(
+  t: { after: (fn: () => Promise<void>) => void },
+  main: string,
+  master: string,
+): Promise<Instance> {
+  const inst = makeInstance({ main, master });
+  const r = await inst.start();
+  assert.equal(r.code, 0, `start failed: ${r.stderr}`);
+  t.after(async () => {
+    await inst.postern("abort");
+    inst.cleanup();
+  });
+  return inst;
+}
+
+test("start and stop leave nothing behind; a second start fails cleanly", async (t) => {
+  const port = await freePort();
+  const inst = await started(
+    t,
+    "",
+    `${port} inet n - n - 4 test-daemon.js echo\ntick unix - - n 1 1 test-daemon.js trigger\n`,
+  );
+  assert.equal((await inst.postern("status")).code, 0);
+  assert.match(await greet(port), /^220 pid=/);
+  await inst.waitLog(/trigger: W/);
+  assert.ok(processesOf(inst.etc).length >= 3, "master, the echo and the trigger daemons run");
+  const again = await inst.start();
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /already running/);
+  const stop = await inst.stop();
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.deepEqual(processesOf(inst.etc), [], "no process of the instance is left");
+  assert.equal((await inst.postern("status")).code, 1);
+  await assert.rejects(LineClient.connect(port), /ECONNREFUSED/);
+  assert.match(inst.log(), /daemon started -- version/);
+  assert.match(inst.log(), /terminating on signal 15/);
+});
+
+test("a killed service process is replaced, and the death is logged", async (t) => {
+  const port = await freePort();
+  const inst = await started(t, "", `${port} inet n - n - 4 test-daemon.js echo\n`);
+  const first = pidOf(await greet(port));
+  process.kill(first, "SIGKILL");
+  await inst.waitLog(new RegExp(`pid ${first} killed by signal SIGKILL`));
+  const second = pidOf(await greet(port));
+  assert.notEqual(second, first);
+});
+
+test("max_use recycles a process; max_idle retires an idle one", async (t) => {
+  const [port, once] = [await freePort(), await freePort()];
+  const inst = await started(
+    t,
+    "max_use = 2\nmax_idle = 1s\n",
+    `${port} inet n - n - 1 test-daemon.js single\n${once} inet n - n - 1 test-daemon.js -o max_use=1 single\n`,
+  );
+  assert.notEqual(
+    pidOf(await greet(once)),
+    pidOf(await greet(once)),
+    "a per-service -o max_use=1 is honoured",
+  );
+  const a = pidOf(await greet(port));
+  const b = pidOf(await greet(port));
+  const c = pidOf(await greet(port));
+  assert.equal(a, b, "the same process serves max_use clients");
+  assert.notEqual(b, c, "then it is replaced");
+  await sleep(2500);
+  assert.equal(alive(c), false, "an idle process exits after max_idle");
+  assert.notEqual(pidOf(await greet(port)), c);
+  assert.ok(inst.log().length > 0);
+});
+
+test("a service that crashes at start is throttled and logged", async (t) => {
+  const inst = await started(
+    t,
+    "service_throttle_time = 60s\n",
+    "broken unix - - n - 1 test-daemon.js crash\n",
+  );
+  const c = await LineClient.connect(join(inst.spool, "private", "broken"));
+  await inst.waitLog(/broken\/unix: bad command startup -- throttling/);
+  await sleep(1500);
+  const exits = inst.log().match(/test-daemon\.js pid \d+ exit status 1/g) ?? [];
+  assert.equal(exits.length, 1, "no new attempt while throttled");
+  c.close();
+  assert.equal((await inst.postern("status")).code, 0, "master itself is unharmed");
+});
+
+test("reload adds and removes listeners without dropping a session in progress", async (t) => {
+  const [keep, gone, added] = [await freePort(), await freePort(), await freePort()];
+  const inst = await started(
+    t,
+    "",
+    `${keep} inet n - n - 4 test-daemon.js echo\n${gone} inet n - n - 4 test-daemon.js echo\n`,
+  );
+  const session = await LineClient.connect(keep);
+  await session.line();
+  const oldSession = await LineClient.connect(gone);
+  await oldSession.line();
+  inst.writeMaster(
+    `${keep} inet n - n - 4 test-daemon.js echo\n${added} inet n - n - 4 test-daemon.js echo\n`,
+  );
+  assert.equal((await inst.postern("reload")).code, 0);
+  await inst.waitLog(/reload -- version/);
+  assert.match(await greet(added), /^220 /, "the new listener answers");
+  await assert.rejects(LineClient.connect(gone), /ECONNREFUSED/, "the removed listener is gone");
+  session.send("still there?");
+  assert.equal(await session.line(), "250 still there?", "a session on a kept service goes on");
+  oldSession.send("and here?");
+  assert.equal(await oldSession.line(), "250 and here?", "a session on a removed service may finish");
+  session.close();
+  oldSession.close();
+});
+
+test("wakeup timers trigger the service; a conditional one waits until the service is used", async (t) => {
+  const inst = await started(
+    t,
+    "",
+    "tick unix - - n 1 1 test-daemon.js trigger\nlazy unix - - n 1? 1 test-daemon.js trigger\n",
+  );
+  await inst.waitLog(/(trigger: W[\s\S]*){2}/);
+  const lazyPids = inst.log().match(/postern\/test-daemon\[(\d+)\]/g) ?? [];
+  assert.equal(new Set(lazyPids).size, 1, "only the unconditional service was started");
+});
+
+test("a service at its process limit warns and starts new processes with stress=yes", async (t) => {
+  const port = await freePort();
+  const inst = await started(t, "max_use = 1\n", `${port} inet n - n - 2 test-daemon.js single\n`);
+  const one = await LineClient.connect(port);
+  await one.line();
+  const two = await LineClient.connect(port);
+  assert.match(await two.line(), /stress= /);
+  const three = await LineClient.connect(port);
+  await inst.waitLog(/has reached its process limit "2"/);
+  one.send("QUIT");
+  assert.match(await three.line(), /stress=yes/, "a process started under overload sees stress=yes");
+  two.close();
+  three.close();
+});
+
+test("as root, services run as mail_owner unless unpriv is n", async (t) => {
+  if (process.getuid?.() !== 0) assert.fail("this test needs root: CI runs the suite as root");
+  const nobody = getUser("nobody");
+  assert.ok(nobody, "the nobody account exists");
+  const [p1, p2] = [await freePort(), await freePort()];
+  await started(
+    t,
+    "",
+    `${p1} inet n - n - 2 test-daemon.js echo\n${p2} inet n n n - 2 test-daemon.js echo\n`,
+  );
+  const unpriv = pidOf(await greet(p1));
+  const priv = pidOf(await greet(p2));
+  assert.equal(processUid(unpriv), nobody.uid);
+  assert.equal(processUid(priv), 0);
+});
+
+test("started as an ordinary user, everything runs as that user and one warning says so", async (t) => {
+  const nobody = getUser("nobody");
+  assert.ok(nobody, "the nobody account exists");
+  const port = await freePort();
+  const inst = makeInstance({
+    main: "mail_owner = daemon\n",
+    master: `${port} inet n - n - 2 test-daemon.js echo\n`,
+  });
+  chownSync(inst.dir, nobody.uid, nobody.gid);
+  const as = { uid: nobody.uid, gid: nobody.gid };
+  t.after(async () => {
+    await runCli("postern", ["-c", inst.etc, "abort"], as);
+    inst.cleanup();
+  });
+  const r = await runCli("postern", ["-c", inst.etc, "start"], as);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(processUid(pidOf(await greet(port))), nobody.uid);
+  const warnings = inst.log().match(/privilege separation is off/g) ?? [];
+  assert.equal(warnings.length, 1);
+});
+
+test("an unknown mail_owner stops master with a message that names the fix", async () => {
+  const inst = makeInstance({ main: "mail_owner = no-such-user-postern\n", master: "" });
+  const r = await inst.start();
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /mail_owner: unknown user "no-such-user-postern"; create the account/);
+  inst.cleanup();
+});
+
+test("chroot=y jails the daemon: no reads outside the queue and configuration, no child processes", async (t) => {
+  const inst = await started(
+    t,
+    "",
+    "jail unix - - y - 1 test-daemon.js readfile /etc/passwd\nqjail unix - - y - 1 test-daemon.js readfile QFILE\nfree unix - - n - 1 test-daemon.js readfile /etc/passwd\n".replace(
+      "QFILE",
+      "QFILE",
+    ),
+  );
+  const inQueue = join(inst.spool, "saved", "x");
+  writeFileSync(inQueue, "x");
+  inst.writeMaster(
+    `jail unix - - y - 1 test-daemon.js readfile /etc/passwd\nqjail unix - - y - 1 test-daemon.js readfile ${inQueue}\nfree unix - - n - 1 test-daemon.js readfile /etc/passwd\n`,
+  );
+  await inst.postern("reload");
+  await inst.waitLog(/reload -- version/);
+  const ask = async (svc: string): Promise<string> =>
+    (await LineClient.connect(join(inst.spool, "private", svc))).line();
+  assert.equal(await ask("jail"), "read=denied ERR_ACCESS_DENIED spawn=denied ERR_ACCESS_DENIED");
+  assert.equal(await ask("qjail"), "read=ok spawn=denied ERR_ACCESS_DENIED");
+  assert.equal(await ask("free"), "read=ok spawn=ok");
+});
+
+test("a broken main.cf stops start with every problem listed", async () => {
+  const inst = makeInstance({ main: "max_idle = soon\nmax_use = lots\n", master: "" });
+  const r = await inst.start();
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /line \d+: parameter max_idle: bad value "soon"/);
+  assert.match(r.stderr, /line \d+: parameter max_use: bad value "lots"/);
+  const check = await inst.postern("check");
+  assert.equal(check.code, 1);
+  assert.match(check.stderr, /max_idle/);
+  inst.cleanup();
+});
+
+test("a program that is not a Postern daemon runs per connection, the socket as its input and output", async (t) => {
+  const inst = await started(t, "", "ext unix - - n - 2 /bin/cat\n");
+  const c = await LineClient.connect(join(inst.spool, "private", "ext"));
+  c.send("echo me");
+  assert.equal(await c.line(), "echo me");
+  c.close();
+});
