@@ -169,7 +169,11 @@ async function start(
   } catch (err) {
     return msg.fatal(err instanceof Error ? err.message : String(err));
   }
-  await opts.onStart?.(ctx);
+  try {
+    await opts.onStart?.(ctx);
+  } catch (err) {
+    return msg.fatal(err instanceof Error ? err.message : String(err));
+  }
   process.on("message", (raw: unknown, handle: unknown) => {
     const m = parseMasterMessage(raw);
     if (m === null) return msg.warn("ignoring a malformed message from master");

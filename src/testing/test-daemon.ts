@@ -11,8 +11,8 @@
  *   echo      greets with "220 pid=P uid=U stress=S max_idle=I", then echoes
  *             each line; "SLOW n" waits n ms before it answers; "QUIT" ends
  *   single    as echo, one client at a time
- *   readfile  answers whether it could read the named file and start a
- *             child process (the jail test), then closes
+ *   readfile  answers whether it could read the named file, start a child
+ *             process and load a native add-on (the jail test), then closes
  *   trigger   logs each trigger it receives
  *   crash     exits before it is ready (the throttle test)
  */
@@ -54,7 +54,14 @@ function readfile(sock: Socket, ctx: ServerContext): void {
   } catch (err) {
     child = `denied ${(err as NodeJS.ErrnoException).code ?? "?"}`;
   }
-  sock.end(`read=${read} spawn=${child}\r\n`);
+  let addon = "ok";
+  try {
+    process.dlopen({ exports: {} }, "/nonexistent/postern-test.node");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "?";
+    addon = code === "ERR_DLOPEN_DISABLED" || code === "ERR_ACCESS_DENIED" ? `denied ${code}` : "ok";
+  }
+  sock.end(`read=${read} spawn=${child} addon=${addon}\r\n`);
 }
 
 const mode = process.argv

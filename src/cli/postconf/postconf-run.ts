@@ -30,6 +30,7 @@ import { configDirectory } from "../../global/install-paths.js";
 import { editMainCf, splitNameValue } from "../../global/main-cf.js";
 import { PARAM_TABLE, paramDef } from "../../global/params-table.js";
 import { capabilityList } from "../../global/capabilities.js";
+import { dictTypes } from "../../global/dict.js";
 import {
   PostconfError,
   editMasterFile,
@@ -163,7 +164,16 @@ export async function postconf(argv: string[]): Promise<number> {
   msgInit({ tag: "postconf" });
   const { flags, args } = parseFlags(argv);
   const has = (f: string): boolean => flags.set.has(f);
-  for (const f of ["m", "l", "a", "A"] as const) {
+  if (has("m")) {
+    process.stdout.write(
+      dictTypes()
+        .sort()
+        .map((x) => `${x}\n`)
+        .join(""),
+    );
+    return 0;
+  }
+  for (const f of ["l", "a", "A"] as const) {
     if (has(f)) {
       process.stdout.write(
         capabilityList(f)
