@@ -197,6 +197,33 @@ export const PARAM_TABLE: readonly ParamDef[] = [
     min: 0,
   }),
 
+  // cleanup.
+  p(
+    "header_size_limit",
+    "int",
+    "102400",
+    "the largest message header kept, in bytes; the excess is dropped",
+    { min: 1 },
+  ),
+  p("hopcount_limit", "int", "50", "the most Received: headers a message may have before it bounces", {
+    min: 1,
+  }),
+  p("duplicate_filter_limit", "int", "1000", "how many recipients cleanup remembers to drop duplicates", {
+    min: 0,
+  }),
+  p(
+    "always_add_missing_headers",
+    "bool",
+    "no",
+    "add From:, Date:, Message-ID: and To: to remote mail as well as local mail",
+  ),
+  p(
+    "undisclosed_recipients_header",
+    "str",
+    "",
+    "the header added when a message has no To:, Cc: or Bcc: (empty: none)",
+  ),
+
   // SMTP server basics that other defaults refer to.
   p("smtpd_banner", "str", "$myhostname ESMTP $mail_name", "the text after 220 in the SMTP greeting"),
   p("smtputf8_enable", "bool", below("1", "no", "yes"), "support the SMTPUTF8 extension"),

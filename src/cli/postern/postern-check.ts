@@ -39,6 +39,13 @@ export function checkInstance(dir: string): CheckReport {
       );
     }
   }
+  for (const e of cfg.master.entries) {
+    if (e.command === "cleanup" && e.type === "unix" && e.private === "n") {
+      warnings.push(
+        `${e.file}, line ${e.first}: service ${e.service}/unix is public: any local user could hand mail to cleanup directly; set the private column to "-" or "y"`,
+      );
+    }
+  }
   if (problems.length > 0) return { problems, warnings };
   let owner: { uid: number; gid: number } | null = null;
   if (process.getuid?.() === 0) {

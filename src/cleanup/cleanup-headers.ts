@@ -1,0 +1,82 @@
+/*
+ * cleanup-headers - the headers a local submission must have
+ *
+ * DESCRIPTION
+ *   For mail posted locally (sendmail, pickup) and whenever
+ *   always_add_missing_headers is yes, cleanup adds what the message lacks,
+ *   as Postfix does:
+ *     From:        the envelope sender (MAILER-DAEMON for the null sender),
+ *                  with the full name when one was given
+ *     Date:        the arrival time
+ *     Message-ID:  <YYYYMMDDhhmmss.QUEUEID@myhostname>
+ *     To:          undisclosed_recipients_header, when no To:, Cc: or Bcc:
+ *                  was present and that parameter is not empty
+ *   Resent- headers: when the message has Resent-* headers, the missing
+ *   ones are added in their Resent- form instead.
+ */
+import type { QueueTime } from "../global/queue-id.js";
+
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An RFC 5322 date in local time: "Fri, 20 Nov 2026 22:30:00 +0000 (UTC)". */
+export function rfc5322Date(d: Date): string {
+  const pad = (n: number): string => String(n).padStart(2, "0");
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? "+" : "-";
+  const zone = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`;
+  const name =
+    new Intl.DateTimeFormat("en-US", { timeZoneName: "short" })
+      .formatToParts(d)
+      .find((p) => p.type === "timeZoneName")?.value ?? "";
+  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${hms} ${zone}${name ? ` (${name})` : ""}`;
+}
+
+/** The Message-ID cleanup makes: <YYYYMMDDhhmmss.QUEUEID@myhostname>. */
+export function makeMessageId(arrival: QueueTime, queueId: string, myhostname: string): string {
+  const d = new Date(arrival.sec * 1000);
+  const stamp = [
+    d.getUTCFullYear(),
+    d.getUTCMonth() + 1,
+    d.getUTCDate(),
+    d.getUTCHours(),
+    d.getUTCMinutes(),
+    d.getUTCSeconds(),
+  ]
+    .map((n, i) => String(n).padStart(i === 0 ? 4 : 2, "0"))
+    .join("");
+  return `<${stamp}.${queueId}@${myhostname}>`;
+}
+
+export interface MissingHeaderInput {
+  seen: ReadonlySet<string>;
+  sender: string;
+  fullName?: string;
+  arrival: QueueTime;
+  queueId: string;
+  myhostname: string;
+  undisclosed: string;
+}
+
+/** The headers to add at the end of the header section. */
+export function missingHeaders(m: MissingHeaderInput): string[] {
+  const resent = [...m.seen].some((h) => h.startsWith("resent-"));
+  const p = resent ? "Resent-" : "";
+  const has = (name: string): boolean => m.seen.has((p + name).toLowerCase());
+  const out: string[] = [];
+  if (!has("From")) {
+    const addr = m.sender === "" ? "MAILER-DAEMON" : m.sender;
+    out.push(`${p}From: ${m.fullName ? `${quoteName(m.fullName)} <${addr}>` : addr}`);
+  }
+  if (!has("Date")) out.push(`${p}Date: ${rfc5322Date(new Date(m.arrival.sec * 1000))}`);
+  if (!has("Message-ID")) out.push(`${p}Message-ID: ${makeMessageId(m.arrival, m.queueId, m.myhostname)}`);
+  const anyRcpt = ["to", "cc", "bcc"].some((h) => m.seen.has(resent ? `resent-${h}` : h));
+  if (!anyRcpt && m.undisclosed !== "") out.push(m.undisclosed);
+  return out;
+}
+
+/** Quotes a display name when it holds characters that need it. */
+function quoteName(name: string): string {
+  return /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$/.test(name) ? name : `"${name.replace(/(["\\])/g, "\\$1")}"`;
+}

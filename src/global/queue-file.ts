@@ -1,0 +1,393 @@
+/*
+ * queue-file - write a queue file durably; read and check its envelope
+ *
+ * SYNOPSIS
+ *   const w = await QueueFileWriter.create(paths, longIds);   // w.id
+ *   w.time(); w.sender("a@b"); w.attr("log_ident", w.id); w.rcpt({ address: "c@d" });
+ *   w.beginContent(); w.line(buf); ...; w.endContent(); await w.commit();
+ *   const env = await readEnvelope(path, limits);             // or a typed failure
+ *   await markDone(path, rcpt.offset);
+ *
+ * DESCRIPTION
+ *   Layout: C T [F] S A* (O o n R)* M (N|L)* X (O o n R)* E. The C record
+ *   at offset 0 has fixed-width fields (content offset, X offset, content
+ *   size, recipient count, flags) and is rewritten when the file is
+ *   complete.
+ *   The writer creates the file under a temporary name in incoming/ (a name
+ *   that is not a queue ID, so no scanner sees it), writes, fsyncs, renames
+ *   it to its queue ID, and fsyncs the directory; only then does commit()
+ *   resolve. A recipient is marked delivered by overwriting its R type byte
+ *   with D and fsyncing, so a crash repeats only deliveries not yet marked.
+ *   readEnvelope() accepts only a complete, well-formed file; anything else
+ *   is a failure with the offset where the file is broken.
+ */
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { REC, RecordScanner, encodeRecord, type RecType } from "./rec-codec.js";
+import { makeQueueId, queueTimeNow, type QueueTime } from "./queue-id.js";
+import type { QueuePaths } from "./queue-path.js";
+
+export interface Recipient {
+  address: string;
+  /** The address as the client gave it, before rewriting (orig_to). */
+  original?: string;
+  /** DSN ORCPT (addr-type;address). */
+  orcpt?: string;
+  /** DSN NOTIFY bit mask (DSN_NOTIFY_* values). */
+  notify?: number;
+}
+
+export const DSN_NOTIFY = { NEVER: 1, SUCCESS: 2, FAILURE: 4, DELAY: 8 } as const;
+
+const SIZE_FIELDS = 5;
+const SIZE_WIDTH = 15;
+const FLUSH_AT = 65536;
+
+/** Formats the fixed-width size record payload. */
+function sizePayload(fields: number[]): string {
+  return fields.map((n) => String(n).padStart(SIZE_WIDTH)).join(" ");
+}
+
+let tmpCounter = 0;
+
+/** Writes a new queue file; see the module comment for the protocol. */
+export class QueueFileWriter {
+  readonly id: string;
+  readonly arrival: QueueTime;
+  #fh: FileHandle;
+  #tmp: string;
+  #final: string;
+  #chunks: Buffer[] = [];
+  #pending = 0;
+  #offset = 0;
+  #contentOffset = 0;
+  #xOffset = 0;
+  #contentSize = 0;
+  #rcpts = 0;
+  #flags = 0;
+  #done = false;
+
+  private constructor(fh: FileHandle, tmp: string, final: string, id: string, arrival: QueueTime) {
+    this.#fh = fh;
+    this.#tmp = tmp;
+    this.#final = final;
+    this.id = id;
+    this.arrival = arrival;
+  }
+
+  /** Creates the file and its queue ID. */
+  static async create(paths: QueuePaths, longIds: boolean): Promise<QueueFileWriter> {
+    const dir = join(paths.root, "incoming");
+    const tmp = join(dir, `.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 8)}`);
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    const st = await fh.stat({ bigint: true });
+    const arrival = queueTimeNow();
+    const id = makeQueueId(arrival, st.ino, longIds);
+    const w = new QueueFileWriter(fh, tmp, paths.path("incoming", id), id, arrival);
+    w.#put(REC.SIZE, sizePayload(new Array<number>(SIZE_FIELDS).fill(0)));
+    w.#put(REC.TIME, `${arrival.sec}.${String(arrival.usec).padStart(6, "0")}`);
+    return w;
+  }
+
+  /** The number of content bytes written so far (lines plus newlines). */
+  get contentSize(): number {
+    return this.#contentSize;
+  }
+
+  /** Appends a record to the write buffer. */
+  #put(type: RecType, payload: Buffer | string): void {
+    const rec = encodeRecord(type, payload);
+    this.#chunks.push(rec);
+    this.#pending += rec.length;
+    this.#offset += rec.length;
+  }
+
+  /** Writes what is buffered. */
+  async flush(): Promise<void> {
+    if (this.#pending === 0) return;
+    const data = Buffer.concat(this.#chunks);
+    this.#chunks = [];
+    this.#pending = 0;
+    await this.#fh.write(data, 0, data.length, this.#offset - data.length);
+  }
+
+  /** Flushes when the buffer is large. */
+  async #maybeFlush(): Promise<void> {
+    if (this.#pending >= FLUSH_AT) await this.flush();
+  }
+
+  /** Records the content filter (transport:nexthop) that qmgr must use. */
+  filter(nexthop: string): void {
+    this.#put(REC.FILTER, nexthop);
+  }
+
+  /** Records the envelope sender ("" for the null sender). */
+  sender(address: string): void {
+    this.#put(REC.SENDER, address);
+  }
+
+  /** Records a named attribute. */
+  attr(name: string, value: string): void {
+    this.#put(REC.ATTR, `${name}=${value}`);
+  }
+
+  /** Records a recipient with its DSN fields. */
+  rcpt(r: Recipient): void {
+    if (r.original !== undefined) this.#put(REC.ORIG_RCPT, r.original);
+    if (r.orcpt !== undefined) this.#put(REC.DSN_ORCPT, r.orcpt);
+    if (r.notify !== undefined) this.#put(REC.DSN_NOTIFY, String(r.notify));
+    this.#put(REC.RCPT, r.address);
+    this.#rcpts++;
+  }
+
+  /** Starts the content. */
+  beginContent(): void {
+    this.#put(REC.MESSAGE, "");
+    this.#contentOffset = this.#offset;
+  }
+
+  /** Writes one content line (without its line terminator); long lines are split into L records. */
+  async line(text: Buffer, maxRecord = 2048): Promise<void> {
+    let i = 0;
+    for (; text.length - i > maxRecord; i += maxRecord) this.#put(REC.PART, text.subarray(i, i + maxRecord));
+    this.#put(REC.LINE, text.subarray(i));
+    this.#contentSize += text.length + 1;
+    await this.#maybeFlush();
+  }
+
+  /** Writes a piece of a long line; the line goes on in the next part() or line(). */
+  async part(piece: Buffer): Promise<void> {
+    this.#put(REC.PART, piece);
+    this.#contentSize += piece.length;
+    await this.#maybeFlush();
+  }
+
+  /** Ends the content; recipients written after this are "extracted" ones. */
+  endContent(): void {
+    this.#xOffset = this.#offset;
+    this.#put(REC.XTRA, "");
+  }
+
+  /** Sets flag bits recorded in the size record. */
+  setFlags(bits: number): void {
+    this.#flags |= bits;
+  }
+
+  /** Completes the file: end record, size record, fsync, rename to the queue ID, directory fsync. */
+  async commit(): Promise<void> {
+    if (this.#xOffset === 0) this.endContent();
+    this.#put(REC.END, "");
+    await this.flush();
+    const size = encodeRecord(
+      REC.SIZE,
+      sizePayload([this.#contentOffset, this.#xOffset, this.#contentSize, this.#rcpts, this.#flags]),
+    );
+    await this.#fh.write(size, 0, size.length, 0);
+    await this.#fh.sync();
+    await this.#fh.close();
+    await rename(this.#tmp, this.#final);
+    this.#done = true;
+    await syncDir(dirname(this.#final));
+  }
+
+  /** Abandons the file. */
+  async abort(): Promise<void> {
+    if (this.#done) return;
+    this.#done = true;
+    await this.#fh.close().catch(() => undefined);
+    await unlink(this.#tmp).catch(() => undefined);
+  }
+
+  /** The temporary file name (for logs). */
+  get tmpName(): string {
+    return basename(this.#tmp);
+  }
+}
+
+/** Makes a directory's entries durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export interface EnvRecipient extends Recipient {
+  /** File offset of the R/D record (for markDone). */
+  offset: number;
+  done: boolean;
+}
+
+export interface Envelope {
+  contentOffset: number;
+  xOffset: number;
+  contentSize: number;
+  flags: number;
+  arrival: QueueTime;
+  sender: string;
+  filter?: string;
+  attrs: Map<string, string>;
+  recipients: EnvRecipient[];
+}
+
+export type EnvelopeResult = { ok: true; env: Envelope } | { ok: false; offset: number; reason: string };
+
+const ENVELOPE_LIMIT = 1 << 20;
+
+/** Reads and checks a queue file's envelope (content skipped, but the file checked to its end marker). */
+export async function readEnvelope(path: string): Promise<EnvelopeResult> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, "r");
+  } catch (err) {
+    return { ok: false, offset: 0, reason: (err as Error).message };
+  }
+  try {
+    return await parseEnvelope(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Parses the size record. */
+function parseSize(p: Buffer): number[] | null {
+  const f = p.toString("latin1").trim().split(/\s+/).map(Number);
+  return f.length === SIZE_FIELDS && f.every((n) => Number.isSafeInteger(n) && n >= 0) ? f : null;
+}
+
+/** Parses a "sec.usec" arrival time. */
+function parseTime(p: Buffer): QueueTime | null {
+  const m = /^(\d{1,12})\.(\d{6})$/.exec(p.toString("latin1"));
+  return m ? { sec: Number(m[1]), usec: Number(m[2]) } : null;
+}
+
+/** Walks the records of an open queue file. */
+async function parseEnvelope(fh: FileHandle): Promise<EnvelopeResult> {
+  const scan = new RecordScanner(fh, 0, ENVELOPE_LIMIT);
+  const bad = (offset: number, reason: string): EnvelopeResult => ({ ok: false, offset, reason });
+  const first = await scan.next();
+  if (!first.ok) return first;
+  const size = first.rec?.type === REC.SIZE ? parseSize(first.rec.payload) : null;
+  if (size === null) return bad(0, "missing or malformed size record");
+  const [contentOffset = 0, xOffset = 0, contentSize = 0, rcptCount = 0, flags = 0] = size;
+  if (contentOffset === 0 || xOffset < contentOffset)
+    return bad(0, "incomplete file (size record not finalized)");
+  const env: Envelope = {
+    contentOffset,
+    xOffset,
+    contentSize,
+    flags,
+    arrival: { sec: 0, usec: 0 },
+    sender: "",
+    attrs: new Map(),
+    recipients: [],
+  };
+  let pending: Recipient = { address: "" };
+  let sawSender = false;
+  let sawTime = false;
+  for (;;) {
+    const r = await scan.next();
+    if (!r.ok) return r;
+    if (r.rec === null) return bad(scan.offset, "file ends without an end record (truncated)");
+    const { type, payload, offset } = r.rec;
+    const text = payload.toString("utf8");
+    switch (type) {
+      case REC.TIME: {
+        const t = parseTime(payload);
+        if (t === null) return bad(offset, "malformed arrival time");
+        env.arrival = t;
+        sawTime = true;
+        break;
+      }
+      case REC.SENDER:
+        env.sender = text;
+        sawSender = true;
+        break;
+      case REC.FILTER:
+        env.filter = text;
+        break;
+      case REC.ATTR: {
+        const eq = text.indexOf("=");
+        if (eq <= 0) return bad(offset, "malformed attribute");
+        env.attrs.set(text.slice(0, eq), text.slice(eq + 1));
+        break;
+      }
+      case REC.ORIG_RCPT:
+        pending.original = text;
+        break;
+      case REC.DSN_ORCPT:
+        pending.orcpt = text;
+        break;
+      case REC.DSN_NOTIFY: {
+        const n = Number(text);
+        if (!Number.isInteger(n) || n < 0 || n > 15) return bad(offset, "malformed DSN NOTIFY");
+        pending.notify = n;
+        break;
+      }
+      case REC.RCPT:
+      case REC.DONE:
+        env.recipients.push({ ...pending, address: text, offset, done: type === REC.DONE });
+        pending = { address: "" };
+        break;
+      case REC.MESSAGE:
+        if (scan.offset !== contentOffset)
+          return bad(offset, "content offset does not match the size record");
+        scan.seek(xOffset);
+        break;
+      case REC.XTRA:
+        if (offset !== xOffset) return bad(offset, "unexpected end-of-content record");
+        break;
+      case REC.END: {
+        const after = await scan.next();
+        if (!after.ok || after.rec !== null) return bad(scan.offset, "data after the end record");
+        if (!sawSender || !sawTime) return bad(offset, "no sender or arrival time");
+        if (env.recipients.length !== rcptCount)
+          return bad(0, "recipient count does not match the size record");
+        return { ok: true, env };
+      }
+      default:
+        return bad(offset, `unexpected record type ${String.fromCharCode(type)} in the envelope`);
+    }
+  }
+}
+
+/** Marks a recipient delivered: its R type byte becomes D, made durable before returning. */
+export async function markDone(path: string, offset: number): Promise<void> {
+  const fh = await open(path, "r+");
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, offset);
+    if (b[0] !== REC.RCPT && b[0] !== REC.DONE)
+      throw new Error(`${path}: no recipient record at offset ${offset}`);
+    await fh.write(Buffer.from([REC.DONE]), 0, 1, offset);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads the content lines of a queue file (for delivery agents and postcat). */
+export async function* contentLines(path: string, env: Envelope): AsyncGenerator<Buffer> {
+  const fh = await open(path, "r");
+  try {
+    const scan = new RecordScanner(fh, env.contentOffset, ENVELOPE_LIMIT);
+    let parts: Buffer[] = [];
+    while (scan.offset < env.xOffset) {
+      const r = await scan.next();
+      if (!r.ok || r.rec === null)
+        throw new Error(
+          `${path}: ${r.ok ? "truncated content" : r.reason} at offset ${r.ok ? scan.offset : r.offset}`,
+        );
+      if (r.rec.type === REC.PART) parts.push(r.rec.payload);
+      else if (r.rec.type === REC.LINE) {
+        yield parts.length > 0 ? Buffer.concat([...parts, r.rec.payload]) : r.rec.payload;
+        parts = [];
+      } else throw new Error(`${path}: unexpected record in content at offset ${r.rec.offset}`);
+    }
+  } finally {
+    await fh.close();
+  }
+}
