@@ -41,6 +41,7 @@ import { dictRegister, dictTypeKnown } from "./dict-registry.js";
 import { texthashOpen } from "./dict-texthash.js";
 import { pipemapOpen, unionmapOpen } from "./dict-union.js";
 import type { DictOpenFn } from "./dict-types.js";
+import "./dict-proxy.js";
 
 export {
   dictCloseAll,
