@@ -42,6 +42,7 @@ import { texthashOpen } from "./dict-texthash.js";
 import { pipemapOpen, unionmapOpen } from "./dict-union.js";
 import type { DictOpenFn } from "./dict-types.js";
 import "./dict-proxy.js";
+import "./dict-servers.js";
 
 export {
   dictCloseAll,
