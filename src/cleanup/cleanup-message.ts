@@ -10,8 +10,11 @@
  *   keep it), and hands each header to the header hooks (checks, rewriting)
  *   before it is written. At the end of the headers it adds what a local
  *   submission lacks (Received is smtpd's job; here From:, Date:,
- *   Message-ID:, and To: when there is no recipient header). Body lines go
- *   to the body hooks and then to the file. The content size is checked
+ *   Message-ID:, and To: when there is no recipient header). Body lines
+ *   (and the pieces of long ones) go to the body hook, which returns what
+ *   to write in their place (MIME parsing and body checks live there; see
+ *   cleanup-content.ts); the endOfBody hook may add a last few. A hook may
+ *   end the message by setting stop. The content size is checked
  *   against message_size_limit as it grows; once too large, the rest is
  *   read and dropped and the message is rejected at the end.
  */
@@ -27,7 +30,16 @@ export interface Header {
 export type HeaderVerdict = { keep: true; text?: string; prepend?: string[] } | { keep: false };
 
 /** A verdict that ends the message (reject, discard, hold) or null to go on. */
-export type Stop = { kind: "reject"; code: string; reason: string } | { kind: "tempfail"; reason: string };
+export type Stop =
+  | { kind: "reject"; code: string; reason: string }
+  | { kind: "tempfail"; reason: string }
+  | { kind: "discard" };
+
+/** A line, or a piece of a long line when complete is false, as it is to be written. */
+export interface BodyPiece {
+  data: Buffer;
+  complete: boolean;
+}
 
 export interface MessageLimits {
   headerSize: number;
@@ -41,8 +53,10 @@ export interface MessageHooks {
   header?: (h: Header) => HeaderVerdict | Promise<HeaderVerdict>;
   /** Called at the end of the headers; returns headers to add. */
   endOfHeaders?: (seen: ReadonlySet<string>) => string[] | Promise<string[]>;
-  /** Called for each body line before it is written; null drops the line. */
-  body?: (line: Buffer) => Buffer | null | Promise<Buffer | null>;
+  /** Called for each body line or piece before it is written; returns what to write instead. */
+  body?: (line: Buffer, complete: boolean) => BodyPiece[] | Promise<BodyPiece[]>;
+  /** Called at the end of the content; returns what to write last. */
+  endOfBody?: () => BodyPiece[] | Promise<BodyPiece[]>;
 }
 
 const RECEIVED = "received";
@@ -118,7 +132,7 @@ export class CleanupMessage {
       return;
     }
     const v = this.#hooks.header ? await this.#hooks.header({ name, text }) : { keep: true as const };
-    if (!v.keep) return;
+    if (!v.keep || this.stop !== null) return;
     this.#seen.add(lower);
     for (const p of v.prepend ?? []) await this.#writeHeaderText(p);
     this.headers.push({ name, text: v.text ?? text });
@@ -139,9 +153,16 @@ export class CleanupMessage {
 
   /** Handles a body line (the empty line after the headers included). */
   async #bodyLine(line: Buffer, complete: boolean): Promise<void> {
-    let out: Buffer | null = line;
-    if (this.#hooks.body && complete) out = await this.#hooks.body(line);
-    if (out !== null) await this.#write(out, complete);
+    if (!this.#hooks.body) return this.#write(line, complete);
+    await this.#writePieces(await this.#hooks.body(line, complete));
+  }
+
+  /** Writes what a body hook returned, until something stops the message. */
+  async #writePieces(pieces: readonly BodyPiece[]): Promise<void> {
+    for (const p of pieces) {
+      if (this.stop !== null) return;
+      await this.#write(p.data, p.complete);
+    }
   }
 
   /** Writes to the file, counting size. */
@@ -158,6 +179,7 @@ export class CleanupMessage {
   async end(): Promise<void> {
     if (this.stop !== null) return;
     if (this.#inHeaders) await this.#endHeaders();
+    if (this.stop === null && this.#hooks.endOfBody) await this.#writePieces(await this.#hooks.endOfBody());
   }
 }
 

@@ -11,6 +11,20 @@
  *   and only then does the client hear "ok"; on any failure, or when the
  *   client goes away first, the file is removed. A protocol violation ends
  *   the session with a temporary failure.
+ *
+ *   Envelope addresses are rewritten, mapped and expanded as they arrive
+ *   (cleanup-addr.ts); the content goes through the header and body hooks
+ *   of cleanup-content.ts; the end of the message is cleanup-final.ts.
+ *   Client attributes that cleanup reads (others are recorded as they are):
+ *     rewrite_context     "local" (default) or "remote": the header
+ *                         address rewriting context
+ *     content_filter      overrides the content_filter parameter (an empty
+ *                         value: none); not recorded
+ *     encoding            "7bit" or "8bit" as the client declared it
+ *     log_message_origin, log_client_name, log_client_address,
+ *     log_protocol_name, log_helo_name (or client_name, client_address,
+ *     protocol, helo)     for action log lines
+ *     full_name           for a missing From: header
  */
 import type { Socket } from "node:net";
 import { FrameDecoder, encodeFrame, type AttrInput, type AttrList } from "../util/attr-codec.js";
@@ -27,11 +41,17 @@ import {
   RcptFrame,
   SenderFrame,
 } from "../global/cleanup-proto.js";
+import { ConfigError } from "../global/config.js";
 import { QueueFileWriter, type Recipient } from "../global/queue-file.js";
 import type { QueuePaths } from "../global/queue-path.js";
-import { CleanupMessage, type Stop } from "./cleanup-message.js";
+import { EnvelopeAddresses } from "./cleanup-addr.js";
+import { CleanupContent } from "./cleanup-content.js";
+import { cleanupFinal } from "./cleanup-final.js";
+import { CleanupMessage } from "./cleanup-message.js";
 import { missingHeaders } from "./cleanup-headers.js";
 import { LineSplitter } from "./cleanup-lines.js";
+import { CleanupState } from "./cleanup-state.js";
+import { cleanupTables, type CleanupTables } from "./cleanup-tables.js";
 
 export interface CleanupEnv {
   cfg: Config;
@@ -45,19 +65,36 @@ type Phase = "envelope" | "content" | "done";
 class Session {
   #env: CleanupEnv;
   #w: QueueFileWriter;
-  #flags = 0;
   #sender: string | null = null;
-  #rcpts: Recipient[] = [];
-  #seenRcpt = new Set<string>();
   #attrs = new Map<string, string>();
   #phase: Phase = "envelope";
   #msg: CleanupMessage | null = null;
+  #content: CleanupContent | null = null;
   #lines: LineSplitter;
+  #st: CleanupState;
+  #tables: CleanupTables | null = null;
+  #addrs: EnvelopeAddresses | null = null;
 
   constructor(env: CleanupEnv, w: QueueFileWriter) {
     this.#env = env;
     this.#w = w;
     this.#lines = new LineSplitter(env.cfg.int("line_length_limit"));
+    this.#st = new CleanupState(w.id, this.#attrs);
+  }
+
+  /** The tables and the envelope address processor, or the reply when the configuration is bad. */
+  #ready(): { ok: true; t: CleanupTables; a: EnvelopeAddresses } | { ok: false; reply: AttrInput } {
+    if (this.#tables !== null && this.#addrs !== null) return { ok: true, t: this.#tables, a: this.#addrs };
+    try {
+      this.#tables = cleanupTables(this.#env.cfg);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      msg.warn(`${this.#w.id}: ${err.message}`);
+      this.#phase = "done";
+      return { ok: false, reply: { status: "tempfail", reason: "4.3.5 Error: server configuration error" } };
+    }
+    this.#addrs = new EnvelopeAddresses(this.#st, this.#tables, this.#env.cfg.int("duplicate_filter_limit"));
+    return { ok: true, t: this.#tables, a: this.#addrs };
   }
 
   /** Handles one frame; returns a reply to send and end with, or null to go on. */
@@ -68,13 +105,15 @@ class Session {
       case "flags": {
         const v = FlagsFrame.parse(f);
         if (!v.ok) return this.#violation(v.error);
-        this.#flags = v.value.flags;
+        this.#st.flags = v.value.flags;
         return null;
       }
       case "attr": {
         const v = AttrFrame.parse(f);
         if (!v.ok || this.#phase !== "envelope")
           return this.#violation(v.ok ? "attribute after content" : v.error);
+        if (v.value.name === "rewrite_context" && !["local", "remote"].includes(v.value.value))
+          return this.#violation(`bad rewriting context: ${v.value.value.slice(0, 100)}`);
         this.#attrs.set(v.value.name, v.value.value);
         return null;
       }
@@ -96,42 +135,54 @@ class Session {
     return { status: "tempfail", reason: "4.3.0 protocol error talking to cleanup" };
   }
 
-  /** Records the sender (once, before recipients). */
-  #onSender(f: AttrList): AttrInput | null {
+  /** Records the sender (once, before recipients), rewritten and mapped. */
+  async #onSender(f: AttrList): Promise<AttrInput | null> {
     const v = SenderFrame.parse(f);
     if (!v.ok || this.#sender !== null || this.#phase !== "envelope")
       return this.#violation(v.ok ? "sender out of order" : v.error);
-    this.#sender = v.value.address;
+    const r = this.#ready();
+    if (!r.ok) return r.reply;
+    this.#sender = await r.a.sender(v.value.address);
     return null;
   }
 
-  /** Records a recipient, dropping duplicates up to duplicate_filter_limit. */
-  #onRcpt(f: AttrList): AttrInput | null {
+  /** Processes a recipient (rewriting, mapping, expansion, duplicates: cleanup-addr.ts). */
+  async #onRcpt(f: AttrList): Promise<AttrInput | null> {
     const v = RcptFrame.parse(f);
-    if (!v.ok || this.#sender === null || this.#phase !== "envelope")
+    if (!v.ok || this.#sender === null || this.#phase !== "envelope" || this.#addrs === null)
       return this.#violation(v.ok ? "recipient before sender or after content" : v.error);
     const r: Recipient = { address: v.value.address };
     if (v.value.original !== undefined) r.original = v.value.original;
     if (v.value.orcpt !== undefined) r.orcpt = v.value.orcpt;
     if (v.value.notify !== undefined) r.notify = v.value.notify;
-    const key = `${r.address.toLowerCase()}\0${r.original ?? ""}`;
-    if (this.#seenRcpt.has(key)) return null;
-    if (this.#seenRcpt.size < this.#env.cfg.int("duplicate_filter_limit")) this.#seenRcpt.add(key);
-    this.#rcpts.push(r);
+    await this.#addrs.recipient(r);
     return null;
   }
 
+  /** The header rewrite context: local, remote (when remote_header_rewrite_domain is set), or none. */
+  #headerContext(t: CleanupTables): "local" | "remote" | null {
+    if (this.#attrs.get("rewrite_context") !== "remote") return "local";
+    return t.rewrite.remoteDomain !== "" ? "remote" : null;
+  }
+
   /** Writes the envelope and starts the content. */
-  #beginContent(): void {
+  #beginContent(t: CleanupTables, a: EnvelopeAddresses): void {
     const w = this.#w;
     w.sender(this.#sender ?? "");
-    for (const [k, v] of this.#attrs) w.attr(k, v);
-    for (const r of this.#rcpts) w.rcpt(r);
+    for (const [k, v] of this.#attrs) if (k !== "content_filter" && k !== "encoding") w.attr(k, v);
     w.beginContent();
     this.#phase = "content";
     const cfg = this.#env.cfg;
-    const local = (this.#flags & CLEANUP_FLAG.LOCAL_HEADERS) !== 0 || cfg.bool("always_add_missing_headers");
-    this.#msg = new CleanupMessage(
+    const local =
+      (this.#st.flags & CLEANUP_FLAG.LOCAL_HEADERS) !== 0 || cfg.bool("always_add_missing_headers");
+    const content = new CleanupContent({
+      st: this.#st,
+      tables: t,
+      env: a,
+      headerContext: this.#headerContext(t),
+      missing: (seen) => (local ? missingHeaders(this.#headerInput(seen)) : []),
+    });
+    const m = new CleanupMessage(
       w,
       {
         headerSize: cfg.int("header_size_limit"),
@@ -139,11 +190,23 @@ class Session {
         messageSize: cfg.int("message_size_limit"),
         lineLength: cfg.int("line_length_limit"),
       },
-      {
-        header: (h) => ({ keep: !(local && /^bcc$/i.test(h.name)) }),
-        endOfHeaders: (seen) => (local ? missingHeaders(this.#headerInput(seen)) : []),
-      },
+      content.hooks(),
     );
+    this.#st.onFailure = (s) => {
+      m.stop ??= s;
+    };
+    if (this.#st.failure !== null) m.stop = this.#st.failure;
+    this.#msg = m;
+    this.#content = content;
+  }
+
+  /** Starts the content when the first data (or the end) arrives. */
+  #startContent(): AttrInput | null {
+    if (this.#phase !== "envelope") return null;
+    const r = this.#ready();
+    if (!r.ok) return r.reply;
+    this.#beginContent(r.t, r.a);
+    return null;
   }
 
   /** What the missing-header rules need to know. */
@@ -164,41 +227,39 @@ class Session {
   async #onData(f: AttrList): Promise<AttrInput | null> {
     const v = DataFrame.parse(f);
     if (!v.ok || this.#sender === null) return this.#violation(v.ok ? "content before sender" : v.error);
-    if (this.#phase === "envelope") this.#beginContent();
+    const bad = this.#startContent();
+    if (bad !== null) return bad;
     const m = this.#msg;
     if (m === null) return this.#violation("no message");
     await this.#lines.push(v.value.data, (line, complete) => m.line(line, complete));
     return null;
   }
 
-  /** Completes the file; the reply says whether the message is queued. */
+  /** Completes the file; the reply says whether the message is queued (cleanup-final.ts). */
   async #finish(): Promise<AttrInput> {
     if (this.#sender === null) return this.#violation("end before sender");
-    if (this.#phase === "envelope") this.#beginContent();
+    const bad = this.#startContent();
+    if (bad !== null) return bad;
     const m = this.#msg;
-    if (m === null) return this.#violation("no message");
+    const content = this.#content;
+    const t = this.#tables;
+    const a = this.#addrs;
+    if (m === null || content === null || t === null || a === null) return this.#violation("no message");
     await this.#lines.end((line, complete) => m.line(line, complete));
     await m.end();
     this.#phase = "done";
-    const stop: Stop | null =
-      m.stop ??
-      (this.#rcpts.length === 0
-        ? { kind: "reject", code: "554 5.1.0", reason: "No recipients specified" }
-        : null);
-    if (stop !== null) {
-      await this.#w.abort();
-      msg.info(
-        `${this.#w.id}: ${stop.kind}: ${stop.kind === "reject" ? `${stop.code} ${stop.reason}` : stop.reason}`,
-      );
-      return stop.kind === "reject"
-        ? { status: "reject", code: stop.code, reason: stop.reason }
-        : { status: "tempfail", reason: stop.reason };
-    }
-    await this.#w.commit();
-    const mid = m.headers.find((h) => /^message-id$/i.test(h.name));
-    msg.info(`${this.#w.id}: message-id=${mid ? mid.text.slice(mid.text.indexOf(":") + 1).trim() : ""}`);
-    this.#env.published(this.#w.id);
-    return { status: "ok", queue_id: this.#w.id };
+    const filter = (this.#st.flags & CLEANUP_FLAG.FILTER) !== 0 ? t.contentFilter : "";
+    return cleanupFinal({
+      st: this.#st,
+      env: a,
+      tables: t,
+      content,
+      w: this.#w,
+      stop: m.stop,
+      headers: m.headers,
+      filter: this.#attrs.get("content_filter") ?? filter,
+      published: this.#env.published,
+    });
   }
 
   /** Abandons the file (client gone, error). */
@@ -218,6 +279,10 @@ export async function serveCleanup(sock: Socket, env: CleanupEnv): Promise<void>
     return;
   }
   const session = new Session(env, w);
+  if (sock.destroyed || !sock.readable) {
+    await session.abort();
+    return;
+  }
   sock.write(encodeFrame({ protocol: CLEANUP_PROTOCOL, queue_id: w.id }, CLEANUP_FRAME_MAX));
   const reply = await readFrames(sock, session, env.cfg.time("ipc_timeout") * 1000);
   if (reply === null || sock.destroyed) {

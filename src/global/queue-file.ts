@@ -4,7 +4,7 @@
  * SYNOPSIS
  *   const w = await QueueFileWriter.create(paths, longIds);   // w.id
  *   w.time(); w.sender("a@b"); w.attr("log_ident", w.id); w.rcpt({ address: "c@d" });
- *   w.beginContent(); w.line(buf); ...; w.endContent(); await w.commit();
+ *   w.beginContent(); w.line(buf); ...; w.endContent(); await w.commit();   // or commit("hold")
  *   const env = await readEnvelope(path, limits);             // or a typed failure
  *   await markDone(path, rcpt.offset);
  *
@@ -12,21 +12,24 @@
  *   Layout: C T [F] S A* (O o n R)* M (N|L)* X (O o n R)* E. The C record
  *   at offset 0 has fixed-width fields (content offset, X offset, content
  *   size, recipient count, flags) and is rewritten when the file is
- *   complete.
+ *   complete. Records that content processing decides (F, A, recipients)
+ *   may also follow X: cleanup writes its recipients there, after the
+ *   header and body actions that change them.
  *   The writer creates the file under a temporary name in incoming/ (a name
  *   that is not a queue ID, so no scanner sees it), writes, fsyncs, renames
- *   it to its queue ID, and fsyncs the directory; only then does commit()
- *   resolve. A recipient is marked delivered by overwriting its R type byte
+ *   it to its queue ID in incoming/ (or in another queue that commit()
+ *   names, such as hold/ for a HOLD action), and fsyncs the directory;
+ *   only then does commit() resolve. A recipient is marked delivered by overwriting its R type byte
  *   with D and fsyncing, so a crash repeats only deliveries not yet marked.
  *   readEnvelope() accepts only a complete, well-formed file; anything else
  *   is a failure with the offset where the file is broken.
  */
-import { open, rename, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { constants } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { REC, RecordScanner, encodeRecord, type RecType } from "./rec-codec.js";
 import { makeQueueId, queueTimeNow, type QueueTime } from "./queue-id.js";
-import type { QueuePaths } from "./queue-path.js";
+import type { QueueName, QueuePaths } from "./queue-path.js";
 
 export interface Recipient {
   address: string;
@@ -57,7 +60,7 @@ export class QueueFileWriter {
   readonly arrival: QueueTime;
   #fh: FileHandle;
   #tmp: string;
-  #final: string;
+  #paths: QueuePaths;
   #chunks: Buffer[] = [];
   #pending = 0;
   #offset = 0;
@@ -68,10 +71,10 @@ export class QueueFileWriter {
   #flags = 0;
   #done = false;
 
-  private constructor(fh: FileHandle, tmp: string, final: string, id: string, arrival: QueueTime) {
+  private constructor(fh: FileHandle, tmp: string, paths: QueuePaths, id: string, arrival: QueueTime) {
     this.#fh = fh;
     this.#tmp = tmp;
-    this.#final = final;
+    this.#paths = paths;
     this.id = id;
     this.arrival = arrival;
   }
@@ -84,7 +87,7 @@ export class QueueFileWriter {
     const st = await fh.stat({ bigint: true });
     const arrival = queueTimeNow();
     const id = makeQueueId(arrival, st.ino, longIds);
-    const w = new QueueFileWriter(fh, tmp, paths.path("incoming", id), id, arrival);
+    const w = new QueueFileWriter(fh, tmp, paths, id, arrival);
     w.#put(REC.SIZE, sizePayload(new Array<number>(SIZE_FIELDS).fill(0)));
     w.#put(REC.TIME, `${arrival.sec}.${String(arrival.usec).padStart(6, "0")}`);
     return w;
@@ -174,8 +177,8 @@ export class QueueFileWriter {
     this.#flags |= bits;
   }
 
-  /** Completes the file: end record, size record, fsync, rename to the queue ID, directory fsync. */
-  async commit(): Promise<void> {
+  /** Completes the file: end record, size record, fsync, rename to the queue ID in a queue, directory fsync. */
+  async commit(queue: QueueName = "incoming"): Promise<void> {
     if (this.#xOffset === 0) this.endContent();
     this.#put(REC.END, "");
     await this.flush();
@@ -186,9 +189,16 @@ export class QueueFileWriter {
     await this.#fh.write(size, 0, size.length, 0);
     await this.#fh.sync();
     await this.#fh.close();
-    await rename(this.#tmp, this.#final);
+    const final = this.#paths.path(queue, this.id);
+    try {
+      await rename(this.#tmp, final);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await mkdir(dirname(final), { recursive: true, mode: 0o700 });
+      await rename(this.#tmp, final);
+    }
     this.#done = true;
-    await syncDir(dirname(this.#final));
+    await syncDir(dirname(final));
   }
 
   /** Abandons the file. */
