@@ -16,8 +16,10 @@
  *     triggerServer  wakeup triggers: a few bytes per connection, or a timer
  *   After each client it tells master "done". When master says "retire", or
  *   when master goes away, the process takes no more work and exits once
- *   the current work is finished (bounded by a grace period). A request that
- *   runs longer than daemon_timeout is a fatal error (watchdog).
+ *   the current work is finished (bounded by a grace period). A one-client
+ *   request or a trigger that runs longer than daemon_timeout is a fatal
+ *   error (watchdog); multi-client connections may stay open for long (their
+ *   protocols have their own idle limits).
  *
  *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
  */
@@ -51,6 +53,8 @@ interface CommonOptions {
 export interface ConnectionServerOptions extends CommonOptions {
   /** Serves one client; the returned promise settles when the daemon is done with it. */
   onConnection: (socket: Socket, ctx: ServerContext) => void | Promise<void>;
+  /** Handles master's wakeup (a master.cf wakeup time on a client service, such as flush). */
+  onTrigger?: (data: Buffer, ctx: ServerContext) => void | Promise<void>;
 }
 
 export interface TriggerServerOptions extends CommonOptions {
@@ -113,13 +117,15 @@ class Skeleton {
     this.#watchdogMs = ctx.config.time("daemon_timeout") * 1000;
   }
 
-  /** Runs one unit of work with the watchdog; reports done to master afterwards. */
-  async run(what: string, work: () => void | Promise<void>): Promise<void> {
+  /** Runs one unit of work, with the watchdog unless it is a long-lived client connection; reports done afterwards. */
+  async run(what: string, work: () => void | Promise<void>, watchdog = true): Promise<void> {
     this.#active++;
-    const dog = setTimeout(
-      () => msg.fatal(`watchdog timeout: ${what} took longer than daemon_timeout`),
-      this.#watchdogMs,
-    );
+    const dog = watchdog
+      ? setTimeout(
+          () => msg.fatal(`watchdog timeout: ${what} took longer than daemon_timeout`),
+          this.#watchdogMs,
+        )
+      : undefined;
     try {
       await work();
     } catch (err) {
@@ -197,30 +203,45 @@ function isSocket(h: unknown): h is Socket {
   );
 }
 
-/** Serves one connection with the daemon's callback. */
-function serveConnection(opts: ConnectionServerOptions): (sk: Skeleton, socket: Socket) => void {
+/** Serves one connection with the daemon's callback (multi-client services keep connections open, so no watchdog). */
+function serveConnection(
+  opts: ConnectionServerOptions,
+  watchdog: boolean,
+): (sk: Skeleton, socket: Socket) => void {
   return (sk, socket) => {
     socket.on("error", (err) => msg.debug(`client connection: ${err.message}`));
-    void sk.run("client", async () => {
-      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
-      socket.resume();
-      await opts.onConnection(socket, sk.ctx);
-      if (!socket.destroyed) socket.end();
-      await closed;
-    });
+    void sk.run(
+      "client",
+      async () => {
+        const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+        socket.resume();
+        await opts.onConnection(socket, sk.ctx);
+        if (!socket.destroyed) socket.end();
+        await closed;
+      },
+      watchdog,
+    );
   };
+}
+
+/** Handles a wakeup for a client service: its onTrigger, or a warning (the work still counts as done). */
+function serveWakeup(opts: ConnectionServerOptions): (sk: Skeleton, data: Buffer) => void {
+  return (sk, data) =>
+    void sk.run("trigger", () =>
+      opts.onTrigger !== undefined ? opts.onTrigger(data, sk.ctx) : msg.warn("unexpected trigger"),
+    );
 }
 
 /** A daemon that serves one client at a time. */
 export function singleServer(opts: ConnectionServerOptions): Promise<void> {
-  return start(opts, () => 1, { conn: serveConnection(opts), trigger: () => msg.warn("unexpected trigger") });
+  return start(opts, () => 1, { conn: serveConnection(opts, true), trigger: serveWakeup(opts) });
 }
 
 /** A daemon that serves many clients at once. */
 export function multiServer(opts: ConnectionServerOptions): Promise<void> {
   return start(opts, (ctx) => ctx.config.int("postern_process_client_limit"), {
-    conn: serveConnection(opts),
-    trigger: () => msg.warn("unexpected trigger"),
+    conn: serveConnection(opts, false),
+    trigger: serveWakeup(opts),
   });
 }
 

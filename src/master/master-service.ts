@@ -7,7 +7,9 @@
  *   are started on demand, when work waits and no child has room, up to the
  *   service's limit: maxproc bounds the clients served at once; a child
  *   takes as many as the capacity it announced (1 for one-client daemons).
- *   A child is retired after max_use connections and after max_idle
+ *   A child is retired after max_use connections per client slot (max_use
+ *   times its capacity: a Node process is dear to start, and a
+ *   multi-client process does that many clients' work) and after max_idle
  *   without work (long-lived services with a wakeup timer keep running).
  *   A child that dies before it served anyone means the command is broken:
  *   the service is throttled for service_throttle_time. When all processes
@@ -43,6 +45,8 @@ interface Child {
   capacity: number;
   active: number;
   handed: number;
+  /** Sockets handed over that the child may not have taken yet; closed if it dies. */
+  sockets: Socket[];
   served: number;
   idleSince: number;
   retiring: boolean;
@@ -60,6 +64,7 @@ export class Service {
   #triggers = new Set<string>();
   #throttledUntil = 0;
   #stressUntil = 0;
+  #warnedAt = -Infinity;
   #used = false;
   #stopped = false;
   #timers: NodeJS.Timeout[] = [];
@@ -214,7 +219,8 @@ export class Service {
     };
     if (sock !== undefined) c.proc.send(m, sock, { keepOpen: false }, failed);
     else c.proc.send(m, failed);
-    if (this.spec.wakeup <= 0 && c.handed >= this.#cfg().int("max_use")) this.#retire(c);
+    if (sock !== undefined) c.sockets.push(sock);
+    if (this.spec.wakeup <= 0 && c.handed >= this.#cfg().int("max_use") * c.capacity) this.#retire(c);
   }
 
   /** Starts a new child unless one is starting, the service is throttled, or it is unavailable. */
@@ -228,7 +234,8 @@ export class Service {
   #overloaded(): void {
     if (this.spec.maxproc === 0 || this.#room()) return;
     const now = Date.now();
-    if (this.#stressUntil < now) {
+    if (now - this.#warnedAt >= STRESS_HOLD_MS) {
+      this.#warnedAt = now;
       msg.warn(
         `service "${this.spec.key}" has reached its process limit "${this.spec.maxproc}": new clients may experience noticeable delays`,
       );
@@ -261,6 +268,7 @@ export class Service {
       capacity: 1,
       active: 0,
       handed: 0,
+      sockets: [],
       served: 0,
       idleSince: Date.now(),
       retiring: false,
@@ -286,6 +294,7 @@ export class Service {
       c.ready = true;
       c.capacity = m.capacity;
     } else if (m.t === "done") {
+      c.sockets.shift();
       if (c.active > 0) c.active--;
       c.served++;
       if (c.active === 0) c.idleSince = Date.now();
@@ -300,6 +309,8 @@ export class Service {
   /** Handles a child's exit: logs trouble, throttles a broken command, replaces as needed. */
   #onExit(c: Child, code: number | null, signal: NodeJS.Signals | null): void {
     this.#children.delete(c);
+    for (const s of c.sockets) s.destroy();
+    c.sockets = [];
     const how = signal !== null ? `killed by signal ${signal}` : `exit status ${code}`;
     if (this.#stopped || (c.retiring && code === 0)) return;
     msg.warn(

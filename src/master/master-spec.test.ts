@@ -33,10 +33,11 @@ test("wakeup, conditional wakeup and unlimited maxproc", () => {
 });
 
 test("commands: stock daemons, Node daemons in daemon_directory, other programs", () => {
+  assert.equal(spec("smtp inet n - n - - smtpd\n").exec.kind, "node", "smtpd is a Postern daemon");
   assert.equal(
-    spec("smtp inet n - n - - smtpd\n").exec.kind,
+    spec("x inet n - n - 1 postscreen\n").exec.kind,
     "unavailable",
-    "smtpd is not in this build yet",
+    "postscreen is not in this build yet",
   );
   assert.match(
     JSON.stringify(spec("x unix - - n - - mine.js\n").exec),

@@ -1,0 +1,326 @@
+/*
+ * qmgr-manager - the active queue: what comes in, what goes out, what waits
+ *
+ * DESCRIPTION
+ *   Messages enter the active queue from incoming/ (when cleanup wakes qmgr,
+ *   and at every scan) and from deferred/ (files whose modification time,
+ *   the next retry time, has come; all of them after a flush request),
+ *   taking turns so that neither queue starves, up to
+ *   qmgr_message_active_limit messages and qmgr_message_recipient_limit
+ *   recipients. A file is moved to active/ before it is read; a file that
+ *   does not read back as a complete queue file goes to corrupt/.
+ *   Each recipient not yet done is resolved (trivial-rewrite) and queued for
+ *   its transport and destination (qmgr-sched.ts). When every recipient of
+ *   a message has an outcome, the message is removed (all done) or moved to
+ *   deferred/ with its next retry time (minimal_backoff_time to
+ *   maximal_backoff_time, growing with the message's age).
+ *   At start, files left in active/ by a stopped or crashed qmgr go back to
+ *   incoming/; their recipients already marked done are not delivered again.
+ */
+import { readEnvelope, type Envelope } from "../global/queue-file.js";
+import type { QueuePaths, QueueName } from "../global/queue-path.js";
+import type { Config } from "../global/config.js";
+import type { Resolved } from "../global/rewrite-proto.js";
+import { msg } from "../util/msg.js";
+import { stat, unlink, utimes } from "node:fs/promises";
+import { deliverOnce } from "./qmgr-deliver.js";
+import { Transport, nextBatches, type Batch, type QRcpt } from "./qmgr-sched.js";
+
+export type Resolver = (
+  sender: string,
+  address: string,
+) => Promise<{ ok: true; value: Resolved } | { ok: false; reason: string }>;
+
+interface QMessage {
+  id: string;
+  env: Envelope;
+  activeAt: number;
+  pending: number;
+  deferred: number;
+  rcptCount: number;
+}
+
+const LOAD_PARALLEL = 32;
+
+export class QueueManager {
+  #cfg: Config;
+  #paths: QueuePaths;
+  #resolve: Resolver;
+  #messages = new Map<string, QMessage>();
+  #transports = new Map<string, Transport>();
+  #rcptsInMemory = 0;
+  #feeding = false;
+  #wantIncoming = true;
+  #wantDeferred = false;
+  #deferredAll = false;
+  #backlog: Array<[QueueName, string]> = [];
+  #pumpQueued = false;
+  #timer: NodeJS.Timeout | null = null;
+  #timerAt = Infinity;
+
+  constructor(cfg: Config, paths: QueuePaths, resolve: Resolver) {
+    this.#cfg = cfg;
+    this.#paths = paths;
+    this.#resolve = resolve;
+  }
+
+  /** Moves what a previous run left in active/ back to incoming/. */
+  recover(): void {
+    let n = 0;
+    for (const id of this.#paths.list("active")) if (this.#paths.move(id, "active", "incoming")) n++;
+    if (n > 0) msg.info(`moved ${n} message(s) from the active queue back to incoming`);
+  }
+
+  /** Handles trigger bytes from cleanup, postqueue, master's wakeup. */
+  trigger(data: Buffer): void {
+    for (const ch of data.toString("latin1")) {
+      if (ch === "I" || ch === "W") this.#wantIncoming = true;
+      if (ch === "D" || ch === "W") this.#wantDeferred = true;
+      if (ch === "A") {
+        this.#wantDeferred = true;
+        this.#deferredAll = true;
+      }
+      if (ch === "F")
+        for (const t of this.#transports.values()) for (const d of t.destinations.values()) d.deadUntil = 0;
+    }
+    void this.feed();
+  }
+
+  /** Counts for status and tests. */
+  stats(): { messages: number; recipients: number } {
+    return { messages: this.#messages.size, recipients: this.#rcptsInMemory };
+  }
+
+  /** True while there is room in the active queue. */
+  #room(): boolean {
+    return (
+      this.#messages.size < this.#cfg.int("qmgr_message_active_limit") &&
+      this.#rcptsInMemory < this.#cfg.int("qmgr_message_recipient_limit")
+    );
+  }
+
+  /** Brings waiting files into the active queue, alternating incoming and deferred, while there is room. */
+  async feed(): Promise<void> {
+    if (this.#feeding) return;
+    this.#feeding = true;
+    try {
+      while (this.#room()) {
+        if (this.#backlog.length === 0) {
+          if (!this.#wantIncoming && !this.#wantDeferred) break;
+          await this.#fillBacklog();
+          continue;
+        }
+        await this.#loadSome();
+      }
+    } finally {
+      this.#feeding = false;
+    }
+  }
+
+  /** Lists the queues that were asked for into the backlog, one from each in turn. */
+  async #fillBacklog(): Promise<void> {
+    const incoming = this.#wantIncoming ? this.#paths.list("incoming") : [];
+    this.#wantIncoming = false;
+    const deferred = this.#wantDeferred ? await this.#dueDeferred() : [];
+    this.#wantDeferred = false;
+    this.#deferredAll = false;
+    for (let i = 0; i < Math.max(incoming.length, deferred.length); i++) {
+      if (i < incoming.length) this.#backlog.push(["incoming", incoming[i] as string]);
+      if (i < deferred.length) this.#backlog.push(["deferred", deferred[i] as string]);
+    }
+  }
+
+  /** The deferred files whose retry time has come (all of them after a flush). */
+  async #dueDeferred(): Promise<string[]> {
+    const now = Date.now();
+    const out: string[] = [];
+    for (const id of this.#paths.list("deferred")) {
+      if (this.#deferredAll) out.push(id);
+      else {
+        const st = await stat(this.#paths.path("deferred", id)).catch(() => null);
+        if (st !== null && st.mtimeMs <= now) out.push(id);
+      }
+    }
+    return out;
+  }
+
+  /** Loads backlog files with bounded parallelism while there is room. */
+  async #loadSome(): Promise<void> {
+    const worker = async (): Promise<void> => {
+      while (this.#backlog.length > 0 && this.#room()) {
+        const [queue, id] = this.#backlog.shift() as [QueueName, string];
+        if (this.#messages.has(id) || !this.#paths.move(id, queue, "active")) continue;
+        await this.#load(id);
+      }
+    };
+    await Promise.all(Array.from({ length: LOAD_PARALLEL }, worker));
+  }
+
+  /** Reads a file in active/ and queues its recipients. */
+  async #load(id: string): Promise<void> {
+    const path = this.#paths.path("active", id);
+    const r = await readEnvelope(path);
+    if (!r.ok) {
+      msg.warn(`${id}: ${r.reason} at offset ${r.offset}; moved to corrupt`);
+      this.#paths.move(id, "active", "corrupt");
+      return;
+    }
+    const todo = r.env.recipients.filter((rc) => !rc.done);
+    const m: QMessage = {
+      id,
+      env: r.env,
+      activeAt: Date.now(),
+      pending: todo.length,
+      deferred: 0,
+      rcptCount: r.env.recipients.length,
+    };
+    this.#messages.set(id, m);
+    this.#rcptsInMemory += todo.length;
+    msg.info(
+      `${id}: from=<${r.env.sender}>, size=${r.env.contentSize}, nrcpt=${r.env.recipients.length} (queue active)`,
+    );
+    if (todo.length === 0) return this.#finish(m);
+    await Promise.all(
+      todo.map((rc) => this.#route(m, { ...rc, original: rc.original ?? rc.address, msg: m })),
+    );
+    this.#schedulePump();
+  }
+
+  /** Resolves one recipient and queues it, or records its deferral. */
+  async #route(m: QMessage, rc: QRcpt): Promise<void> {
+    const res = await this.#resolve(m.env.sender, rc.address);
+    if (!res.ok) return this.#outcome(m, rc, "deferred", `4.3.0 address resolver failure: ${res.reason}`);
+    const t = this.#transport(res.value.transport);
+    const d = t.dest(res.value.nexthop);
+    if (d.deadUntil > Date.now())
+      return this.#outcome(m, rc, "deferred", `delivery temporarily suspended: ${d.lastReason}`);
+    d.add(rc);
+    t.offer(d, Date.now());
+  }
+
+  /** The transport object for a name. */
+  #transport(name: string): Transport {
+    let t = this.#transports.get(name);
+    if (t === undefined) {
+      t = new Transport(name, this.#cfg);
+      this.#transports.set(name, t);
+    }
+    return t;
+  }
+
+  /** Runs the scheduler soon (once per turn of the event loop). */
+  #schedulePump(): void {
+    if (this.#pumpQueued) return;
+    this.#pumpQueued = true;
+    setImmediate(() => {
+      this.#pumpQueued = false;
+      this.#pump();
+    });
+  }
+
+  /** Starts every delivery the slots allow. */
+  #pump(): void {
+    for (const b of nextBatches(this.#transports.values(), Date.now(), (at) => this.#wakeAt(at)))
+      void this.#deliver(b);
+  }
+
+  /** Sets a timer to re-offer destinations and pump at a time. */
+  #wakeAt(at: number): void {
+    if (at >= this.#timerAt) return;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.#timerAt = Infinity;
+        const now = Date.now();
+        for (const t of this.#transports.values()) for (const d of t.destinations.values()) t.offer(d, now);
+        this.#pump();
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  /** Runs one delivery and applies its outcome. */
+  async #deliver(b: Batch): Promise<void> {
+    const m = this.#messages.get(b.msg.id);
+    if (m === undefined) return;
+    const req = {
+      queueName: "active",
+      queueId: m.id,
+      nexthop: b.dest.name,
+      sender: m.env.sender,
+      arrival: m.env.arrival.sec * 1000 + Math.floor(m.env.arrival.usec / 1000),
+      active: m.activeAt,
+      attrs: Object.fromEntries(m.env.attrs),
+      recipients: b.rcpts.map(({ msg: _m, ...r }) => r),
+    };
+    const out = await deliverOnce(this.#paths.root, b.transport.name, req, b.transport.timeLimitMs);
+    b.dest.active--;
+    b.transport.active--;
+    const now = Date.now();
+    if (out.kind === "reply") {
+      const died = b.dest.feedback(!out.reply.siteFail, out.reply.results[0]?.text ?? "");
+      out.reply.results.forEach((res, i) => this.#outcome(m, b.rcpts[i] as QRcpt, res.status, res.text));
+      if (died) this.#kill(b.dest.transport, b.dest.name, now);
+    } else {
+      if (out.kind === "transport-down") {
+        b.transport.throttledUntil = now + this.#cfg.time("transport_retry_time") * 1000;
+        msg.warn(`transport ${b.transport.name}: ${out.reason}; retrying after transport_retry_time`);
+      }
+      for (const rc of b.rcpts) this.#outcome(m, rc, "deferred", out.reason);
+    }
+    b.transport.offer(b.dest, now);
+    this.#schedulePump();
+  }
+
+  /** Marks a destination dead: defers what waits for it. */
+  #kill(t: Transport, name: string, now: number): void {
+    const d = t.dest(name);
+    d.deadUntil = now + this.#cfg.time("minimal_backoff_time") * 1000;
+    msg.warn(
+      `${t.name}:${name}: destination is dead after repeated failures (${d.lastReason}); deferring its mail`,
+    );
+    for (const rc of d.drain())
+      this.#outcome(
+        this.#messages.get(rc.msg.id) as QMessage,
+        rc,
+        "deferred",
+        `delivery temporarily suspended: ${d.lastReason}`,
+      );
+    d.failures = 0;
+    d.window = t.initial;
+  }
+
+  /** Records one recipient's outcome; finishes the message when none is left. */
+  #outcome(m: QMessage, _rc: QRcpt, status: string, _text: string): void {
+    if (status === "deferred") m.deferred++;
+    m.pending--;
+    this.#rcptsInMemory--;
+    if (m.pending === 0) void this.#finish(m);
+  }
+
+  /** Removes a finished message, or moves it to deferred/ with its next retry time. */
+  async #finish(m: QMessage): Promise<void> {
+    this.#messages.delete(m.id);
+    if (m.deferred === 0) {
+      await unlink(this.#paths.path("active", m.id)).catch((err: Error) =>
+        msg.warn(`${m.id}: remove: ${err.message}`),
+      );
+      msg.info(`${m.id}: removed`);
+    } else {
+      const age = Date.now() / 1000 - m.env.arrival.sec;
+      const wait = Math.min(
+        Math.max(age, this.#cfg.time("minimal_backoff_time")),
+        this.#cfg.time("maximal_backoff_time"),
+      );
+      if (this.#paths.move(m.id, "active", "deferred")) {
+        const at = Date.now() / 1000 + wait;
+        await utimes(this.#paths.path("deferred", m.id), at, at).catch(() => undefined);
+      }
+    }
+    const memory = this.#cfg.time("minimal_backoff_time") * 1000;
+    for (const t of this.#transports.values()) t.prune(Date.now(), memory);
+    void this.feed();
+  }
+}

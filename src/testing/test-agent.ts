@@ -1,0 +1,57 @@
+/*
+ * test-agent - a delivery agent for qmgr's tests: a sink that obeys
+ *
+ * SYNOPSIS
+ *   master.cf: sink unix - - n - 20 test-agent.js /path/to/record.log
+ *
+ * DESCRIPTION
+ *   Appends one line per delivered recipient to the record file
+ *   ("ID nexthop recipient pid start-ms end-ms"), and decides by the recipient's local part:
+ *     defer-*  deferred (4.4.1)        fail-*   bounced (5.1.1)
+ *     slow-*   waits 200 ms first      site-*   the whole site fails (site_fail)
+ *   everything else is delivered. The nexthop "down" makes every delivery a
+ *   site failure, and a nexthop starting with "slow" delays each delivery by 50 ms.
+ */
+import { appendFileSync } from "node:fs";
+import { agentServer } from "../master/agent-server.js";
+import type { RcptResult } from "../global/deliver-proto.js";
+
+/** Waits. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+await agentServer({
+  name: "test-agent",
+  async deliver(req, ctx) {
+    const record = ctx.args[0] ?? "/dev/null";
+    if (req.nexthop === "down" || req.recipients.some((r) => r.address.startsWith("site-"))) {
+      return {
+        siteFail: true,
+        relay: `${req.nexthop}[127.0.0.9]:25`,
+        results: req.recipients.map(() => ({
+          status: "deferred" as const,
+          dsn: "4.4.1",
+          text: "connect to site: Connection refused",
+        })),
+      };
+    }
+    const start = Date.now();
+    if (req.nexthop.startsWith("slow")) await sleep(50);
+    const results: RcptResult[] = [];
+    let lines = "";
+    for (const r of req.recipients) {
+      if (r.address.startsWith("slow-")) await sleep(200);
+      if (r.address.startsWith("defer-"))
+        results.push({ status: "deferred", dsn: "4.4.1", text: "test deferral" });
+      else if (r.address.startsWith("fail-"))
+        results.push({ status: "bounced", dsn: "5.1.1", text: "test failure" });
+      else {
+        results.push({ status: "sent", dsn: "2.0.0", text: "delivered to test sink" });
+        lines += `${req.queueId} ${req.nexthop} ${r.address} ${process.pid} ${start} ${Date.now()}\n`;
+      }
+    }
+    if (lines !== "") appendFileSync(record, lines);
+    return { siteFail: false, relay: `${req.nexthop}[127.0.0.9]:25`, results };
+  },
+});
