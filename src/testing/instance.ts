@@ -152,6 +152,11 @@ export class LineClient {
     this.#sock.write(`${text}\r\n`);
   }
 
+  /** Sends bytes as they are (no line ending added). */
+  sendRaw(data: string | Buffer): void {
+    this.#sock.write(data);
+  }
+
   /** Closes the connection. */
   close(): void {
     this.#sock.destroy();

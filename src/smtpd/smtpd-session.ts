@@ -1,0 +1,498 @@
+/*
+ * smtpd-session - one SMTP conversation
+ *
+ * DESCRIPTION
+ *   Greets, reads commands (each line bounded by line_length_limit, each
+ *   read by smtpd_timeout), and answers with Postfix's replies and enhanced
+ *   status codes. The envelope is checked against the restriction lists
+ *   (smtpd-check.ts); the queue file is opened at the first accepted
+ *   recipient; the content streams to cleanup (smtpd-data.ts) and
+ *   "250 2.0.0 Ok: queued as ID" is said only once cleanup has made the
+ *   file durable. Error counting (smtpd_soft_error_limit with
+ *   smtpd_error_sleep_time, smtpd_hard_error_limit), junk commands,
+ *   forbidden commands (HTTP and the like), and pipelining rules
+ *   (smtpd_forbid_unauth_pipelining: input that arrives before the greeting
+ *   or right after a command that must end a group is a protocol violation)
+ *   protect the server from hostile clients. Log lines are Postfix's.
+ */
+import type { Socket } from "node:net";
+import { msg } from "../util/msg.js";
+import { CleanupClient } from "../global/cleanup-client.js";
+import { CLEANUP_FLAG } from "../global/cleanup-proto.js";
+import { rfc5322Date } from "../global/mail-date.js";
+import { evalList, type CheckContext, type Stage, type Verdict } from "./smtpd-check.js";
+import { ContentSink, readChunk, readData } from "./smtpd-data.js";
+import { peerName, type SmtpdEnv } from "./smtpd-env.js";
+import { parseMail, parseRcpt, type MailArgs, type RcptArgs } from "./smtpd-params.js";
+import { SmtpReader } from "./smtpd-reader.js";
+
+const LAST_IN_GROUP = new Set([
+  "EHLO",
+  "HELO",
+  "DATA",
+  "VRFY",
+  "EXPN",
+  "TURN",
+  "QUIT",
+  "NOOP",
+  "AUTH",
+  "STARTTLS",
+]);
+const JUNK = new Set(["NOOP", "RSET", "VRFY", "ETRN", "HELP"]);
+// eslint-disable-next-line no-control-regex
+const BINARY = /[\x00-\x08\x0e-\x1f\x7f-\xff]/;
+
+class Quit extends Error {}
+
+export class Session {
+  #env: SmtpdEnv;
+  #sock: Socket;
+  #r: SmtpReader;
+  #addr: string;
+  #name = "unknown";
+  #helo = "";
+  #esmtp = false;
+  #mail: MailArgs | null = null;
+  #rcpts: RcptArgs[] = [];
+  #cleanup: CleanupClient | null = null;
+  #errors = 0;
+  #junk = 0;
+  #counts = new Map<string, [number, number]>();
+  #bdat: ContentSink | null = null;
+  #bdatBad: string | null = null;
+  #actions: CheckContext["actions"] = [];
+
+  constructor(env: SmtpdEnv, sock: Socket) {
+    this.#env = env;
+    this.#sock = sock;
+    this.#r = new SmtpReader(sock);
+    this.#addr = (sock.remoteAddress ?? "unknown").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+  }
+
+  /** The client as logs show it: name[addr]. */
+  get #client(): string {
+    return `${this.#name}[${this.#addr}]`;
+  }
+
+  /** Sends one reply line (or several: the last without a dash). */
+  #reply(...lines: string[]): void {
+    if (this.#sock.destroyed) return;
+    const out = lines.map((l, i) => (i < lines.length - 1 ? l.replace(/^(\d{3}) /, "$1-") : l)).join("\r\n");
+    this.#sock.write(out + "\r\n");
+  }
+
+  /** Counts a command for the disconnect line. */
+  #count(cmd: string, ok: boolean): void {
+    const key = cmd.toLowerCase();
+    const c = this.#counts.get(key) ?? [0, 0];
+    c[0] += ok ? 1 : 0;
+    c[1] += 1;
+    this.#counts.set(key, c);
+  }
+
+  /** Runs the session to its end. */
+  async run(): Promise<void> {
+    this.#sock.resume();
+    this.#name = await peerName(this.#addr, this.#env.peernameLookup);
+    await new Promise((r) => setTimeout(r, 0));
+    await new Promise((r) => setImmediate(r));
+    msg.info(`connect from ${this.#client}`);
+    try {
+      if (this.#env.forbidPipelining && this.#r.pending) {
+        this.#reply("554 5.5.0 Error: SMTP protocol synchronization");
+        msg.info(`improper command pipelining after CONNECT from ${this.#client}`);
+        throw new Quit();
+      }
+      this.#reply(`220 ${this.#env.banner}`);
+      for (;;) await this.#command();
+    } catch (err) {
+      if (!(err instanceof Quit)) msg.warn(`${this.#client}: ${(err as Error).message}`);
+    } finally {
+      this.#cleanup?.abort();
+      this.#logDisconnect();
+      this.#sock.end();
+    }
+  }
+
+  /** Logs "disconnect from ... ehlo=1 mail=1 ... commands=N". */
+  #logDisconnect(): void {
+    let total = 0;
+    let ok = 0;
+    const parts: string[] = [];
+    for (const [k, [good, all]] of this.#counts) {
+      parts.push(good === all ? `${k}=${all}` : `${k}=${good}/${all}`);
+      ok += good;
+      total += all;
+    }
+    const cmds = ok === total ? `commands=${total}` : `commands=${ok}/${total}`;
+    msg.info(`disconnect from ${this.#client}${parts.length ? " " + parts.join(" ") : ""} ${cmds}`);
+  }
+
+  /** Reads and runs one command. */
+  async #command(): Promise<void> {
+    const line = await this.#r.line(this.#env.lineLimit, this.#env.timeoutMs);
+    if (line === null) {
+      msg.info(
+        `${this.#r.timedOut ? "timeout" : "lost connection"} after ${this.#lastCmd} from ${this.#client}`,
+      );
+      if (this.#r.timedOut) this.#reply(`421 4.4.2 ${this.#env.myhostname} Error: timeout exceeded`);
+      throw new Quit();
+    }
+    const text = line.text.toString("latin1");
+    const m = /^\s*(\S+)\s*(.*)$/s.exec(text);
+    const verb = (m?.[1] ?? "").toUpperCase();
+    const arg = (m?.[2] ?? "").trimEnd();
+    this.#lastCmd = verb || "CONNECT";
+    if (line.cut) return this.#error(verb, "500 5.5.2 Error: line too long");
+    if (this.#env.forbiddenCommands.has(verb) || /^[^A-Z]/.test(verb) || BINARY.test(text)) {
+      msg.warn(`non-SMTP command from ${this.#client}: ${text.slice(0, 100)}`);
+      this.#reply("221 2.7.0 Error: I can break rules, too. Goodbye.");
+      throw new Quit();
+    }
+    if (JUNK.has(verb) && ++this.#junk > this.#env.junkLimit)
+      return this.#error(verb, "421 4.7.0 Error: too many junk commands");
+    await this.#dispatch(verb, arg);
+    if (this.#env.forbidPipelining && !this.#esmtp && this.#r.pending && verb !== "DATA" && verb !== "BDAT") {
+      return this.#violation(verb);
+    }
+    if (this.#env.forbidPipelining && LAST_IN_GROUP.has(verb) && this.#r.pending && verb !== "QUIT")
+      return this.#violation(verb);
+  }
+
+  #lastCmd = "CONNECT";
+
+  /** A pipelining violation: reply and hang up. */
+  #violation(verb: string): never {
+    msg.info(`improper command pipelining after ${verb} from ${this.#client}`);
+    this.#reply("554 5.5.0 Error: SMTP protocol synchronization");
+    throw new Quit();
+  }
+
+  /** Routes a command to its handler. */
+  async #dispatch(verb: string, arg: string): Promise<void> {
+    switch (verb) {
+      case "HELO":
+      case "EHLO":
+        return this.#hello(verb, arg);
+      case "MAIL":
+        return this.#mailCmd(arg);
+      case "RCPT":
+        return this.#rcptCmd(arg);
+      case "DATA":
+        return this.#data(arg);
+      case "BDAT":
+        return this.#bdatCmd(arg);
+      case "RSET":
+        this.#reset();
+        this.#count(verb, true);
+        return this.#reply("250 2.0.0 Ok");
+      case "NOOP":
+        this.#count(verb, true);
+        return this.#reply("250 2.0.0 Ok");
+      case "QUIT":
+        this.#count(verb, true);
+        this.#reply("221 2.0.0 Bye");
+        throw new Quit();
+      case "VRFY":
+        return this.#vrfy(arg);
+      case "ETRN":
+        return this.#error(verb, "458 4.5.0 Unable to queue messages");
+      default:
+        return this.#error(verb, "502 5.5.2 Error: command not recognized");
+    }
+  }
+
+  /** Counts an error reply, sleeping past the soft limit and hanging up at the hard limit. */
+  async #error(verb: string, reply: string): Promise<void> {
+    this.#count(verb || "unknown", false);
+    this.#errors++;
+    if (this.#errors >= this.#env.hardErrors) {
+      this.#reply(
+        reply.startsWith("421") ? reply : `421 4.7.0 ${this.#env.myhostname} Error: too many errors`,
+      );
+      msg.info(`too many errors after ${verb || "CONNECT"} from ${this.#client}`);
+      throw new Quit();
+    }
+    if (this.#errors > this.#env.softErrors) await new Promise((r) => setTimeout(r, this.#env.errorSleepMs));
+    this.#reply(reply);
+    if (reply.startsWith("421")) throw new Quit();
+  }
+
+  /** HELO/EHLO: records the name; EHLO lists the extensions. */
+  async #hello(verb: string, arg: string): Promise<void> {
+    if (arg === "") return this.#error(verb, `501 Syntax: ${verb} hostname`);
+    this.#reset();
+    this.#helo = arg;
+    this.#esmtp = verb === "EHLO";
+    if (!this.#env.delayReject) {
+      const v = await this.#restrict("helo", ["client", "helo"]);
+      if (v !== null) return this.#error(verb, v);
+    }
+    this.#count(verb, true);
+    if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
+    const ext = [
+      "PIPELINING",
+      `SIZE ${this.#env.sizeLimit > 0 ? this.#env.sizeLimit : ""}`.trim(),
+      "VRFY",
+      "ETRN",
+      "ENHANCEDSTATUSCODES",
+      "8BITMIME",
+      "DSN",
+      "SMTPUTF8",
+      "CHUNKING",
+    ];
+    const shown = ext.filter(
+      (e) => !this.#env.discardEhlo.has(e.split(" ")[0] ?? "") && !(e === "VRFY" && this.#env.vrfyDisabled),
+    );
+    this.#reply(`250 ${this.#env.myhostname}`, ...shown.map((e) => `250 ${e}`));
+  }
+
+  /** Forgets the current transaction. */
+  #reset(): void {
+    this.#mail = null;
+    this.#rcpts = [];
+    this.#cleanup?.abort();
+    this.#cleanup = null;
+    this.#bdat = null;
+    this.#bdatBad = null;
+    this.#actions = [];
+  }
+
+  /** The restriction context for the current state. */
+  #ctx(recipient: string | null): CheckContext {
+    return {
+      cfg: this.#env.cfg,
+      clientName: this.#name,
+      clientAddr: this.#addr,
+      helo: this.#helo,
+      sender: this.#mail?.address ?? null,
+      recipient,
+      etrnDomain: null,
+      saslUser: null,
+      pipelined: this.#r.pending,
+      actions: this.#actions,
+      deferIfPermit: null,
+      deferIfReject: null,
+      inMynetworks: async () => {
+        const r = await this.#env.mynetworks.match(this.#name, this.#addr);
+        return r.status === "tempfail" ? "tempfail" : r.status === "match";
+      },
+      resolveFlags: async (address) => {
+        const r = await this.#env.rewrite.resolve(this.#mail?.address ?? "", address);
+        return r.ok ? r.value.flags : "tempfail";
+      },
+    };
+  }
+
+  /** Runs restriction lists in order; returns a reply to refuse with, or null. Logs refusals as Postfix does. */
+  async #restrict(what: string, stages: Stage[], recipient: string | null = null): Promise<string | null> {
+    const ctx = this.#ctx(recipient);
+    let final: Verdict = { kind: "dunno" };
+    for (const stage of stages) {
+      const v = await evalList(ctx, stage, this.#env.cfg.list(`smtpd_${stage}_restrictions`));
+      if (v.kind === "reject" || v.kind === "defer") {
+        final = v.kind === "reject" && ctx.deferIfReject !== null ? ctx.deferIfReject : v;
+        break;
+      }
+      if (v.kind === "permit") final = v;
+    }
+    if (final.kind !== "reject" && final.kind !== "defer" && ctx.deferIfPermit !== null)
+      final = ctx.deferIfPermit;
+    if (final.kind !== "reject" && final.kind !== "defer") return null;
+    const reply = `${final.code} ${final.enh} ${final.text}`;
+    const id = this.#cleanup?.queueId ?? "NOQUEUE";
+    const to = recipient !== null ? ` to=<${recipient}>` : "";
+    msg.info(
+      `${id}: reject: ${what} from ${this.#client}: ${reply}; from=<${this.#mail?.address ?? ""}>${to} proto=${this.#esmtp ? "ESMTP" : "SMTP"} helo=<${this.#helo}>`,
+    );
+    return reply;
+  }
+
+  /** MAIL FROM. */
+  async #mailCmd(arg: string): Promise<void> {
+    if (this.#env.heloRequired && this.#helo === "")
+      return this.#error("MAIL", "503 5.5.1 Error: send HELO/EHLO first");
+    if (this.#mail !== null) return this.#error("MAIL", "503 5.5.1 Error: nested MAIL command");
+    const p = parseMail(arg, this.#env.sizeLimit);
+    if (!p.ok) return this.#error("MAIL", p.reply);
+    this.#mail = p.value;
+    if (!this.#env.delayReject) {
+      const v = await this.#restrict("MAIL", ["client", "helo", "sender"]);
+      if (v !== null) {
+        this.#mail = null;
+        return this.#error("MAIL", v);
+      }
+    }
+    this.#count("MAIL", true);
+    this.#reply("250 2.1.0 Ok");
+  }
+
+  /** RCPT TO: parses, checks restrictions, opens the queue file at the first good recipient. */
+  async #rcptCmd(arg: string): Promise<void> {
+    if (this.#mail === null) return this.#error("RCPT", "503 5.5.1 Error: need MAIL command");
+    if (this.#rcpts.length >= this.#env.rcptLimit)
+      return this.#error("RCPT", "452 4.5.3 Error: too many recipients");
+    const p = parseRcpt(arg);
+    if (!p.ok) return this.#error("RCPT", p.reply);
+    const stages: Stage[] = this.#env.delayReject
+      ? ["client", "helo", "sender", "relay", "recipient"]
+      : ["relay", "recipient"];
+    const v = await this.#restrict("RCPT", stages, p.value.address);
+    if (v !== null) return this.#error("RCPT", v);
+    if (this.#cleanup === null && !(await this.#openQueue()))
+      return this.#error("RCPT", "451 4.3.0 Error: queue file write error");
+    await this.#cleanup?.rcpt({
+      address: p.value.address,
+      original: p.value.address,
+      ...(p.value.orcpt !== undefined ? { orcpt: p.value.orcpt } : {}),
+      ...(p.value.notify !== undefined ? { notify: p.value.notify } : {}),
+    });
+    this.#rcpts.push(p.value);
+    this.#count("RCPT", true);
+    this.#reply("250 2.1.5 Ok");
+  }
+
+  /** Opens a cleanup session for the transaction (the queue ID appears in the log). */
+  async #openQueue(): Promise<boolean> {
+    const c = await CleanupClient.open(this.#env.cfg.get("queue_directory"));
+    if (!c.ok) {
+      msg.warn(`${c.reason}`);
+      return false;
+    }
+    this.#cleanup = c.client;
+    const s = c.client;
+    msg.info(`${s.queueId}: client=${this.#client}`);
+    await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
+    const m = this.#mail;
+    for (const [k, v] of [
+      ["client_name", this.#name],
+      ["client_address", this.#addr],
+      ["helo", this.#helo],
+      ["protocol", this.#esmtp ? "ESMTP" : "SMTP"],
+      ["log_ident", s.queueId],
+      ["dsn_envid", m?.envid],
+      ["dsn_ret", m?.ret],
+      ["encoding", m?.body],
+      ["smtputf8", m?.smtputf8 ? "1" : undefined],
+    ] as const) {
+      if (v !== undefined) await s.attr(k, v);
+    }
+    await s.sender(m?.address ?? "");
+    return true;
+  }
+
+  /** The Received: header in Postfix's form. */
+  #received(): string {
+    const id = this.#cleanup?.queueId ?? "";
+    const proto = this.#esmtp ? "ESMTP" : "SMTP";
+    const one = this.#rcpts.length === 1 ? `\n\tfor <${this.#rcpts[0]?.address ?? ""}>` : "";
+    return `Received: from ${this.#helo || "unknown"} (${this.#name} [${this.#addr}])\n\tby ${this.#env.myhostname} (${this.#env.mailName}) with ${proto} id ${id}${one}; ${rfc5322Date()}\n`;
+  }
+
+  /** Checks that a transaction can send content; returns an error reply or null. */
+  async #contentCheck(verb: string): Promise<string | null> {
+    if (this.#mail === null) return "503 5.5.1 Error: need MAIL command";
+    if (this.#rcpts.length === 0) return "554 5.5.1 Error: no valid recipients";
+    return this.#restrict(verb, ["data"]);
+  }
+
+  /** DATA: stream the content to cleanup and report the outcome. */
+  async #data(arg: string): Promise<void> {
+    if (arg !== "") return this.#error("DATA", "501 5.5.4 Syntax: DATA");
+    if (this.#bdat !== null) return this.#error("DATA", "503 5.5.1 Error: DATA after BDAT");
+    const refused = await this.#contentCheck("DATA");
+    if (refused !== null) return this.#error("DATA", refused);
+    if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
+    this.#reply("354 End data with <CR><LF>.<CR><LF>");
+    const sink = new ContentSink(this.#cleanup);
+    await sink.write(Buffer.from(this.#received(), "latin1"));
+    const excluded =
+      this.#env.forbidBareLf === "yes" &&
+      (await this.#env.bareLfExclusions.match(this.#name, this.#addr)).status === "match";
+    const out = await readData(this.#r, sink, {
+      lineLimit: this.#env.lineLimit,
+      timeoutMs: this.#env.timeoutMs,
+      sizeLimit: this.#env.sizeLimit,
+      forbidBareLf: this.#env.forbidBareLf === "yes" && !excluded,
+    });
+    if (out.kind === "lost") {
+      msg.info(
+        `${this.#r.timedOut ? "timeout" : "lost connection"} after DATA (${sink.total} bytes) from ${this.#client}`,
+      );
+      throw new Quit();
+    }
+    if (out.kind === "bare-lf") {
+      this.#reply(
+        `${this.#env.cfg.get("smtpd_forbid_bare_newline_reject_code")} 5.5.2 Error: bare <LF> received`,
+      );
+      msg.info(`disconnect: bare <LF> received from ${this.#client} after DATA`);
+      throw new Quit();
+    }
+    await this.#finish("DATA", out.kind === "too-big");
+  }
+
+  /** Ends the transaction with cleanup's verdict. */
+  async #finish(verb: string, tooBig: boolean): Promise<void> {
+    const c = this.#cleanup;
+    this.#cleanup = null;
+    if (tooBig || c === null) {
+      c?.abort();
+      this.#reset();
+      return this.#error(verb, "552 5.3.4 Error: message file too big");
+    }
+    const r = await c.end();
+    this.#reset();
+    if (r.status === "ok") {
+      this.#count(verb, true);
+      return this.#reply(`250 2.0.0 Ok: queued as ${r.queueId}`);
+    }
+    if (r.status === "reject") return this.#error(verb, `${r.code} ${r.reason}`);
+    msg.warn(`${c.queueId}: cleanup: ${r.reason}`);
+    return this.#error(verb, "451 4.3.0 Error: queue file write error");
+  }
+
+  /** BDAT size [LAST] (CHUNKING). */
+  async #bdatCmd(arg: string): Promise<void> {
+    const m = /^(\d{1,15})(\s+LAST)?$/i.exec(arg);
+    if (m === null) return this.#error("BDAT", "501 5.5.4 Syntax: BDAT count [LAST]");
+    const n = Number(m[1]);
+    const last = m[2] !== undefined;
+    if (this.#bdat === null) {
+      this.#bdatBad = await this.#contentCheck("BDAT");
+      this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null);
+      if (this.#bdatBad === null) await this.#bdat.write(Buffer.from(this.#received(), "latin1"));
+    }
+    const got = await readChunk(this.#r, this.#bdat, n, {
+      timeoutMs: this.#env.timeoutMs,
+      sizeLimit: this.#env.sizeLimit,
+    });
+    if (got === "lost") {
+      msg.info(`lost connection after BDAT from ${this.#client}`);
+      throw new Quit();
+    }
+    if (this.#bdatBad !== null) {
+      const bad = this.#bdatBad;
+      if (last) this.#reset();
+      return this.#error("BDAT", bad);
+    }
+    if (got === "too-big") this.#bdatBad = "552 5.3.4 Error: message file too big";
+    if (!last) {
+      this.#count("BDAT", true);
+      return this.#reply(`250 2.0.0 Ok: ${n} bytes`);
+    }
+    if (this.#bdat.pendingCr) await this.#bdat.write(Buffer.from("\r"));
+    await this.#bdat.flush();
+    await this.#finish("BDAT", false);
+  }
+
+  /** VRFY: disabled, or the Postfix answer without a recipient check. */
+  async #vrfy(arg: string): Promise<void> {
+    if (this.#env.vrfyDisabled) return this.#error("VRFY", "502 5.5.1 VRFY command is disabled");
+    const p = parseRcpt(`TO:${arg}`);
+    if (!p.ok) return this.#error("VRFY", "501 5.1.3 Bad recipient address syntax");
+    const v = await this.#restrict("VRFY", ["client", "helo", "recipient"], p.value.address);
+    if (v !== null) return this.#error("VRFY", v);
+    this.#count("VRFY", true);
+    this.#reply(`252 2.0.0 ${p.value.address}`);
+  }
+}

@@ -1,0 +1,28 @@
+/*
+ * smtpd - the SMTP server
+ *
+ * SYNOPSIS
+ *   master.cf: smtp inet n - n - - smtpd
+ *
+ * DESCRIPTION
+ *   Serves SMTP clients that master hands over, many per process
+ *   (multiServer). Each connection is a Session (smtpd-session.ts); what all
+ *   sessions share (settings, mynetworks, the trivial-rewrite client) is
+ *   built once at start (smtpd-env.ts). The restriction lists and access
+ *   tables are the policy enforcement point (smtpd-check.ts).
+ */
+import { multiServer } from "../master/mail-server.js";
+import { smtpdEnv, type SmtpdEnv } from "./smtpd-env.js";
+import { Session } from "./smtpd-session.js";
+
+let env: SmtpdEnv | null = null;
+
+await multiServer({
+  name: "smtpd",
+  onStart(ctx) {
+    env = smtpdEnv(ctx.config);
+  },
+  async onConnection(sock) {
+    if (env !== null) await new Session(env, sock).run();
+  },
+});
