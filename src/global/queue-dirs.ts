@@ -11,7 +11,9 @@
  *   helpers (see ARCHITECTURE.md): the queue directory itself belongs to
  *   root; everything in it belongs to mail_owner; private/ is 0700; public/
  *   is 0755 so local users can reach the few public services; maildrop/ is
- *   1733 (users may drop files in, not list or take them).
+ *   3733 (users may drop files in, not list or take them; set-group-ID, so
+ *   that a dropped file gets mail_owner's group and pickup can read it:
+ *   see global/maildrop.ts).
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -38,7 +40,7 @@ export const QUEUE_NAMES = [
 ] as const;
 
 export const QUEUE_TREE: readonly QueueDirSpec[] = [
-  ...QUEUE_NAMES.map((name) => ({ name, mode: name === "maildrop" ? 0o1733 : 0o700 })),
+  ...QUEUE_NAMES.map((name) => ({ name, mode: name === "maildrop" ? 0o3733 : 0o700 })),
   { name: "private", mode: 0o700 },
   { name: "public", mode: 0o755 },
   { name: "pid", mode: 0o755, rootOwned: true },
@@ -55,8 +57,8 @@ export function makeQueueTree(queueDir: string, owner: Ownership | null): void {
   for (const d of QUEUE_TREE) {
     const p = join(queueDir, d.name);
     mkdirSync(p, { recursive: true, mode: d.mode });
-    chmodSync(p, d.mode);
     if (owner !== null && !d.rootOwned) chownSync(p, owner.uid, owner.gid);
+    chmodSync(p, d.mode);
   }
 }
 
