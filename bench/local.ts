@@ -1,0 +1,275 @@
+/*
+ * local - Maildir deliveries per second: Postern's local agent next to Postfix's
+ *
+ * SYNOPSIS
+ *   npm run build && node dist/bench/local.js [--messages N] [--concurrency C]   (as root)
+ *
+ * DESCRIPTION
+ *   Both systems deliver the same N messages (default 1000, 2 KB each) to
+ *   one user made for the run with useradd(8), with home_mailbox =
+ *   Maildir/ and local_destination_concurrency_limit = C (default 2, the
+ *   Postfix default). To time only the queue manager and the local agent,
+ *   the messages are first held at submission (header_checks HOLD), then
+ *   released with "postsuper -H ALL" and a flush; the clock runs from the
+ *   release to the N-th file in Maildir/new/. Postern gets its messages
+ *   through its cleanup service, Postfix through its smtpd (submission is
+ *   not timed).
+ *
+ *   Postfix is Debian's /usr/sbin/postfix, run as a second instance with
+ *   its own configuration, queue and log under a temporary directory (the
+ *   system's Postfix, if any, is not touched). Without it, or without
+ *   root (needed for useradd and for delivery as the user), only what can
+ *   run is measured and the rest is explained. Everything is removed at
+ *   the end.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CleanupClient } from "../src/global/cleanup-client.js";
+import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
+import { makeInstance, sleep } from "../src/testing/instance.js";
+import { runCli } from "../src/testing/run-cli.js";
+
+const POSTFIX = "/usr/sbin/postfix";
+const HOST = "bench.example.test";
+
+/** A numeric option "--name N", or the default. */
+function option(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
+  return v;
+}
+
+/** The message of number i (about 2 KB). */
+function message(i: number): string {
+  const body = Array.from({ length: 25 }, (_, j) => `line ${j} of message ${i} ${"-".repeat(60)}`).join("\n");
+  return `From: bench@example.org\nTo: user@${HOST}\nSubject: bench ${i}\n\n${body}\n`;
+}
+
+/** Counts the files under a directory tree (0 when it does not exist). */
+function countFiles(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    n += e.isDirectory() ? countFiles(join(dir, e.name)) : 1;
+  return n;
+}
+
+/** Waits until a count reaches a target; the seconds it took, or throws after the limit. */
+async function waitCount(what: string, count: () => number, target: number, limitMs: number): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (count() < target) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${count()} of ${target})`);
+    await sleep(10);
+  }
+}
+
+/** Sends messages over one SMTP session (for Postfix's smtpd). */
+async function smtpSend(port: number, rcpt: string, n: number): Promise<void> {
+  const sock = connect(port, "127.0.0.1");
+  let buf = "";
+  const waiters: Array<() => void> = [];
+  sock.setEncoding("utf8");
+  sock.on("data", (d: string) => {
+    buf += d;
+    waiters.splice(0).forEach((w) => w());
+  });
+  const reply = async (): Promise<string> => {
+    for (;;) {
+      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
+      if (m !== null) {
+        buf = buf.slice((m.index ?? 0) + m[0].length);
+        return m[1] ?? "";
+      }
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
+  const cmd = async (line: string, want: string): Promise<void> => {
+    sock.write(`${line}\r\n`);
+    const code = await reply();
+    if (!code.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${code}`);
+  };
+  if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
+  await cmd("EHLO bench.example.org", "2");
+  for (let i = 0; i < n; i++) {
+    await cmd("MAIL FROM:<bench@example.org>", "2");
+    await cmd(`RCPT TO:<${rcpt}>`, "2");
+    await cmd("DATA", "3");
+    await cmd(`${message(i).replace(/\n/g, "\r\n").replace(/^\./gm, "..")}.`, "2");
+  }
+  await cmd("QUIT", "2");
+  sock.destroy();
+}
+
+interface User {
+  name: string;
+  home: string;
+}
+
+/** Times Postern: held messages released, until all are in Maildir/new. */
+async function postern(dir: string, user: User, n: number, conc: number): Promise<number> {
+  const checks = join(dir, "postern-header-checks");
+  writeFileSync(checks, "/^Subject: bench/ HOLD\n");
+  const inst = makeInstance({
+    main: [
+      `myhostname = ${HOST}`,
+      "mydestination = $myhostname",
+      "home_mailbox = Maildir/",
+      "alias_maps =",
+      `header_checks = regexp:${checks}`,
+      `local_destination_concurrency_limit = ${conc}`,
+    ].join("\n"),
+    master: [
+      "cleanup unix - - n - 0 cleanup",
+      "qmgr unix n - n 300 1 qmgr",
+      "rewrite unix - - n - - trivial-rewrite",
+      "local unix - n n - - local",
+      "",
+    ].join("\n"),
+  });
+  try {
+    const r = await inst.start();
+    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
+    for (let i = 0; i < n; i++) {
+      const c = await CleanupClient.open(inst.spool);
+      if (!c.ok) throw new Error(c.reason);
+      await c.client.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
+      await c.client.sender("bench@example.org");
+      await c.client.rcpt({ address: `${user.name}@${HOST}` });
+      await c.client.data(Buffer.from(message(i)));
+      const e = await c.client.end();
+      if (e.status !== "ok") throw new Error(`cleanup: ${JSON.stringify(e)}`);
+    }
+    await waitCount("held messages", () => countFiles(join(inst.spool, "hold")), n, 60_000);
+    const md = join(user.home, "Maildir", "new");
+    const before = countFiles(md);
+    const t0 = process.hrtime.bigint();
+    await runCli("postsuper", ["-c", inst.etc, "-H", "ALL"]);
+    await inst.postern("flush");
+    await waitCount("Postern deliveries", () => countFiles(md) - before, n, 600_000);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    await inst.postern("abort");
+    inst.cleanup();
+  }
+}
+
+/** Times Postfix the same way, as a private instance under dir. */
+async function postfix(dir: string, user: User, n: number, conc: number): Promise<number> {
+  const base = join(dir, "postfix");
+  const etc = join(base, "etc");
+  mkdirSync(etc, { recursive: true });
+  mkdirSync(join(base, "spool"));
+  mkdirSync(join(base, "data"));
+  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
+  writeFileSync(join(etc, "header_checks"), "/^Subject: bench/ HOLD\n");
+  const port = 20000 + (process.pid % 20000);
+  writeFileSync(
+    join(etc, "main.cf"),
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${base}/spool`,
+      `data_directory = ${base}/data`,
+      "mail_owner = postfix",
+      "setgid_group = postdrop",
+      `myhostname = ${HOST}`,
+      "mydestination = $myhostname",
+      "home_mailbox = Maildir/",
+      "alias_maps =",
+      "alias_database =",
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      `maillog_file = ${base}/maillog`,
+      `maillog_file_prefixes = ${base}`,
+      "biff = no",
+      "shlib_directory = /usr/lib/postfix",
+      "daemon_directory = /usr/lib/postfix/sbin",
+      "meta_directory = /etc/postfix",
+      `header_checks = regexp:${etc}/header_checks`,
+      `local_destination_concurrency_limit = ${conc}`,
+      "",
+    ].join("\n"),
+  );
+  const services = [
+    "cleanup unix n - n - 0 cleanup",
+    "qmgr unix n - n 300 1 qmgr",
+    "rewrite unix - - n - - trivial-rewrite",
+  ];
+  services.push("bounce unix - - n - 0 bounce", "defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce");
+  services.push(
+    "flush unix n - n 1000? 0 flush",
+    "proxymap unix - - n - - proxymap",
+    "showq unix n - n - - showq",
+  );
+  services.push("error unix - - n - - error", "local unix - n n - - local", "anvil unix - - n - 1 anvil");
+  services.push(
+    "scache unix - - n - 1 scache",
+    "postlog unix-dgram n - n - 1 postlogd",
+    "pickup unix n - n 60 1 pickup",
+  );
+  writeFileSync(
+    join(etc, "master.cf"),
+    [`127.0.0.1:${port} inet n - n - - smtpd`, ...services, ""].join("\n"),
+  );
+  const pf = (...args: string[]): void => {
+    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
+    if (r.status !== 0)
+      throw new Error(
+        `postfix ${args.join(" ")} failed: ${r.stderr.toString().trim()} (see ${base}/maillog)`,
+      );
+  };
+  pf("start");
+  try {
+    await sleep(1000);
+    await smtpSend(port, `${user.name}@${HOST}`, n);
+    await waitCount("held messages", () => countFiles(join(base, "spool", "hold")), n, 60_000);
+    const md = join(user.home, "Maildir", "new");
+    const before = countFiles(md);
+    const t0 = process.hrtime.bigint();
+    execFileSync("/usr/sbin/postsuper", ["-c", etc, "-H", "ALL"], { stdio: "pipe" });
+    pf("flush");
+    await waitCount("Postfix deliveries", () => countFiles(md) - before, n, 600_000);
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
+    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+  }
+}
+
+/** Runs the benchmark and prints the table. */
+async function main(): Promise<void> {
+  const n = option("messages", 1000);
+  const conc = option("concurrency", 2);
+  if (process.getuid?.() !== 0) {
+    console.log("bench/local needs root: it makes a user with useradd and delivers as that user.");
+    console.log("Run it as root (sudo node dist/bench/local.js); nothing was measured.");
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "postern-bench-local-"));
+  execFileSync("chmod", ["755", dir]);
+  const name = `pbench${process.pid % 100000}`;
+  const user = { name, home: join(dir, "home", name) };
+  mkdirSync(join(dir, "home"));
+  execFileSync("useradd", ["-m", "-d", user.home, "-s", "/bin/sh", "-U", name], { stdio: "pipe" });
+  const rows: Array<[string, string]> = [];
+  try {
+    const tp = await postern(dir, user, n, conc);
+    rows.push([`Postern local, ${n} Maildir deliveries`, `${tp.toFixed(2)} s, ${(n / tp).toFixed(0)} /s`]);
+    if (existsSync(POSTFIX)) {
+      const tf = await postfix(dir, user, n, conc);
+      rows.push([`Postfix local, ${n} Maildir deliveries`, `${tf.toFixed(2)} s, ${(n / tf).toFixed(0)} /s`]);
+      rows.push(["ratio Postern / Postfix (deliveries/s)", (tf / tp).toFixed(2)]);
+    } else rows.push(["Postfix", `not installed (${POSTFIX}); apt-get install postfix to compare`]);
+  } finally {
+    spawnSync("userdel", [name], { stdio: "pipe" });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(`local_destination_concurrency_limit = ${conc}, one recipient, messages held then released`);
+  console.log("measure".padEnd(42) + "result");
+  for (const [k, v] of rows) console.log(k.padEnd(42) + v);
+}
+
+await main();
