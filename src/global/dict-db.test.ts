@@ -193,7 +193,10 @@ test("a large table is searched with positional reads, not loaded into memory", 
     const grew = memoryInUse() - before;
     const size = statSync(dictTablePath(type, name)).size;
     assert.ok(size > 15_000_000, `table file is ${size} bytes`);
-    assert.ok(grew < size / 3, `${type}: memory grew by ${grew} bytes for a ${size}-byte table`);
+    // Loading the table would cost more than its file size (a texthash copy of
+    // it costs about 2.5 times); garbage not yet collected from the lookups
+    // can cost a few MB, so the bound is generous but still decisive.
+    assert.ok(grew < size * 0.75, `${type}: memory grew by ${grew} bytes for a ${size}-byte table`);
     d.close();
   }
   rmSync(dir, { recursive: true });
