@@ -69,7 +69,8 @@ function maildropFile(rcpt: string): Buffer {
   return Buffer.concat(recs.map(([t, p]) => encodeRecord(t, p)));
 }
 
-test("queue tools", { skip }, async (t) => {
+test("queue tools", async (t) => {
+  assert.equal(skip, false, `these tests cannot run here: ${String(skip)}`);
   const hcDir = mkdtempSync(join(tmpdir(), "postern-hc-"));
   chmodSync(hcDir, 0o755);
   const hc = join(hcDir, "header_checks");
