@@ -1,14 +1,14 @@
 /*
- * capabilities - what this build supports, for postconf -l, -a and -A
+ * capabilities - what this build supports, for postconf -a and -A
  *
  * DESCRIPTION
- *   Lists the mailbox locking methods (-l) and the SASL server (-a) and
- *   client (-A) implementations that this Postern provides (the lookup
- *   table types of -m come from the table registry, dict.ts). Each feature registers itself here when it lands, so that the
+ *   Lists the SASL server (-a) and client (-A) implementations that this
+ *   Postern provides (the lookup table types of -m come from the table
+ *   registry, dict.ts; the mailbox lock methods of -l from mbox-conf.ts). Each feature registers itself here when it lands, so that the
  *   lists never claim something that is not there.
  */
 
-const registered = { l: new Set<string>(), a: new Set<string>(), A: new Set<string>() };
+const registered = { a: new Set<string>(), A: new Set<string>() };
 
 export type CapabilityKind = keyof typeof registered;
 

@@ -18,15 +18,19 @@
 import { msg } from "../util/msg.js";
 import type { Config } from "./config.js";
 
+/** The lock method names Postern accepts (postconf -l lists them). */
+export const MBOX_LOCK_METHODS: readonly string[] = ["dotlock", "fcntl", "flock"];
+
 /** The lock methods a locking parameter asks for. */
 export function mboxLockMethods(cfg: Config, param: string): { dotlock: boolean; kernelLock: boolean } {
   let dotlock = false;
   let kernelLock = false;
   for (const n of cfg.list(param)) {
     const name = n.toLowerCase();
+    if (!MBOX_LOCK_METHODS.includes(name))
+      return msg.fatal(`parameter ${param}: unknown mailbox lock method "${n}"`);
     if (name === "dotlock") dotlock = true;
-    else if (name === "flock" || name === "fcntl") kernelLock = true;
-    else return msg.fatal(`parameter ${param}: unknown mailbox lock method "${n}"`);
+    else kernelLock = true;
   }
   if (!dotlock && !kernelLock)
     return msg.fatal(`parameter ${param} specifies no applicable mailbox locking method`);

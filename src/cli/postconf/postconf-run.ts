@@ -31,6 +31,7 @@ import { editMainCf, splitNameValue } from "../../global/main-cf.js";
 import { PARAM_TABLE, paramDef } from "../../global/params-table.js";
 import { capabilityList } from "../../global/capabilities.js";
 import { dictTypes } from "../../global/dict.js";
+import { MBOX_LOCK_METHODS } from "../../global/mbox-conf.js";
 import {
   PostconfError,
   editMasterFile,
@@ -173,7 +174,11 @@ export async function postconf(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  for (const f of ["l", "a", "A"] as const) {
+  if (has("l")) {
+    process.stdout.write(MBOX_LOCK_METHODS.map((x) => `${x}\n`).join(""));
+    return 0;
+  }
+  for (const f of ["a", "A"] as const) {
     if (has(f)) {
       process.stdout.write(
         capabilityList(f)
