@@ -32,7 +32,8 @@ myhostname = localhost.localdomain
 mydestination = $myhostname, localhost
 inet_interfaces = 127.0.0.1
 mynetworks = 127.0.0.0/8 [::1]/128
-`;
+alias_maps =
+${process.getuid?.() === 0 ? "# Started as root: the daemons run as this unprivileged account.\nmail_owner = nobody\n" : ""}`;
     writeFileSync(mainPath, main);
   }
   if (!existsSync(masterPath)) {
