@@ -5,21 +5,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { makeInstance, type Instance } from "../src/testing/instance.js";
+import { startInstance, type Instance } from "../src/testing/instance.js";
 import { CleanupClient, type CleanupResult } from "../src/global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
 import { contentLines, readEnvelope } from "../src/global/queue-file.js";
 
 /** Starts an instance with a cleanup service. */
 async function instance(t: { after: (fn: () => Promise<void>) => void }, main = ""): Promise<Instance> {
-  const inst = makeInstance({ main, master: "cleanup unix - - n - 0 cleanup\n" });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
-  });
-  return inst;
+  return startInstance(t, { main, master: "cleanup unix - - n - 0 cleanup\n" });
 }
 
 /** Submits one message. */

@@ -18,6 +18,7 @@ import {
   LineClient,
   freePort,
   makeInstance,
+  startInstance,
   processUid,
   processesOf,
   sleep,
@@ -58,14 +59,7 @@ async function started(
   main: string,
   master: string,
 ): Promise<Instance> {
-  const inst = makeInstance({ main, master });
-  const r = await inst.start();
-  assert.equal(r.code, 0, `start failed: ${r.stderr}`);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
-  });
-  return inst;
+  return startInstance(t, { main, master });
 }
 
 test("start and stop leave nothing behind; a second start fails cleanly", async (t) => {

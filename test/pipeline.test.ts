@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { DOMAIN, makeWorld, readMailbox, type World } from "../src/testing/local-world.js";
 import { runCli } from "../src/testing/run-cli.js";
 
@@ -25,32 +25,29 @@ async function instance(
   main: string,
 ): Promise<Instance & { port: number }> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [
-      `myhostname = ${DOMAIN}`,
-      "mydestination = $myhostname, localhost",
-      "mail_owner = mail",
-      "alias_maps =",
-      "smtpd_peername_lookup = no",
-      main,
-    ].join("\n"),
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "pickup unix n - y 1 1 pickup",
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "local unix - n n - - local",
-      "",
-    ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
-    world.cleanup();
-  });
+  const inst = await startInstance(
+    t,
+    {
+      main: [
+        `myhostname = ${DOMAIN}`,
+        "mydestination = $myhostname, localhost",
+        "mail_owner = mail",
+        "alias_maps =",
+        "smtpd_peername_lookup = no",
+        main,
+      ].join("\n"),
+      master: [
+        `${port} inet n - n - - smtpd`,
+        "pickup unix n - y 1 1 pickup",
+        "cleanup unix - - n - 0 cleanup",
+        "qmgr unix n - n 300 1 qmgr",
+        "rewrite unix - - n - - trivial-rewrite",
+        "local unix - n n - - local",
+        "",
+      ].join("\n"),
+    },
+    () => world.cleanup(),
+  );
   return Object.assign(inst, { port });
 }
 

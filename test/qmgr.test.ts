@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 
 interface Delivery {
@@ -36,23 +36,20 @@ async function instance(
   const recDir = mkdtempSync(join(tmpdir(), "postern-rec-"));
   chmodSync(recDir, 0o1777);
   const record = join(recDir, "deliveries.log");
-  const inst = makeInstance({
-    main: `default_transport = sink\nmydestination =\nrelay_domains =\ninitial_destination_concurrency = 2\n${main}`,
-    master: [
-      "cleanup unix - - n - 0 cleanup",
-      `qmgr unix n - n ${qmgrWakeup} 1 qmgr`,
-      "rewrite unix - - n - - trivial-rewrite",
-      `sink unix - - n - 100 test-agent.js ${record}`,
-      "",
-    ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
-    rmSync(recDir, { recursive: true, force: true });
-  });
+  const inst = await startInstance(
+    t,
+    {
+      main: `default_transport = sink\nmydestination =\nrelay_domains =\ninitial_destination_concurrency = 2\n${main}`,
+      master: [
+        "cleanup unix - - n - 0 cleanup",
+        `qmgr unix n - n ${qmgrWakeup} 1 qmgr`,
+        "rewrite unix - - n - - trivial-rewrite",
+        `sink unix - - n - 100 test-agent.js ${record}`,
+        "",
+      ].join("\n"),
+    },
+    () => rmSync(recDir, { recursive: true, force: true }),
+  );
   return Object.assign(inst, { record });
 }
 

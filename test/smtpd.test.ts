@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { LineClient, freePort, makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { LineClient, freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { contentLines, readEnvelope } from "../src/global/queue-file.js";
 
 interface Smtpd extends Instance {
@@ -23,7 +23,7 @@ interface Smtpd extends Instance {
 /** Starts smtpd, cleanup and trivial-rewrite; accepted mail stays in incoming/. */
 async function instance(t: { after: (fn: () => Promise<void>) => void }, main = ""): Promise<Smtpd> {
   const port = await freePort();
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: `myhostname = mx.example.org\nmydestination = $myhostname, example.org\nmynetworks = 192.0.2.0/24\nsmtpd_peername_lookup = no\n${main}`,
     master: [
       `${port} inet n - n - - smtpd`,
@@ -31,12 +31,6 @@ async function instance(t: { after: (fn: () => Promise<void>) => void }, main = 
       "rewrite unix - - n - - trivial-rewrite",
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   return Object.assign(inst, { port });
 }

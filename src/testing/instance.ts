@@ -88,6 +88,23 @@ export function makeInstance(opts: { main?: string; master: string }): Instance 
   };
 }
 
+/** Makes and starts an instance; it is aborted and removed after the test (plus any extra cleanup). */
+export async function startInstance(
+  t: { after: (fn: () => Promise<void>) => void },
+  opts: { main?: string; master: string },
+  extraCleanup?: () => void,
+): Promise<Instance> {
+  const inst = makeInstance(opts);
+  const r = await inst.start();
+  if (r.code !== 0) throw new Error(`postern start failed: ${r.stderr}`);
+  t.after(async () => {
+    await inst.postern("abort");
+    inst.cleanup();
+    extraCleanup?.();
+  });
+  return inst;
+}
+
 /** Waits a while. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
