@@ -92,8 +92,14 @@ export class RecordScanner {
     return this.#bufStart;
   }
 
-  /** Moves to another offset (skipping content, say). */
+  /** Moves to another offset (skipping content, say); what is buffered there already is kept. */
   seek(offset: number): void {
+    const end = this.#bufStart + this.#buf.length;
+    if (offset >= this.#bufStart && offset <= end) {
+      this.#buf = this.#buf.subarray(offset - this.#bufStart);
+      this.#bufStart = offset;
+      return;
+    }
     this.#buf = Buffer.alloc(0);
     this.#bufStart = offset;
     this.#eof = false;
@@ -105,7 +111,7 @@ export class RecordScanner {
       const want = Math.max(CHUNK, n - this.#buf.length);
       const chunk = Buffer.allocUnsafe(want);
       const { bytesRead } = await this.#fh.read(chunk, 0, want, this.#bufStart + this.#buf.length);
-      if (bytesRead === 0) this.#eof = true;
+      if (bytesRead < want) this.#eof = true; // a short read is the end of the file
       this.#buf = Buffer.concat([this.#buf, chunk.subarray(0, bytesRead)]);
     }
   }

@@ -7,7 +7,14 @@
  * DESCRIPTION
  *   A delivery agent takes delivery requests from qmgr (deliver-proto.ts),
  *   one per connection, many connections at once. For each request the
- *   skeleton checks the request, calls deliver(), marks every sent or
+ *   skeleton checks the request, calls deliver(), reports every bounced
+ *   recipient to the message's bounce log and every deferred one to its
+ *   defer log (bounce service, global/bounce-client.ts; with soft_bounce
+ *   a bounce becomes a deferral; a bounce that cannot be logged becomes a
+ *   deferral too, so that no failure goes unreported; a master.cf without
+ *   the service draws a warning), reports every sent recipient that asked
+ *   for NOTIFY=SUCCESS to its trace log ("delivered", or "relayed" for an
+ *   agent that relays), marks every sent or
  *   bounced recipient done in the queue file (so that a crash after this
  *   point repeats nothing), logs one line per recipient in Postfix's format
  *   (ID: to=<...>, orig_to=<...>, relay=..., delay=..., delays=a/b/c/d,
@@ -27,7 +34,8 @@ import {
   type DeliveryRequest,
   type RcptResult,
 } from "../global/deliver-proto.js";
-import { markDone } from "../global/queue-file.js";
+import { BounceClient } from "../global/bounce-client.js";
+import { DSN_NOTIFY, markDone } from "../global/queue-file.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
 import { QUEUE_NAMES } from "../global/queue-dirs.js";
 import { multiServer, type ServerContext } from "./mail-server.js";
@@ -41,6 +49,8 @@ export interface AgentResult extends DeliveryReply {
 
 export interface AgentOptions {
   name: string;
+  /** The agent hands mail on to another MTA: success notices say "relayed", not "delivered". */
+  relays?: boolean;
   onStart?: (ctx: ServerContext) => void | Promise<void>;
   deliver: (req: DeliveryRequest, ctx: ServerContext) => Promise<AgentResult>;
 }
@@ -66,11 +76,51 @@ function logResult(req: DeliveryRequest, i: number, res: RcptResult, r: AgentRes
   );
 }
 
+let unconfiguredWarned = false;
+
+/** Reports a bounced or deferred recipient to its log; returns the result to keep (a bounce that cannot be logged is deferred). */
+async function report(
+  bounce: BounceClient,
+  req: DeliveryRequest,
+  i: number,
+  res: RcptResult,
+  relay: string | undefined,
+  soft: boolean,
+  relayed: boolean,
+): Promise<RcptResult> {
+  const rc = req.recipients[i];
+  if (rc === undefined) return res;
+  if (res.status === "sent" && ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) === 0) return res;
+  if (res.status === "bounced" && soft) res = { ...res, status: "deferred", dsn: res.dsn.replace(/^5/, "4") };
+  const log = res.status === "bounced" ? "bounce" : res.status === "sent" ? "trace" : "defer";
+  if (!bounce.configured(log)) {
+    if (!unconfiguredWarned) msg.warn(`no ${log} service in master.cf: delivery status is not reported`);
+    unconfiguredWarned = true;
+    return res;
+  }
+  const r = await bounce.append(log, req.queueId, {
+    recipient: rc.address,
+    original_recipient: rc.original,
+    ...(rc.orcpt !== undefined ? { dsn_orig_rcpt: rc.orcpt } : {}),
+    ...(rc.notify !== undefined ? { dsn_notify: rc.notify } : {}),
+    status: res.dsn,
+    action: log === "bounce" ? "failed" : log === "defer" ? "delayed" : relayed ? "relayed" : "delivered",
+    reason: res.text,
+    ...(relay !== undefined ? { relay } : {}),
+  });
+  if (r.ok) return res;
+  msg.warn(`${req.queueId}: ${r.reason}`);
+  return log === "bounce"
+    ? { status: "deferred", dsn: "4.3.0", text: "bounce or trace service failure" }
+    : res;
+}
+
 /** Handles one delivery request. */
 async function handle(
   opts: AgentOptions,
   ctx: ServerContext,
   paths: QueuePaths,
+  bounce: BounceClient,
   req: DeliveryRequest,
 ): Promise<DeliveryReply> {
   const started = Date.now();
@@ -91,8 +141,11 @@ async function handle(
     };
   }
   const path = paths.path(req.queueName as QueueName, req.queueId);
+  const soft = ctx.config.bool("soft_bounce");
+  const relayed = opts.relays === true;
   for (let i = 0; i < r.results.length; i++) {
-    const res = r.results[i] as RcptResult;
+    const res = await report(bounce, req, i, r.results[i] as RcptResult, r.relay, soft, relayed);
+    r.results[i] = res;
     const rc = req.recipients[i];
     if (rc !== undefined && res.status !== "deferred") {
       try {
@@ -112,6 +165,7 @@ async function serveAgent(
   opts: AgentOptions,
   ctx: ServerContext,
   paths: QueuePaths,
+  bounce: BounceClient,
   sock: Socket,
 ): Promise<void> {
   const conn = serveAttrConnection(sock, {
@@ -122,7 +176,7 @@ async function serveAgent(
       const req = parseRequest(attrs);
       if (typeof req === "string") throw new Error(`bad delivery request: ${req}`);
       if (!(QUEUE_NAMES as readonly string[]).includes(req.queueName)) throw new Error("bad queue name");
-      const reply = await handle(opts, ctx, paths, req);
+      const reply = await handle(opts, ctx, paths, bounce, req);
       return attrList(encodeReply(reply));
     },
   });
@@ -132,14 +186,16 @@ async function serveAgent(
 /** Starts a delivery agent. */
 export function agentServer(opts: AgentOptions): Promise<void> {
   let paths: QueuePaths | null = null;
+  let bounce: BounceClient | null = null;
   return multiServer({
     name: opts.name,
     async onStart(ctx) {
       paths = new QueuePaths(ctx.config);
+      bounce = BounceClient.fromConfig(ctx.config);
       await opts.onStart?.(ctx);
     },
     async onConnection(sock, ctx) {
-      if (paths !== null) await serveAgent(opts, ctx, paths, sock);
+      if (paths !== null && bounce !== null) await serveAgent(opts, ctx, paths, bounce, sock);
     },
   });
 }

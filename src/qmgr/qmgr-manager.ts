@@ -14,17 +14,38 @@
  *   a message has an outcome, the message is removed (all done) or moved to
  *   deferred/ with its next retry time (minimal_backoff_time to
  *   maximal_backoff_time, growing with the message's age).
+ *   A file marked by postsuper -r (QUEUE_FLAG.REQUEUE) is not scheduled:
+ *   it goes through cleanup again as a new file (qmgr-requeue.ts).
  *   At start, files left in active/ by a stopped or crashed qmgr go back to
  *   incoming/; their recipients already marked done are not delivered again.
+ *
+ *   Status reports (qmgr-report.ts): a message's defer log is removed when
+ *   it enters the active queue (it then holds only the last attempt's
+ *   reasons); recipients that qmgr itself defers (resolver failure, dead
+ *   destination, lost agent) are added to it. When a message is finished
+ *   with bounced recipients (or a bounce log left from before), the bounce
+ *   service is asked to return them to the sender; only when it has done
+ *   so is the file removed, with its logs. A message that still has
+ *   deferred recipients after maximal_queue_lifetime (bounce_queue_lifetime
+ *   for the null sender) is expired: those recipients are bounced with
+ *   "message expired". A message deferred when it has been queued for
+ *   delay_warning_time (and was not at its previous attempt) draws a delay
+ *   warning. Test hook: the environment variable POSTERN_TEST_CLOCK_OFFSET
+ *   (seconds; pass it with import_environment) moves qmgr's idea of "now"
+ *   for expiry and delay warnings only. Never set it in production.
  */
 import { readEnvelope, type Envelope } from "../global/queue-file.js";
+import type { BounceClient } from "../global/bounce-client.js";
 import type { QueuePaths, QueueName } from "../global/queue-path.js";
 import type { Config } from "../global/config.js";
 import type { Resolved } from "../global/rewrite-proto.js";
 import { msg } from "../util/msg.js";
 import { stat, unlink, utimes } from "node:fs/promises";
+import { QUEUE_FLAG } from "../global/queue-corrupt.js";
 import { deliverOnce } from "./qmgr-deliver.js";
+import { requeueMessage } from "./qmgr-requeue.js";
 import { Transport, nextBatches, type Batch, type QRcpt } from "./qmgr-sched.js";
+import { Reporter } from "./qmgr-report.js";
 
 export type Resolver = (
   sender: string,
@@ -38,6 +59,13 @@ interface QMessage {
   pending: number;
   deferred: number;
   rcptCount: number;
+  bounced: number;
+  /** Deferred recipients and their reasons (for expiry). */
+  deferredRcpts: Array<{ rc: QRcpt; text: string }>;
+  /** Defer log appends in flight. */
+  logs: Array<Promise<void>>;
+  /** When the previous attempt ended (ms; null for new mail). */
+  lastAttempt: number | null;
 }
 
 const LOAD_PARALLEL = 32;
@@ -57,11 +85,13 @@ export class QueueManager {
   #pumpQueued = false;
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
+  #report: Reporter;
 
-  constructor(cfg: Config, paths: QueuePaths, resolve: Resolver) {
+  constructor(cfg: Config, paths: QueuePaths, resolve: Resolver, bounce: BounceClient) {
     this.#cfg = cfg;
     this.#paths = paths;
     this.#resolve = resolve;
+    this.#report = new Reporter(cfg, paths, bounce);
   }
 
   /** Moves what a previous run left in active/ back to incoming/. */
@@ -149,15 +179,17 @@ export class QueueManager {
     const worker = async (): Promise<void> => {
       while (this.#backlog.length > 0 && this.#room()) {
         const [queue, id] = this.#backlog.shift() as [QueueName, string];
-        if (this.#messages.has(id) || !this.#paths.move(id, queue, "active")) continue;
-        await this.#load(id);
+        if (this.#messages.has(id)) continue;
+        const last = queue === "deferred" ? await this.#report.lastAttempt(queue, id) : null;
+        if (!this.#paths.move(id, queue, "active")) continue;
+        await this.#load(id, last);
       }
     };
     await Promise.all(Array.from({ length: LOAD_PARALLEL }, worker));
   }
 
   /** Reads a file in active/ and queues its recipients. */
-  async #load(id: string): Promise<void> {
+  async #load(id: string, lastAttempt: number | null): Promise<void> {
     const path = this.#paths.path("active", id);
     const r = await readEnvelope(path);
     if (!r.ok) {
@@ -166,6 +198,7 @@ export class QueueManager {
       return;
     }
     const todo = r.env.recipients.filter((rc) => !rc.done);
+    if ((r.env.flags & QUEUE_FLAG.REQUEUE) !== 0 && todo.length > 0) return this.#requeue(id, r.env);
     const m: QMessage = {
       id,
       env: r.env,
@@ -173,7 +206,12 @@ export class QueueManager {
       pending: todo.length,
       deferred: 0,
       rcptCount: r.env.recipients.length,
+      bounced: 0,
+      deferredRcpts: [],
+      logs: [],
+      lastAttempt,
     };
+    await this.#report.startAttempt(id);
     this.#messages.set(id, m);
     this.#rcptsInMemory += todo.length;
     msg.info(
@@ -186,14 +224,34 @@ export class QueueManager {
     this.#schedulePump();
   }
 
+  /** Passes a message marked by postsuper -r through cleanup again (qmgr-requeue.ts). */
+  async #requeue(id: string, env: Envelope): Promise<void> {
+    const path = this.#paths.path("active", id);
+    const r = await requeueMessage(this.#paths.root, path, id, env, this.#cfg.time("ipc_timeout") * 1000);
+    if (r.ok) {
+      msg.info(`${id}: requeued as ${r.newId}`);
+      return this.#report.removeLogs(id);
+    }
+    if (!r.temporary) {
+      msg.warn(`${id}: requeue rejected by cleanup (${r.reason}); message put on hold`);
+      this.#paths.move(id, "active", "hold");
+      return;
+    }
+    msg.warn(`${id}: requeue failed (${r.reason}); will retry`);
+    if (this.#paths.move(id, "active", "deferred")) {
+      const at = Date.now() / 1000 + this.#cfg.time("minimal_backoff_time");
+      await utimes(this.#paths.path("deferred", id), at, at).catch(() => undefined);
+    }
+  }
+
   /** Resolves one recipient and queues it, or records its deferral. */
   async #route(m: QMessage, rc: QRcpt): Promise<void> {
     const res = await this.#resolve(m.env.sender, rc.address);
-    if (!res.ok) return this.#outcome(m, rc, "deferred", `4.3.0 address resolver failure: ${res.reason}`);
+    if (!res.ok) return this.#defer(m, rc, `address resolver failure: ${res.reason}`, "4.3.0");
     const t = this.#transport(res.value.transport);
     const d = t.dest(res.value.nexthop);
     if (d.deadUntil > Date.now())
-      return this.#outcome(m, rc, "deferred", `delivery temporarily suspended: ${d.lastReason}`);
+      return this.#defer(m, rc, `delivery temporarily suspended: ${d.lastReason}`, "4.4.1");
     d.add(rc);
     t.offer(d, Date.now());
   }
@@ -268,7 +326,7 @@ export class QueueManager {
         b.transport.throttledUntil = now + this.#cfg.time("transport_retry_time") * 1000;
         msg.warn(`transport ${b.transport.name}: ${out.reason}; retrying after transport_retry_time`);
       }
-      for (const rc of b.rcpts) this.#outcome(m, rc, "deferred", out.reason);
+      for (const rc of b.rcpts) this.#defer(m, rc, out.reason, "4.3.0");
     }
     b.transport.offer(b.dest, now);
     this.#schedulePump();
@@ -282,19 +340,29 @@ export class QueueManager {
       `${t.name}:${name}: destination is dead after repeated failures (${d.lastReason}); deferring its mail`,
     );
     for (const rc of d.drain())
-      this.#outcome(
+      this.#defer(
         this.#messages.get(rc.msg.id) as QMessage,
         rc,
-        "deferred",
         `delivery temporarily suspended: ${d.lastReason}`,
+        "4.4.1",
       );
     d.failures = 0;
     d.window = t.initial;
   }
 
+  /** Defers a recipient for a reason of qmgr's own: logs it in the defer log, then records the outcome. */
+  #defer(m: QMessage, rc: QRcpt, text: string, dsn: string): void {
+    m.logs.push(this.#report.defer(m.id, rc, dsn, text));
+    this.#outcome(m, rc, "deferred", text);
+  }
+
   /** Records one recipient's outcome; finishes the message when none is left. */
-  #outcome(m: QMessage, _rc: QRcpt, status: string, _text: string): void {
-    if (status === "deferred") m.deferred++;
+  #outcome(m: QMessage, rc: QRcpt, status: string, text: string): void {
+    if (status === "deferred") {
+      m.deferred++;
+      m.deferredRcpts.push({ rc, text });
+    }
+    if (status === "bounced") m.bounced++;
     m.pending--;
     this.#rcptsInMemory--;
     if (m.pending === 0) void this.#finish(m);
@@ -303,12 +371,22 @@ export class QueueManager {
   /** Removes a finished message, or moves it to deferred/ with its next retry time. */
   async #finish(m: QMessage): Promise<void> {
     this.#messages.delete(m.id);
-    if (m.deferred === 0) {
+    await Promise.all(m.logs);
+    if (m.deferred > 0 && this.#report.expired(m.env)) {
+      const n = await this.#report.expire(m.id, m.env, m.deferredRcpts);
+      m.deferred -= n;
+      m.bounced += n;
+    }
+    const returned = await this.#report.returnBounces(m.id, m.bounced);
+    if (m.deferred === 0 && returned) {
+      await this.#report.reportSuccess(m.id);
       await unlink(this.#paths.path("active", m.id)).catch((err: Error) =>
         msg.warn(`${m.id}: remove: ${err.message}`),
       );
+      await this.#report.removeLogs(m.id);
       msg.info(`${m.id}: removed`);
     } else {
+      if (m.deferred > 0) await this.#report.delayWarning(m.id, m.env, m.lastAttempt);
       const age = Date.now() / 1000 - m.env.arrival.sec;
       const wait = Math.min(
         Math.max(age, this.#cfg.time("minimal_backoff_time")),

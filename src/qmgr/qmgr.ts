@@ -9,12 +9,14 @@
  *   seconds, cleanup's "I" after each new message, postqueue's flush
  *   requests) that moves mail from incoming/ and deferred/ through the
  *   active queue to the delivery agents (qmgr-manager.ts, qmgr-sched.ts),
- *   resolving recipients with trivial-rewrite. It also scans the deferred
+ *   resolving recipients with trivial-rewrite, and asking the bounce and
+ *   defer services for notices (qmgr-report.ts). It also scans the deferred
  *   queue every queue_run_delay by itself.
  */
 import { msg } from "../util/msg.js";
 import { QueuePaths } from "../global/queue-path.js";
 import { RewriteClient } from "../global/rewrite-client.js";
+import { BounceClient } from "../global/bounce-client.js";
 import { triggerServer } from "../master/mail-server.js";
 import { QueueManager } from "./qmgr-manager.js";
 
@@ -25,7 +27,12 @@ await triggerServer({
   onStart(ctx) {
     const paths = new QueuePaths(ctx.config);
     const rewrite = RewriteClient.fromConfig(ctx.config);
-    qm = new QueueManager(ctx.config, paths, (sender, address) => rewrite.resolve(sender, address));
+    qm = new QueueManager(
+      ctx.config,
+      paths,
+      (sender, address) => rewrite.resolve(sender, address),
+      BounceClient.fromConfig(ctx.config),
+    );
     qm.recover();
     qm.trigger(Buffer.from("ID"));
     const every = ctx.config.time("queue_run_delay") * 1000;

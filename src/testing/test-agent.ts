@@ -2,7 +2,7 @@
  * test-agent - a delivery agent for qmgr's tests: a sink that obeys
  *
  * SYNOPSIS
- *   master.cf: sink unix - - n - 20 test-agent.js /path/to/record.log
+ *   master.cf: sink unix - - n - 20 test-agent.js /path/to/record.log [/path/to/copies]
  *
  * DESCRIPTION
  *   Appends one line per delivered recipient to the record file
@@ -11,10 +11,24 @@
  *     slow-*   waits 200 ms first      site-*   the whole site fails (site_fail)
  *   everything else is delivered. The nexthop "down" makes every delivery a
  *   site failure, and a nexthop starting with "slow" delays each delivery by 50 ms.
+ *   With a second argument, the content of each message with a delivered
+ *   recipient is written to that directory as <queue ID>.eml.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { contentLines, readEnvelope } from "../global/queue-file.js";
+import { QueuePaths, type QueueName } from "../global/queue-path.js";
 import { agentServer } from "../master/agent-server.js";
 import type { RcptResult } from "../global/deliver-proto.js";
+
+/** Writes a copy of a queued message's content. */
+async function copyContent(path: string, out: string): Promise<void> {
+  const r = await readEnvelope(path);
+  if (!r.ok) return;
+  const lines: Buffer[] = [];
+  for await (const l of contentLines(path, r.env)) lines.push(l, Buffer.from("\n"));
+  writeFileSync(out, Buffer.concat(lines));
+}
 
 /** Waits. */
 function sleep(ms: number): Promise<void> {
@@ -51,6 +65,12 @@ await agentServer({
         lines += `${req.queueId} ${req.nexthop} ${r.address} ${process.pid} ${start} ${Date.now()}\n`;
       }
     }
+    const copies = ctx.args[1];
+    if (lines !== "" && copies !== undefined)
+      await copyContent(
+        new QueuePaths(ctx.config).path(req.queueName as QueueName, req.queueId),
+        join(copies, `${req.queueId}.eml`),
+      );
     if (lines !== "") appendFileSync(record, lines);
     return { siteFail: false, relay: `${req.nexthop}[127.0.0.9]:25`, results };
   },

@@ -14,12 +14,11 @@
  *        its queue ID; the bounce/defer/trace logs are left alone, as
  *        Postfix leaves them;
  *     3. resets its time stamps to now.
- *   The queue manager, on finding the REQUEUE flag, must pass the message
+ *   The queue manager, on finding the REQUEUE flag, passes the message
  *   through cleanup again as a new queue file (its envelope and content as
- *   the original client gave them, done recipients excluded) and then
- *   remove the old file, before it schedules any delivery. Until qmgr
- *   exists, a requeued message simply waits in incoming/ with the flag set
- *   ("postcat -e" shows it in message_size's last field).
+ *   recorded, done recipients excluded), removes the old file and logs
+ *   "OLDID: requeued as NEWID" before it schedules any delivery
+ *   (src/qmgr/qmgr-requeue.ts).
  */
 import { msg } from "../../util/msg.js";
 import { QUEUE_FLAG, quarantine, setQueueFlags } from "../../global/queue-corrupt.js";

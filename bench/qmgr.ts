@@ -1,0 +1,375 @@
+/*
+ * qmgr - queue manager throughput: a full queue handed to a sink, Postern next to Postfix
+ *
+ * SYNOPSIS
+ *   npm run build && node dist/bench/qmgr.js [--messages N] [--budget S]   (Postfix part as root)
+ *
+ * DESCRIPTION
+ *   Fills the queue with N single-recipient messages (default 100,000)
+ *   while no queue manager runs, then adds qmgr to master.cf, reloads, and
+ *   times until every message has been delivered to the discard transport
+ *   and removed. Postern's queue is filled with queue files written
+ *   directly (global/queue-file.ts, durable like cleanup's), Postfix's
+ *   through its smtpd (filling is not timed).
+ *
+ *   CPU time is read from /proc for each process of the instance (master's
+ *   own plus its reaped children, and each live daemon) over the timed
+ *   part; qmgr's CPU time divided by N is the scheduling overhead per
+ *   recipient (reading the file, moving it, resolving, scheduling, the
+ *   delivery request and its answer, removing the file), and all processes
+ *   together give the CPU time per delivery.
+ *
+ *   Postfix is Debian's /usr/sbin/postfix, run as a private instance with
+ *   its own configuration and queue under a temporary directory (see
+ *   bench/local.ts); it needs root and is skipped otherwise. Each part
+ *   stops after --budget seconds (default 900) with what it has.
+ *
+ *   For profiling: BENCH_NODE_OPTIONS is passed to Postern's daemons as
+ *   NODE_OPTIONS (through import_environment; e.g. "--import=/path/prof.mjs"
+ *   that starts node:inspector's profiler), and BENCH_KEEP=1 stops Postern
+ *   gracefully and keeps its directory (log and queue) for a look.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+} from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Config } from "../src/global/config.js";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { QueueFileWriter } from "../src/global/queue-file.js";
+import { QueuePaths } from "../src/global/queue-path.js";
+import { makeInstance, sleep } from "../src/testing/instance.js";
+
+const POSTFIX = "/usr/sbin/postfix";
+const FILL_PARALLEL = 16;
+const TICK_MS = 1000 / 100;
+const BODY = Array.from({ length: 8 }, (_, j) => `line ${j} ${"-".repeat(60)}`);
+
+/** A numeric option "--name N", or the default. */
+function option(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
+  return v;
+}
+
+/** Counts the files under the given queue directories. */
+function queued(spool: string, queues: string[]): number {
+  const count = (dir: string): number => {
+    if (!existsSync(dir)) return 0;
+    let n = 0;
+    for (const e of readdirSync(dir, { withFileTypes: true }))
+      n += e.isDirectory() ? count(join(dir, e.name)) : e.name.startsWith(".") ? 0 : 1;
+    return n;
+  };
+  return queues.reduce((n, q) => n + count(join(spool, q)), 0);
+}
+
+/** Waits until a condition holds; false after the deadline. */
+async function waitFor(cond: () => boolean, deadline: number, everyMs = 100): Promise<boolean> {
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
+}
+
+interface ProcCpu {
+  name: string;
+  ppid: number;
+  /** Own user+system time, ms. */
+  self: number;
+  /** Reaped children's user+system time, ms. */
+  children: number;
+}
+
+/** A process's name and CPU times from /proc, or null when it is gone. */
+function procCpu(pid: number): ProcCpu | null {
+  let stat: string;
+  let cmd: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+  } catch {
+    return null;
+  }
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const n = (i: number): number => Number(f[i - 3] ?? 0);
+  const argv = cmd.split("\0");
+  const script = argv.find((a) => a.endsWith(".js"));
+  const name = (script ?? argv[0] ?? "?").replace(/^.*\//, "").replace(/\.js$/, "");
+  return { name, ppid: n(4), self: (n(14) + n(15)) * TICK_MS, children: (n(16) + n(17)) * TICK_MS };
+}
+
+interface CpuSnapshot {
+  /** master's own CPU plus its reaped children's, ms. */
+  master: number;
+  live: Map<number, { name: string; cpu: number }>;
+}
+
+/** CPU ms of a master and of each of its live children. */
+function cpuSnapshot(masterPid: number): CpuSnapshot {
+  const m = procCpu(masterPid);
+  const live = new Map<number, { name: string; cpu: number }>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const p = procCpu(Number(e));
+    if (p !== null && p.ppid === masterPid) live.set(Number(e), { name: p.name, cpu: p.self + p.children });
+  }
+  return { master: m === null ? 0 : m.self + m.children, live };
+}
+
+/** CPU ms used between two snapshots, by daemon name; what processes that exited used goes to "master+reaped". */
+function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): Map<string, number> {
+  let reaped = b.master - a.master;
+  const out = new Map<string, number>();
+  for (const [pid, p] of a.live) if (!b.live.has(pid)) reaped -= p.cpu;
+  for (const [pid, p] of b.live)
+    out.set(p.name, (out.get(p.name) ?? 0) + p.cpu - (a.live.get(pid)?.cpu ?? 0));
+  out.set("master+reaped", reaped);
+  return out;
+}
+
+interface Figures {
+  n: number;
+  seconds: number;
+  cpu: Map<string, number>;
+  note: string;
+}
+
+/** Writes n single-recipient queue files into incoming/, FILL_PARALLEL at a time. */
+async function fillPostern(etc: string, n: number): Promise<void> {
+  const paths = new QueuePaths(Config.load(etc));
+  const owner = statSync(join(paths.root, "incoming"));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const w = await QueueFileWriter.create(paths, false);
+      w.sender("bench@example.org");
+      w.attr("log_ident", w.id);
+      w.rcpt({ address: `user${i}@sink.example`, original: `user${i}@sink.example` });
+      w.beginContent();
+      await w.line(Buffer.from(`Subject: bench ${i}`));
+      await w.line(Buffer.alloc(0));
+      for (const l of BODY) await w.line(Buffer.from(l));
+      await w.commit();
+      chownSync(paths.path("incoming", w.id), owner.uid, owner.gid);
+    }
+  };
+  await Promise.all(Array.from({ length: FILL_PARALLEL }, worker));
+}
+
+/** Times Postern: fill with qmgr stopped, add qmgr, reload, wait for an empty queue. */
+async function postern(n: number, budgetMs: number): Promise<Figures> {
+  const services = [
+    "cleanup unix - - n - 0 cleanup",
+    "rewrite unix - - n - - trivial-rewrite",
+    "discard unix - - n - - discard",
+  ];
+  const opts = process.env["BENCH_NODE_OPTIONS"];
+  const profiling = opts !== undefined ? `import_environment = MAIL_CONFIG TZ NODE_OPTIONS=${opts}\n` : "";
+  const inst = makeInstance({
+    main: `default_transport = discard\nmydestination =\nrelay_domains =\n${profiling}`,
+    master: services.join("\n") + "\n",
+  });
+  try {
+    const r = await inst.start();
+    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
+    await fillPostern(inst.etc, n);
+    const masterPid = readMasterPid(inst.lib) ?? 0;
+    const before = cpuSnapshot(masterPid);
+    const t0 = Date.now();
+    inst.writeMaster([...services, "qmgr unix n - n 300 1 qmgr", ""].join("\n"));
+    const rl = await inst.postern("reload");
+    if (rl.code !== 0) throw new Error(`postern reload: ${rl.stderr}`);
+    const queues = ["incoming", "active", "deferred"];
+    const ok = await waitFor(() => queued(inst.spool, queues) === 0, t0 + budgetMs, 200);
+    const seconds = (Date.now() - t0) / 1000;
+    const cpu = cpuDelta(before, cpuSnapshot(masterPid));
+    const left = ok ? 0 : queued(inst.spool, queues);
+    const sent = (inst.log().match(/ status=sent /g) ?? []).length;
+    if (sent !== n - left) throw new Error(`${sent} deliveries logged for ${n - left} messages gone`);
+    return { n: n - left, seconds, cpu, note: ok ? "" : `budget reached with ${left} left` };
+  } finally {
+    await inst.postern(process.env["BENCH_KEEP"] !== undefined ? "stop" : "abort");
+    if (process.env["BENCH_KEEP"] !== undefined) console.log(`kept ${inst.dir}`);
+    else inst.cleanup();
+  }
+}
+
+/** Sends n messages over one SMTP session. */
+async function smtpSend(port: number, from: number, n: number): Promise<void> {
+  const sock = connect(port, "127.0.0.1");
+  let buf = "";
+  const waiters: Array<() => void> = [];
+  sock.setEncoding("utf8");
+  sock.on("data", (d: string) => {
+    buf += d;
+    waiters.splice(0).forEach((w) => w());
+  });
+  const reply = async (): Promise<string> => {
+    for (;;) {
+      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
+      if (m !== null) {
+        buf = buf.slice(m.index + m[0].length);
+        return m[1] ?? "";
+      }
+      await new Promise<void>((r) => waiters.push(r));
+    }
+  };
+  const cmd = async (line: string, want: string): Promise<void> => {
+    sock.write(`${line}\r\n`);
+    const code = await reply();
+    if (!code.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${code}`);
+  };
+  if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
+  await cmd("EHLO bench.example.org", "2");
+  for (let i = from; i < from + n; i++) {
+    await cmd("MAIL FROM:<bench@example.org>", "2");
+    await cmd(`RCPT TO:<user${i}@sink.example>`, "2");
+    await cmd("DATA", "3");
+    await cmd([`Subject: bench ${i}`, "", ...BODY, "."].join("\r\n"), "2");
+  }
+  await cmd("QUIT", "2");
+  sock.destroy();
+}
+
+/** The main.cf of the private Postfix instance. */
+function postfixMain(base: string): string {
+  return [
+    "compatibility_level = 3.6",
+    `queue_directory = ${base}/spool`,
+    `data_directory = ${base}/data`,
+    "mail_owner = postfix",
+    "setgid_group = postdrop",
+    "myhostname = bench.example.test",
+    "mydestination =",
+    "relay_domains =",
+    "default_transport = discard",
+    "in_flow_delay = 0",
+    "alias_maps =",
+    "alias_database =",
+    "inet_interfaces = 127.0.0.1",
+    "inet_protocols = ipv4",
+    `maillog_file = ${base}/maillog`,
+    `maillog_file_prefixes = ${base}`,
+    "shlib_directory = /usr/lib/postfix",
+    "daemon_directory = /usr/lib/postfix/sbin",
+    "meta_directory = /etc/postfix",
+    "",
+  ].join("\n");
+}
+
+/** Times Postfix the same way, as a private instance under dir. */
+async function postfix(dir: string, n: number, budgetMs: number): Promise<Figures> {
+  const base = join(dir, "postfix");
+  const etc = join(base, "etc");
+  mkdirSync(etc, { recursive: true });
+  mkdirSync(join(base, "spool"));
+  mkdirSync(join(base, "data"));
+  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
+  writeFileSync(join(etc, "main.cf"), postfixMain(base));
+  const port = 20000 + (process.pid % 20000);
+  const services = [
+    `127.0.0.1:${port} inet n - n - - smtpd`,
+    "cleanup unix n - n - 0 cleanup",
+    "rewrite unix - - n - - trivial-rewrite",
+    "bounce unix - - n - 0 bounce",
+    "defer unix - - n - 0 bounce",
+    "trace unix - - n - 0 bounce",
+    "flush unix n - n 1000? 0 flush",
+    "proxymap unix - - n - - proxymap",
+    "discard unix - - n - - discard",
+    "anvil unix - - n - 1 anvil",
+    "postlog unix-dgram n - n - 1 postlogd",
+  ];
+  writeFileSync(join(etc, "master.cf"), services.join("\n") + "\n");
+  const pf = (...args: string[]): void => {
+    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
+    if (r.status !== 0)
+      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
+  };
+  pf("start");
+  try {
+    await sleep(1000);
+    const per = Math.ceil(n / FILL_PARALLEL);
+    await Promise.all(
+      Array.from({ length: FILL_PARALLEL }, (_, k) =>
+        smtpSend(port, k * per, Math.max(0, Math.min(per, n - k * per))),
+      ),
+    );
+    const spool = join(base, "spool");
+    await waitFor(() => queued(spool, ["incoming"]) >= n, Date.now() + 60_000, 200);
+    const masterPid = Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim());
+    const before = cpuSnapshot(masterPid);
+    const t0 = Date.now();
+    writeFileSync(join(etc, "master.cf"), [...services, "qmgr unix n - n 300 1 qmgr", ""].join("\n"));
+    pf("reload");
+    const queues = ["incoming", "active", "deferred"];
+    const ok = await waitFor(() => queued(spool, queues) === 0, t0 + budgetMs, 200);
+    const seconds = (Date.now() - t0) / 1000;
+    const cpu = cpuDelta(before, cpuSnapshot(masterPid));
+    const left = ok ? 0 : queued(spool, queues);
+    return { n: n - left, seconds, cpu, note: ok ? "" : `budget reached with ${left} left` };
+  } finally {
+    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
+    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+  }
+}
+
+/** Formats one system's rows. */
+function rows(who: string, f: Figures): Array<[string, string]> {
+  const total = [...f.cpu.values()].reduce((a, b) => a + b, 0);
+  const qmgr = f.cpu.get("qmgr") ?? 0;
+  const per = (ms: number): string => `${((ms / Math.max(1, f.n)) * 1000).toFixed(0)} us`;
+  const parts = [...f.cpu]
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${per(v)}`)
+    .join(", ");
+  return [
+    [
+      `${who}: ${f.n} messages to discard`,
+      `${f.seconds.toFixed(2)} s, ${(f.n / f.seconds).toFixed(0)} msg/s ${f.note}`,
+    ],
+    [`${who}: qmgr CPU per recipient`, per(qmgr)],
+    [`${who}: CPU per delivery, all processes`, `${per(total)} (${parts})`],
+  ];
+}
+
+/** Runs the benchmark and prints the table. */
+async function main(): Promise<void> {
+  const n = option("messages", 100_000);
+  const budgetMs = option("budget", 900) * 1000;
+  const out: Array<[string, string]> = [];
+  console.log("measure".padEnd(44) + "result");
+  const p = await postern(n, budgetMs);
+  out.push(...rows("Postern", p));
+  for (const [k, v] of out) console.log(k.padEnd(44) + v);
+  if (!existsSync(POSTFIX)) out.push(["Postfix", `not installed (${POSTFIX})`]);
+  else if (process.getuid?.() !== 0) out.push(["Postfix", "needs root (run as root to compare)"]);
+  else {
+    const dir = mkdtempSync(join(tmpdir(), "postern-bench-qmgr-"));
+    chmodSync(dir, 0o755);
+    try {
+      const f = await postfix(dir, n, budgetMs);
+      out.push(...rows("Postfix", f));
+      out.push(["ratio Postern / Postfix (msg/s)", (p.n / p.seconds / (f.n / f.seconds)).toFixed(2)]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  for (const [k, v] of out.slice(3)) console.log(k.padEnd(44) + v);
+}
+
+await main();

@@ -1,0 +1,184 @@
+/*
+ * bounce-notice - compose a delivery status notification (RFC 3464)
+ *
+ * SYNOPSIS
+ *   const bytes = composeNotice({ kind: "failure", postmaster: false, ... });
+ *
+ * DESCRIPTION
+ *   A notice is a multipart/report; report-type=delivery-status message
+ *   with Postfix's headers (From: MAILER-DAEMON@$myhostname (Mail Delivery
+ *   System), Subject: "Undelivered Mail Returned to Sender", "Delayed Mail
+ *   (still being retried)", "Successful Mail Delivery Report", or for postmaster "Postmaster Copy: Undelivered
+ *   Mail" and "Postmaster Warning: Delayed Mail") and three parts:
+ *     text/plain            what happened, one line per recipient
+ *     message/delivery-status  Reporting-MTA, X-Postfix-Queue-ID,
+ *                           X-Postfix-Sender, Arrival-Date, [Original-
+ *                           Envelope-Id], then per recipient Final-
+ *                           Recipient, Original-Recipient, Action, Status,
+ *                           Remote-MTA, Diagnostic-Code, Last-Attempt-
+ *                           Date, Will-Retry-Until (delay notices)
+ *     message/rfc822        the original message, or text/rfc822-headers
+ *                           with its headers only
+ */
+import { rfc5322Date } from "../global/mail-date.js";
+import type { LogEntry } from "./bounce-log.js";
+
+export interface NoticeInput {
+  kind: "failure" | "delay" | "success";
+  /** A copy for postmaster (or a double bounce): postmaster subject lines. */
+  postmaster: boolean;
+  queueId: string;
+  myhostname: string;
+  to: string;
+  sender: string;
+  /** Arrival time, seconds since the epoch. */
+  arrival: number;
+  entries: LogEntry[];
+  envid?: string;
+  /** Delay notices: when the message will be returned (seconds since the epoch). */
+  willRetryUntil?: number;
+  /** Delay notices: delay_warning_time in seconds. */
+  warnAfter?: number;
+  /** Lines of the original message (headers only, or all of it). */
+  original: Buffer[];
+  headersOnly: boolean;
+}
+
+const SUBJECTS = {
+  failure: ["Undelivered Mail Returned to Sender", "Postmaster Copy: Undelivered Mail"],
+  delay: ["Delayed Mail (still being retried)", "Postmaster Warning: Delayed Mail"],
+  success: ["Successful Mail Delivery Report", "Successful Mail Delivery Report"],
+} as const;
+
+const DESCRIPTIONS = {
+  failure: "Undelivered Message",
+  delay: "Delayed Message",
+  success: "Delivered Message",
+};
+
+/** The human-readable text above the recipient lines. */
+function introText(n: NoticeInput): string {
+  const head = `This is the mail system at host ${n.myhostname}.\n\n`;
+  if (n.kind === "success")
+    return (
+      head +
+      "Your message was successfully delivered to the destination(s)\n" +
+      "listed below. If the message was delivered to mailbox you will\n" +
+      "receive no further notifications. Otherwise you may still receive\n" +
+      "notifications of mail delivery errors from other systems.\n\n" +
+      "                   The mail system\n"
+    );
+  if (n.kind === "delay")
+    return (
+      head +
+      "####################################################################\n" +
+      "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n" +
+      "####################################################################\n\n" +
+      `Your message could not be delivered for more than ${Math.round((n.warnAfter ?? 0) / 3600)} hour(s).\n` +
+      `It will be retried until it is ${Math.round(((n.willRetryUntil ?? n.arrival) - n.arrival) / 86400)} day(s) old.\n\n` +
+      "For further assistance, please send mail to postmaster.\n\n" +
+      "If you do so, please include this problem report. You can\n" +
+      "delete your own text from the attached returned message.\n\n" +
+      "                   The mail system\n"
+    );
+  return (
+    head +
+    "I'm sorry to have to inform you that your message could not\n" +
+    "be delivered to one or more recipients. It's attached below.\n\n" +
+    "For further assistance, please send mail to postmaster.\n\n" +
+    "If you do so, please include this problem report. You can\n" +
+    "delete your own text from the attached returned message.\n\n" +
+    "                   The mail system\n"
+  );
+}
+
+/** The host name of a relay= value ("mx.example[192.0.2.1]:25"), or null for local ones. */
+export function remoteMta(relay: string | undefined): string | null {
+  if (relay === undefined || relay === "" || relay === "none" || relay === "local") return null;
+  const host = relay.replace(/\[.*$/, "").replace(/:\d+$/, "");
+  return host === "" ? null : host;
+}
+
+/** The Diagnostic-Code value: an SMTP reply as "smtp;", anything else as "X-Postfix;". */
+export function diagnosticCode(reason: string): string {
+  const m = /(?:said: )?(\d{3}[ -].*)$/.exec(reason);
+  return m !== null && /said: \d{3}/.test(reason) ? `smtp; ${m[1]}` : `X-Postfix; ${reason}`;
+}
+
+/** An address for a DSN field ("rfc822; a@b"). */
+function rfc822(addr: string): string {
+  return `rfc822; ${addr}`;
+}
+
+/** The per-recipient block of the delivery-status part. */
+function recipientBlock(n: NoticeInput, e: LogEntry): string {
+  const out = [`Final-Recipient: ${rfc822(e.recipient)}`];
+  if (e.dsn_orig_rcpt !== undefined && e.dsn_orig_rcpt !== "")
+    out.push(`Original-Recipient: ${e.dsn_orig_rcpt.replace(/^rfc822;\s*/i, "rfc822; ")}`);
+  else if (e.original_recipient !== "" && e.original_recipient !== e.recipient)
+    out.push(`Original-Recipient: ${rfc822(e.original_recipient)}`);
+  out.push(`Action: ${e.action}`, `Status: ${e.status}`);
+  const mta = remoteMta(e.relay);
+  if (mta !== null) out.push(`Remote-MTA: dns; ${mta}`);
+  out.push(`Diagnostic-Code: ${diagnosticCode(e.reason)}`);
+  if (e.time > 0) out.push(`Last-Attempt-Date: ${rfc5322Date(new Date(e.time * 1000))}`);
+  if (n.kind === "delay" && n.willRetryUntil !== undefined)
+    out.push(`Will-Retry-Until: ${rfc5322Date(new Date(n.willRetryUntil * 1000))}`);
+  return out.join("\n") + "\n";
+}
+
+/** The message/delivery-status part's body. */
+function statusPart(n: NoticeInput): string {
+  const head = [
+    `Reporting-MTA: dns; ${n.myhostname}`,
+    `X-Postfix-Queue-ID: ${n.queueId}`,
+    `X-Postfix-Sender: ${rfc822(n.sender)}`,
+  ];
+  if (n.envid !== undefined && n.envid !== "") head.push(`Original-Envelope-Id: ${n.envid}`);
+  head.push(`Arrival-Date: ${rfc5322Date(new Date(n.arrival * 1000))}`);
+  return head.join("\n") + "\n\n" + n.entries.map((e) => recipientBlock(n, e)).join("\n");
+}
+
+/** Composes the notice; lines end in LF (cleanup stores lines). */
+export function composeNotice(n: NoticeInput): Buffer {
+  const now = new Date();
+  const boundary = `${n.queueId}.${Math.floor(now.getTime() / 1000)}/${n.myhostname}`;
+  const subject = SUBJECTS[n.kind][n.postmaster ? 1 : 0];
+  const lines = n.entries.map((e) => `<${e.recipient}>: ${e.reason}`).join("\n");
+  const origDesc = DESCRIPTIONS[n.kind];
+  const text = [
+    `Date: ${rfc5322Date(now)}`,
+    `From: MAILER-DAEMON@${n.myhostname} (Mail Delivery System)`,
+    `Subject: ${subject}`,
+    `To: ${n.to}`,
+    "Auto-Submitted: auto-replied",
+    "MIME-Version: 1.0",
+    "Content-Type: multipart/report; report-type=delivery-status;",
+    `\tboundary="${boundary}"`,
+    "Content-Transfer-Encoding: 8bit",
+    `Message-Id: <${now.getTime()}.${n.queueId}@${n.myhostname}>`,
+    "",
+    "This is a MIME-encapsulated message.",
+    "",
+    `--${boundary}`,
+    "Content-Description: Notification",
+    "Content-Type: text/plain; charset=utf-8",
+    "",
+    introText(n),
+    lines,
+    "",
+    `--${boundary}`,
+    "Content-Description: Delivery report",
+    "Content-Type: message/delivery-status",
+    "",
+    statusPart(n),
+    `--${boundary}`,
+    `Content-Description: ${origDesc}${n.headersOnly ? " Headers" : ""}`,
+    `Content-Type: ${n.headersOnly ? "text/rfc822-headers" : "message/rfc822"}`,
+    "Content-Transfer-Encoding: 8bit",
+    "",
+    "",
+  ].join("\n");
+  const body = Buffer.concat(n.original.map((l) => Buffer.concat([l, Buffer.from("\n")])));
+  return Buffer.concat([Buffer.from(text), body, Buffer.from(`\n--${boundary}--\n`)]);
+}

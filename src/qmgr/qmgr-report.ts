@@ -1,0 +1,151 @@
+/*
+ * qmgr-report - qmgr's part in status reports: defer logs, returns, expiry, delay warnings
+ *
+ * DESCRIPTION
+ *   The queue manager's side of the bounce, defer and trace services
+ *   (global/bounce-client.ts), used by qmgr-manager.ts:
+ *     startAttempt   removes the defer log of a message entering the active
+ *                    queue, as Postfix does: the log then holds the reasons
+ *                    of the last attempt only (what mailq shows).
+ *     defer          logs a recipient that qmgr itself defers.
+ *     expired/expire a message older than maximal_queue_lifetime
+ *                    (bounce_queue_lifetime for the null sender): its
+ *                    deferred recipients go to the bounce log ("message
+ *                    expired") and are marked done.
+ *     returnBounces  asks the bounce service to return what the bounce log
+ *                    holds; false when it could not (the message waits).
+ *     delayWarning   asks the defer service for a delay warning when the
+ *                    message has been queued for delay_warning_time and had
+ *                    not been at its previous attempt.
+ *     reportSuccess  asks the trace service for the success notices of the
+ *                    recipients in the trace log (DSN NOTIFY=SUCCESS).
+ *     removeLogs     removes a finished message's logs.
+ *   "now" for expiry and warnings is the real time plus the test hook
+ *   POSTERN_TEST_CLOCK_OFFSET (seconds), read once at start.
+ */
+import { stat, unlink } from "node:fs/promises";
+import { msg } from "../util/msg.js";
+import type { BounceClient } from "../global/bounce-client.js";
+import type { Config } from "../global/config.js";
+import { markDone, type Envelope } from "../global/queue-file.js";
+import type { QueueName, QueuePaths } from "../global/queue-path.js";
+import type { QRcpt } from "./qmgr-sched.js";
+
+/** The test clock offset in seconds (0 unless the test hook is set). */
+function clockOffset(): number {
+  const v = Number(process.env["POSTERN_TEST_CLOCK_OFFSET"] ?? "0");
+  return Number.isFinite(v) ? v : 0;
+}
+
+export class Reporter {
+  #cfg: Config;
+  #paths: QueuePaths;
+  #bounce: BounceClient;
+  #offset = clockOffset();
+
+  constructor(cfg: Config, paths: QueuePaths, bounce: BounceClient) {
+    this.#cfg = cfg;
+    this.#paths = paths;
+    this.#bounce = bounce;
+    if (this.#offset !== 0) msg.warn(`test hook: the clock is moved by ${this.#offset} seconds`);
+  }
+
+  /** Now, in seconds, as expiry and warnings see it. */
+  now(): number {
+    return Date.now() / 1000 + this.#offset;
+  }
+
+  /** When the previous attempt on a waiting file ended (its change time, ms), or null. */
+  async lastAttempt(queue: QueueName, id: string): Promise<number | null> {
+    const st = await stat(this.#paths.path(queue, id)).catch(() => null);
+    return st === null ? null : st.ctimeMs;
+  }
+
+  /** Removes the defer log of a message entering the active queue. */
+  async startAttempt(id: string): Promise<void> {
+    await unlink(this.#paths.path("defer", id)).catch(() => undefined);
+  }
+
+  /** Logs a recipient that qmgr defers; never fails. */
+  async defer(id: string, rc: QRcpt, dsn: string, text: string): Promise<void> {
+    if (!this.#bounce.configured("defer")) return;
+    const r = await this.#bounce.append("defer", id, {
+      recipient: rc.address,
+      original_recipient: rc.original,
+      ...(rc.orcpt !== undefined ? { dsn_orig_rcpt: rc.orcpt } : {}),
+      ...(rc.notify !== undefined ? { dsn_notify: rc.notify } : {}),
+      status: dsn,
+      action: "delayed",
+      reason: text,
+    });
+    if (!r.ok) msg.warn(`${id}: ${r.reason}`);
+  }
+
+  /** True when a message has outlived its queue lifetime. */
+  expired(env: Envelope): boolean {
+    const life = this.#cfg.time(env.sender === "" ? "bounce_queue_lifetime" : "maximal_queue_lifetime");
+    return this.now() - env.arrival.sec > life;
+  }
+
+  /** Bounces the deferred recipients of an expired message; returns how many were bounced. */
+  async expire(id: string, env: Envelope, rcpts: Array<{ rc: QRcpt; text: string }>): Promise<number> {
+    if (!this.#bounce.configured("bounce")) return 0;
+    msg.info(`${id}: from=<${env.sender}>, status=expired, returned to sender`);
+    let n = 0;
+    for (const { rc, text } of rcpts) {
+      const r = await this.#bounce.append("bounce", id, {
+        recipient: rc.address,
+        original_recipient: rc.original,
+        ...(rc.orcpt !== undefined ? { dsn_orig_rcpt: rc.orcpt } : {}),
+        ...(rc.notify !== undefined ? { dsn_notify: rc.notify } : {}),
+        status: "5.4.7",
+        action: "failed",
+        reason: text === "" ? "message expired" : `message expired (last error: ${text})`,
+      });
+      if (!r.ok) {
+        msg.warn(`${id}: ${r.reason}`);
+        continue;
+      }
+      try {
+        await markDone(this.#paths.path("active", id), rc.offset);
+        n++;
+      } catch (err) {
+        msg.warn(`${id}: cannot mark recipient done: ${(err as Error).message}`);
+      }
+    }
+    return n;
+  }
+
+  /** Returns the bounce log's recipients to the sender; false when that must be tried again later. */
+  async returnBounces(id: string, bounced: number): Promise<boolean> {
+    if (bounced === 0 && (await stat(this.#paths.path("bounce", id)).catch(() => null)) === null) return true;
+    if (!this.#bounce.configured("bounce")) return true;
+    const r = await this.#bounce.notify("bounce", "active", id);
+    if (!r.ok) msg.warn(`${id}: cannot return the message to its sender: ${r.reason}`);
+    return r.ok;
+  }
+
+  /** Sends a delay warning when the message crossed delay_warning_time since its previous attempt. */
+  async delayWarning(id: string, env: Envelope, lastAttemptMs: number | null): Promise<void> {
+    const after = this.#cfg.time("delay_warning_time");
+    if (after <= 0 || this.now() - env.arrival.sec < after) return;
+    if (lastAttemptMs !== null && lastAttemptMs / 1000 + this.#offset - env.arrival.sec >= after) return;
+    if (!this.#bounce.configured("defer")) return;
+    const r = await this.#bounce.notify("delay", "active", id);
+    if (!r.ok) msg.warn(`${id}: cannot send a delay warning: ${r.reason}`);
+  }
+
+  /** Sends the success notices of a finished message, if its trace log has any. */
+  async reportSuccess(id: string): Promise<void> {
+    if ((await stat(this.#paths.path("trace", id)).catch(() => null)) === null) return;
+    if (!this.#bounce.configured("trace")) return;
+    const r = await this.#bounce.notify("success", "active", id);
+    if (!r.ok) msg.warn(`${id}: cannot send a delivery status notification: ${r.reason}`);
+  }
+
+  /** Removes a finished message's logs. */
+  async removeLogs(id: string): Promise<void> {
+    for (const log of ["defer", "bounce", "trace"] as const)
+      await unlink(this.#paths.path(log, id)).catch(() => undefined);
+  }
+}
