@@ -24,7 +24,7 @@ interface Smtpd extends Instance {
 async function instance(t: { after: (fn: () => Promise<void>) => void }, main = ""): Promise<Smtpd> {
   const port = await freePort();
   const inst = await startInstance(t, {
-    main: `myhostname = mx.example.org\nmydestination = $myhostname, example.org\nmynetworks = 192.0.2.0/24\nsmtpd_peername_lookup = no\n${main}`,
+    main: `myhostname = mx.example.org\nmydestination = $myhostname, example.org\nmynetworks = 192.0.2.0/24\nsmtpd_peername_lookup = no\nlocal_recipient_maps =\n${main}`,
     master: [
       `${port} inet n - n - - smtpd`,
       "cleanup unix - - n - 0 cleanup",

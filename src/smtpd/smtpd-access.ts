@@ -3,7 +3,8 @@
  *
  * DESCRIPTION
  *   check_client_access looks up the client's name (and parent domains),
- *   then its address (and shorter prefixes); check_helo_access the HELO
+ *   then its address (and shorter prefixes); check_reverse_client_hostname_access
+ *   the same with the unverified PTR name; check_helo_access the HELO
  *   name; check_sender_access and check_recipient_access the address as
  *   user+ext@domain, user@domain, domain (and parents), user@ (with
  *   recipient_delimiter). The null sender is looked up as
@@ -39,7 +40,7 @@ function parentStyle(ctx: CheckContext): boolean {
 /** Looks the client, helo, sender or recipient up in an access table. */
 export async function accessResult(
   ctx: CheckContext,
-  what: "client" | "helo" | "sender" | "recipient",
+  what: "client" | "reverse_client" | "helo" | "sender" | "recipient",
   table: string,
 ): Promise<SearchResult> {
   const lookup = mapsLookup([dictOpen(table, { flags: DictFlag.FOLD_FIX })], table);
@@ -47,6 +48,8 @@ export async function accessResult(
   switch (what) {
     case "client":
       return clientFind(lookup, ctx.clientName, ctx.clientAddr, { parentMatchesSubdomains: pdms });
+    case "reverse_client":
+      return clientFind(lookup, ctx.peer.reverseName, ctx.clientAddr, { parentMatchesSubdomains: pdms });
     case "helo":
       return domainFind(lookup, ctx.helo, { parentMatchesSubdomains: pdms });
     case "sender":

@@ -15,19 +15,29 @@
  *   permit_sasl_authenticated, reject_unauth_destination,
  *   defer_unauth_destination, permit_auth_destination,
  *   reject_unauth_pipelining, check_client_access, check_helo_access,
- *   check_sender_access, check_recipient_access, reject_invalid_helo_hostname,
+ *   check_sender_access, check_recipient_access,
+ *   check_reverse_client_hostname_access, reject_invalid_helo_hostname,
  *   reject_non_fqdn_helo_hostname, reject_non_fqdn_sender,
- *   reject_non_fqdn_recipient, and the access(5) actions in smtpd-access.ts.
+ *   reject_non_fqdn_recipient, and the access(5) actions in smtpd-access.ts;
+ *   the restrictions that ask the DNS are in smtpd-dns.ts, and
+ *   reject_unlisted_recipient / reject_unlisted_sender in smtpd-unlisted.ts,
+ *   check_policy_service in smtpd-policy.ts.
  *   An unknown restriction is a configuration error: the client gets a
  *   temporary failure and the log says which name is wrong.
  */
 import type { Config } from "../global/config.js";
-import { RESOLVE_FLAG } from "../global/rewrite-proto.js";
+import { RESOLVE_FLAG, type Resolved } from "../global/rewrite-proto.js";
 import { validHostname } from "../global/resolve-host.js";
 import { msg } from "../util/msg.js";
+import type { DnsLookup } from "../global/dns-lookup.js";
 import { accessResult, type AccessEnv } from "./smtpd-access.js";
+import { DNS_ARG_RESTRICTIONS, dnsRestriction } from "./smtpd-dns.js";
+import type { PeerNames } from "./smtpd-env.js";
+import { policyAction, policyRequest, policySettings } from "./smtpd-policy.js";
+import { unlistedCheck } from "./smtpd-unlisted.js";
 
-export type Stage = "client" | "helo" | "sender" | "relay" | "recipient" | "data" | "end_of_data" | "etrn";
+export type Stage =
+  "client" | "reverse_client" | "helo" | "sender" | "relay" | "recipient" | "data" | "end_of_data" | "etrn";
 
 export type Verdict =
   | { kind: "dunno" }
@@ -38,6 +48,8 @@ export type Verdict =
 export interface CheckContext extends AccessEnv {
   cfg: Config;
   clientName: string;
+  peer: PeerNames;
+  dns: DnsLookup;
   clientAddr: string;
   helo: string;
   sender: string | null;
@@ -47,6 +59,11 @@ export interface CheckContext extends AccessEnv {
   pipelined: boolean;
   inMynetworks: () => Promise<boolean | "tempfail">;
   resolveFlags: (address: string) => Promise<number | "tempfail">;
+  resolve: (address: string) => Promise<Resolved | "tempfail">;
+  /** Attributes of the session for policy requests (protocol_state, queue_id, instance, ...). */
+  policyState: Record<string, string>;
+  /** Which addresses reject_unlisted_* already checked (the implicit check then is skipped). */
+  unlisted: { sender: boolean; recipient: boolean };
   /** Set while evaluating: defer_if_permit / defer_if_reject notes. */
   deferIfPermit: Verdict | null;
   deferIfReject: Verdict | null;
@@ -54,6 +71,7 @@ export interface CheckContext extends AccessEnv {
 
 export const STAGE_WHAT: Record<Stage, string> = {
   client: "Client host rejected",
+  reverse_client: "Unverified Client host rejected",
   helo: "Helo command rejected",
   sender: "Sender address rejected",
   relay: "Recipient address rejected",
@@ -71,7 +89,9 @@ const MAX_DEPTH = 10;
 export function replyName(ctx: CheckContext, stage: Stage): string {
   switch (stage) {
     case "client":
-      return `${ctx.clientName}[${ctx.clientAddr}]`;
+      return `<${ctx.clientName}[${ctx.clientAddr}]>`;
+    case "reverse_client":
+      return `<${ctx.peer.reverseName}>`;
     case "helo":
       return `<${ctx.helo}>`;
     case "sender":
@@ -128,7 +148,12 @@ export async function evalList(
       continue;
     }
     let arg: string | undefined;
-    if (name.startsWith("check_") && name.endsWith("_access")) arg = list[++i];
+    if (
+      (name.startsWith("check_") && name.endsWith("_access")) ||
+      DNS_ARG_RESTRICTIONS.has(name) ||
+      name === "check_policy_service"
+    )
+      arg = list[++i];
     const v = await evalOne(ctx, stage, name, arg, depth);
     if (warnNext && (v.kind === "reject" || v.kind === "defer")) {
       msg.info(`warn_if_reject would ${v.kind}: ${v.code} ${v.enh} ${v.text}`);
@@ -192,14 +217,30 @@ async function evalOne(
       return nonFqdnAddress(ctx, "sender", ctx.sender);
     case "reject_non_fqdn_recipient":
       return nonFqdnAddress(ctx, "recipient", ctx.recipient);
+    case "check_policy_service": {
+      if (arg === undefined) return tempfail(ctx, stage, `${name} needs a server`);
+      const settings = policySettings(ctx, arg);
+      const action = await policyAction(settings, cfg.get("queue_directory"), policyRequest(ctx, settings));
+      return applyAction(ctx, stage, action, depth);
+    }
+    case "reject_unlisted_recipient":
+    case "check_recipient_maps":
+    case "reject_unlisted_sender": {
+      const which = name.endsWith("sender") ? "sender" : "recipient";
+      ctx.unlisted[which] = true;
+      return unlistedCheck(ctx, which);
+    }
     case "check_client_access":
     case "check_helo_access":
     case "check_sender_access":
     case "check_recipient_access":
+    case "check_reverse_client_hostname_access":
       if (arg === undefined) return tempfail(ctx, stage, `${name} needs a table`);
       return accessCheck(ctx, stage, name, arg, depth);
-    default:
-      return restrictionClass(ctx, stage, name, depth);
+    default: {
+      const v = await dnsRestriction(ctx, stage, name, arg, depth);
+      return v ?? restrictionClass(ctx, stage, name, depth);
+    }
   }
 }
 
@@ -239,7 +280,7 @@ function nonFqdnAddress(ctx: CheckContext, stage: Stage, addr: string | null): V
 }
 
 /** The relay decision: is the recipient's domain one this server serves or relays for? */
-async function authDestination(ctx: CheckContext, stage: Stage, name: string): Promise<Verdict> {
+export async function authDestination(ctx: CheckContext, stage: Stage, name: string): Promise<Verdict> {
   if (ctx.recipient === null) return DUNNO;
   const flags = await ctx.resolveFlags(ctx.recipient);
   if (flags === "tempfail") return tempfail(ctx, stage, "address resolver failure");
@@ -272,15 +313,37 @@ async function accessCheck(
   table: string,
   depth: number,
 ): Promise<Verdict> {
-  const what = name.slice("check_".length, -"_access".length) as "client" | "helo" | "sender" | "recipient";
-  const r = await accessResult(ctx, what, table);
+  const word = name.slice("check_".length, -"_access".length);
+  const what =
+    word === "reverse_client_hostname" ? "client" : (word as "client" | "helo" | "sender" | "recipient");
+  const r = await accessResult(ctx, word === "reverse_client_hostname" ? "reverse_client" : what, table);
   if (r.status === "tempfail") return tempfail(ctx, stage, `${table} lookup error`);
   if (r.status === "notfound") return DUNNO;
-  return applyAction(ctx, what === "client" || what === "helo" ? what : stage, r.value, depth);
+  const where: Stage = word === "reverse_client_hostname" ? "reverse_client" : what;
+  return applyAction(ctx, where === "sender" || where === "recipient" ? stage : where, r.value, depth);
+}
+
+/** A refusal whose text may start with an enhanced status code (Postfix's dsn_split); its class follows the reply code. */
+function dsnRefuse(
+  ctx: CheckContext,
+  stage: Stage,
+  kind: "reject" | "defer",
+  code: string,
+  text: string,
+  fallback: string,
+): Verdict {
+  const m = /^([245])(\.\d{1,3}\.\d{1,3})(?:\s+|$)(.*)$/s.exec(text);
+  const enh = `${code.charAt(0)}${m?.[2] ?? ".7.1"}`;
+  return refuse(ctx, stage, kind, code, enh, (m ? m[3] : text) || fallback);
 }
 
 /** Applies an access(5) result text. */
-async function applyAction(ctx: CheckContext, stage: Stage, value: string, depth: number): Promise<Verdict> {
+export async function applyAction(
+  ctx: CheckContext,
+  stage: Stage,
+  value: string,
+  depth: number,
+): Promise<Verdict> {
   const v = value.trim();
   const [word = "", ...rest] = v.split(/\s+/);
   const text = rest.join(" ");
@@ -302,34 +365,27 @@ async function applyAction(ctx: CheckContext, stage: Stage, value: string, depth
   if (upper === "OK" || /^\d+$/.test(word)) return PERMIT;
   switch (upper) {
     case "REJECT":
-      return refuse(
-        ctx,
-        stage,
-        "reject",
-        cfg.get("access_map_reject_code"),
-        "5.7.1",
-        text || "Access denied",
-      );
+      return dsnRefuse(ctx, stage, "reject", cfg.get("access_map_reject_code"), text, "Access denied");
     case "DEFER":
-      return refuse(ctx, stage, "defer", cfg.get("access_map_defer_code"), "4.7.1", text || "Access denied");
+      return dsnRefuse(ctx, stage, "defer", cfg.get("access_map_defer_code"), text, "Access denied");
     case "DEFER_IF_REJECT":
-      ctx.deferIfReject ??= refuse(
+      ctx.deferIfReject ??= dsnRefuse(
         ctx,
         stage,
         "defer",
         cfg.get("defer_code"),
-        "4.7.1",
-        text || "Service unavailable",
+        text,
+        "Service unavailable",
       );
       return DUNNO;
     case "DEFER_IF_PERMIT":
-      ctx.deferIfPermit ??= refuse(
+      ctx.deferIfPermit ??= dsnRefuse(
         ctx,
         stage,
         "defer",
         cfg.get("defer_code"),
-        "4.7.1",
-        text || "Service unavailable",
+        text,
+        "Service unavailable",
       );
       return DUNNO;
     case "DUNNO":

@@ -6,13 +6,18 @@
  *   protocol reads (with their stress forms already expanded by the
  *   skeleton), mynetworks as a name/address list (computed from
  *   mynetworks_style when empty), the trivial-rewrite client with its cache,
- *   and reverse DNS lookups with a time limit.
+ *   and the DNS resolver (postern_dns_servers) that every lookup of the
+ *   session uses, including the client's name (peerName: PTR, then a
+ *   forward check, each failure recorded as temporary or permanent), and
+ *   the anvil client with the per-client limits (smtpd-anvil.ts).
  */
 import { networkInterfaces } from "node:os";
-import { promises as dns } from "node:dns";
 import type { Config } from "../global/config.js";
+import { AnvilClient } from "../global/anvil-client.js";
+import { DnsLookup, ipv6Nibbles, reverseName } from "../global/dns-lookup.js";
 import { NamadrList } from "../global/namadr-list.js";
 import { RewriteClient } from "../global/rewrite-client.js";
+import { validHostname } from "../global/resolve-host.js";
 
 export interface SmtpdEnv {
   cfg: Config;
@@ -38,6 +43,27 @@ export interface SmtpdEnv {
   bareLfExclusions: NamadrList;
   rewrite: RewriteClient;
   peernameLookup: boolean;
+  dns: DnsLookup;
+  anvil: AnvilClient;
+  service: string;
+  hoggers: NamadrList;
+  limits: { count: number; rate: number; messages: number; recipients: number };
+  xclientHosts: NamadrList;
+  xforwardHosts: NamadrList;
+  proxyProtocol: string;
+  proxyTimeoutMs: number;
+}
+
+/** What a name lookup found: "ok", a permanent failure, or a temporary one. */
+export type PeerCode = "ok" | "perm" | "temp";
+
+export interface PeerNames {
+  /** The verified name (forward check passed), else "unknown". */
+  name: string;
+  nameCode: PeerCode;
+  /** The PTR name, whether or not it maps back, else "unknown". */
+  reverseName: string;
+  reverseCode: PeerCode;
 }
 
 /** mynetworks computed from mynetworks_style: this host's addresses, or its subnets. */
@@ -93,19 +119,56 @@ export function smtpdEnv(cfg: Config): SmtpdEnv {
     ),
     rewrite: RewriteClient.fromConfig(cfg),
     peernameLookup: cfg.bool("smtpd_peername_lookup"),
+    dns: DnsLookup.fromConfig(cfg),
+    anvil: AnvilClient.fromConfig(cfg),
+    service: cfg.get("service_name") || "smtpd",
+    hoggers: new NamadrList(
+      "smtpd_client_event_limit_exceptions",
+      cfg.list("smtpd_client_event_limit_exceptions"),
+      { parentStyle: pdms },
+    ),
+    xclientHosts: new NamadrList(
+      "smtpd_authorized_xclient_hosts",
+      cfg.list("smtpd_authorized_xclient_hosts"),
+      { parentStyle: pdms },
+    ),
+    xforwardHosts: new NamadrList(
+      "smtpd_authorized_xforward_hosts",
+      cfg.list("smtpd_authorized_xforward_hosts"),
+      { parentStyle: pdms },
+    ),
+    proxyProtocol: cfg.get("smtpd_upstream_proxy_protocol").trim().toLowerCase(),
+    proxyTimeoutMs: cfg.time("smtpd_upstream_proxy_timeout") * 1000,
+    limits: {
+      count: cfg.int("smtpd_client_connection_count_limit"),
+      rate: cfg.int("smtpd_client_connection_rate_limit"),
+      messages: cfg.int("smtpd_client_message_rate_limit"),
+      recipients: cfg.int("smtpd_client_recipient_rate_limit"),
+    },
   };
 }
 
-/** The client's verified host name, as Postfix finds it with getnameinfo and a forward check ("unknown" when they disagree or fail). */
-export async function peerName(addr: string, enabled: boolean): Promise<string> {
-  if (!enabled) return "unknown";
+/** The client's names as Postfix finds them: the PTR name, then a forward check of it. */
+export async function peerName(dns: DnsLookup, addr: string, enabled: boolean): Promise<PeerNames> {
+  const none: PeerNames = { name: "unknown", nameCode: "perm", reverseName: "unknown", reverseCode: "perm" };
   const plain = addr.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
-  try {
-    const { hostname } = await dns.lookupService(plain, 0);
-    if (hostname === plain || hostname === "") return "unknown";
-    const fwd = await dns.lookup(hostname, { all: true });
-    return fwd.some((a) => a.address === plain) ? hostname.toLowerCase() : "unknown";
-  } catch {
-    return "unknown";
-  }
+  const rev = reverseName(plain);
+  if (!enabled || rev === null) return none;
+  const ptr = await dns.query(rev, "PTR");
+  if (ptr.status === "tempfail") return { ...none, nameCode: "temp", reverseCode: "temp" };
+  const host = ptr.status === "found" ? (ptr.values[0] ?? "").toLowerCase() : "";
+  if (host === "" || !validHostname(host, false)) return none;
+  const fwd = await dns.addresses(host);
+  const named = { ...none, reverseName: host, reverseCode: "ok" as const };
+  if (fwd.status === "tempfail") return { ...named, nameCode: "temp" };
+  if (fwd.status === "found" && fwd.values.some((a) => sameAddr(a, plain)))
+    return { ...named, name: host, nameCode: "ok" };
+  return named;
+}
+
+/** Compares two textual addresses (IPv6 in any spelling). */
+function sameAddr(a: string, b: string): boolean {
+  if (a === b) return true;
+  const na = ipv6Nibbles(a);
+  return na !== null && na.join("") === (ipv6Nibbles(b) ?? []).join("");
 }

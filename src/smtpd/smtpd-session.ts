@@ -13,7 +13,10 @@
  *   forbidden commands (HTTP and the like), and pipelining rules
  *   (smtpd_forbid_unauth_pipelining: input that arrives before the greeting
  *   or right after a command that must end a group is a protocol violation)
- *   protect the server from hostile clients. Log lines are Postfix's.
+ *   protect the server from hostile clients, and anvil's per-client
+ *   limits (smtpd-anvil.ts) from abusive ones. Behind a proxy, the client
+ *   address comes from the PROXY protocol header, XCLIENT or XFORWARD
+ *   (smtpd-xclient.ts). Log lines are Postfix's.
  */
 import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
@@ -22,9 +25,12 @@ import { CLEANUP_FLAG } from "../global/cleanup-proto.js";
 import { rfc5322Date } from "../global/mail-date.js";
 import { evalList, type CheckContext, type Stage, type Verdict } from "./smtpd-check.js";
 import { ContentSink, readChunk, readData } from "./smtpd-data.js";
-import { peerName, type SmtpdEnv } from "./smtpd-env.js";
+import { peerName, type PeerNames, type SmtpdEnv } from "./smtpd-env.js";
 import { parseMail, parseRcpt, type MailArgs, type RcptArgs } from "./smtpd-params.js";
 import { SmtpReader } from "./smtpd-reader.js";
+import { SessionLimits } from "./smtpd-anvil.js";
+import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
+import { implicitUnlisted } from "./smtpd-unlisted.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -50,6 +56,7 @@ export class Session {
   #r: SmtpReader;
   #addr: string;
   #name = "unknown";
+  #peer: PeerNames = { name: "unknown", nameCode: "perm", reverseName: "unknown", reverseCode: "perm" };
   #helo = "";
   #esmtp = false;
   #mail: MailArgs | null = null;
@@ -61,6 +68,13 @@ export class Session {
   #bdat: ContentSink | null = null;
   #bdatBad: string | null = null;
   #actions: CheckContext["actions"] = [];
+  #instance = "";
+  #limits: SessionLimits | null = null;
+  #xclientOk = false;
+  #xforwardOk = false;
+  #xforward = new Map<string, string>();
+  #login: string | null = null;
+  static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
     this.#env = env;
@@ -93,11 +107,24 @@ export class Session {
   /** Runs the session to its end. */
   async run(): Promise<void> {
     this.#sock.resume();
-    this.#name = await peerName(this.#addr, this.#env.peernameLookup);
+    if (this.#env.proxyProtocol === "haproxy" && !(await this.#proxy())) {
+      this.#sock.destroy();
+      return;
+    }
+    this.#peer = await peerName(this.#env.dns, this.#addr, this.#env.peernameLookup);
+    this.#name = this.#peer.name;
     await new Promise((r) => setTimeout(r, 0));
     await new Promise((r) => setImmediate(r));
     msg.info(`connect from ${this.#client}`);
+    this.#limits = new SessionLimits(this.#env, this.#addr, this.#client);
+    this.#xclientOk = (await this.#env.xclientHosts.match(this.#name, this.#addr)).status === "match";
+    this.#xforwardOk = (await this.#env.xforwardHosts.match(this.#name, this.#addr)).status === "match";
     try {
+      const tooMany = this.#xclientOk ? null : await this.#limits.connect(this.#name);
+      if (tooMany !== null) {
+        this.#reply(tooMany);
+        throw new Quit();
+      }
       if (this.#env.forbidPipelining && this.#r.pending) {
         this.#reply("554 5.5.0 Error: SMTP protocol synchronization");
         msg.info(`improper command pipelining after CONNECT from ${this.#client}`);
@@ -108,10 +135,58 @@ export class Session {
     } catch (err) {
       if (!(err instanceof Quit)) msg.warn(`${this.#client}: ${(err as Error).message}`);
     } finally {
+      await this.#limits?.end();
       this.#cleanup?.abort();
       this.#logDisconnect();
       this.#sock.end();
     }
+  }
+
+  /** Reads the upstream proxy's header (smtpd_upstream_proxy_protocol) and takes the client address from it. */
+  async #proxy(): Promise<boolean> {
+    const h = await readProxyHeader(this.#r, this.#env.proxyTimeoutMs);
+    if (!h.ok) {
+      msg.warn(`haproxy read: ${h.reason} from [${this.#addr}]`);
+      return false;
+    }
+    if (h.addr !== null) this.#addr = h.addr;
+    return true;
+  }
+
+  /** XCLIENT: a trusted proxy names the real client; the session starts over as that client. */
+  async #xclient(arg: string): Promise<void> {
+    if (!this.#xclientOk) return this.#error("XCLIENT", "550 5.7.0 Error: insufficient authorization");
+    if (this.#mail !== null) return this.#error("XCLIENT", "503 5.5.1 Error: MAIL transaction in progress");
+    const p = parseXattrs("XCLIENT", arg);
+    if (!p.ok) return this.#error("XCLIENT", p.reply);
+    const cur = {
+      peer: this.#peer,
+      addr: this.#addr,
+      helo: this.#helo,
+      esmtp: this.#esmtp,
+      login: this.#login,
+    };
+    const next = xclientApply(cur, p.attrs);
+    this.#count("XCLIENT", true);
+    this.#reset();
+    this.#peer = next.peer;
+    this.#name = next.peer.name;
+    this.#addr = next.addr;
+    this.#helo = next.helo;
+    this.#esmtp = next.esmtp;
+    this.#login = next.login;
+    this.#reply(`220 ${this.#env.banner}`);
+  }
+
+  /** XFORWARD: client details for the next message's queue file. */
+  async #xforwardCmd(arg: string): Promise<void> {
+    if (!this.#xforwardOk) return this.#error("XFORWARD", "550 5.7.0 Error: insufficient authorization");
+    if (this.#mail !== null) return this.#error("XFORWARD", "503 5.5.1 Error: MAIL transaction in progress");
+    const p = parseXattrs("XFORWARD", arg);
+    if (!p.ok) return this.#error("XFORWARD", p.reply);
+    for (const [k, v] of p.attrs) this.#xforward.set(k, v);
+    this.#count("XFORWARD", true);
+    this.#reply("250 2.0.0 Ok");
   }
 
   /** Logs "disconnect from ... ehlo=1 mail=1 ... commands=N". */
@@ -195,6 +270,10 @@ export class Session {
         throw new Quit();
       case "VRFY":
         return this.#vrfy(arg);
+      case "XCLIENT":
+        return this.#xclient(arg);
+      case "XFORWARD":
+        return this.#xforwardCmd(arg);
       case "ETRN":
         return this.#error(verb, "458 4.5.0 Unable to queue messages");
       default:
@@ -230,20 +309,7 @@ export class Session {
     }
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
-    const ext = [
-      "PIPELINING",
-      `SIZE ${this.#env.sizeLimit > 0 ? this.#env.sizeLimit : ""}`.trim(),
-      "VRFY",
-      "ETRN",
-      "ENHANCEDSTATUSCODES",
-      "8BITMIME",
-      "DSN",
-      "SMTPUTF8",
-      "CHUNKING",
-    ];
-    const shown = ext.filter(
-      (e) => !this.#env.discardEhlo.has(e.split(" ")[0] ?? "") && !(e === "VRFY" && this.#env.vrfyDisabled),
-    );
+    const shown = ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk);
     this.#reply(`250 ${this.#env.myhostname}`, ...shown.map((e) => `250 ${e}`));
   }
 
@@ -256,19 +322,22 @@ export class Session {
     this.#bdat = null;
     this.#bdatBad = null;
     this.#actions = [];
+    this.#xforward = new Map();
   }
 
   /** The restriction context for the current state. */
-  #ctx(recipient: string | null): CheckContext {
+  #ctx(recipient: string | null, what: string): CheckContext {
     return {
       cfg: this.#env.cfg,
       clientName: this.#name,
+      peer: this.#peer,
+      dns: this.#env.dns,
       clientAddr: this.#addr,
       helo: this.#helo,
       sender: this.#mail?.address ?? null,
       recipient,
       etrnDomain: null,
-      saslUser: null,
+      saslUser: this.#login,
       pipelined: this.#r.pending,
       actions: this.#actions,
       deferIfPermit: null,
@@ -281,12 +350,25 @@ export class Session {
         const r = await this.#env.rewrite.resolve(this.#mail?.address ?? "", address);
         return r.ok ? r.value.flags : "tempfail";
       },
+      resolve: async (address) => {
+        const r = await this.#env.rewrite.resolve(this.#mail?.address ?? "", address);
+        return r.ok ? r.value : "tempfail";
+      },
+      unlisted: { sender: false, recipient: false },
+      policyState: {
+        protocol_state: what.toUpperCase(),
+        protocol_name: this.#esmtp ? "ESMTP" : "SMTP",
+        queue_id: this.#cleanup?.queueId ?? "",
+        recipient_count: String(this.#rcpts.length),
+        size: String(this.#mail?.size ?? 0),
+        instance: `${process.pid.toString(16)}.${this.#instance}`,
+      },
     };
   }
 
   /** Runs restriction lists in order; returns a reply to refuse with, or null. Logs refusals as Postfix does. */
   async #restrict(what: string, stages: Stage[], recipient: string | null = null): Promise<string | null> {
-    const ctx = this.#ctx(recipient);
+    const ctx = this.#ctx(recipient, what);
     let final: Verdict = { kind: "dunno" };
     for (const stage of stages) {
       const v = await evalList(ctx, stage, this.#env.cfg.list(`smtpd_${stage}_restrictions`));
@@ -298,6 +380,7 @@ export class Session {
     }
     if (final.kind !== "reject" && final.kind !== "defer" && ctx.deferIfPermit !== null)
       final = ctx.deferIfPermit;
+    if (final.kind !== "reject" && final.kind !== "defer") final = await implicitUnlisted(ctx, stages);
     if (final.kind !== "reject" && final.kind !== "defer") return null;
     const reply = `${final.code} ${final.enh} ${final.text}`;
     const id = this.#cleanup?.queueId ?? "NOQUEUE";
@@ -313,9 +396,12 @@ export class Session {
     if (this.#env.heloRequired && this.#helo === "")
       return this.#error("MAIL", "503 5.5.1 Error: send HELO/EHLO first");
     if (this.#mail !== null) return this.#error("MAIL", "503 5.5.1 Error: nested MAIL command");
+    const rate = await this.#limits?.message();
+    if (typeof rate === "string") return this.#error("MAIL", rate);
     const p = parseMail(arg, this.#env.sizeLimit);
     if (!p.ok) return this.#error("MAIL", p.reply);
     this.#mail = p.value;
+    this.#instance = `${Date.now().toString(16)}.${(Session.#serial++).toString(16)}`;
     if (!this.#env.delayReject) {
       const v = await this.#restrict("MAIL", ["client", "helo", "sender"]);
       if (v !== null) {
@@ -330,6 +416,8 @@ export class Session {
   /** RCPT TO: parses, checks restrictions, opens the queue file at the first good recipient. */
   async #rcptCmd(arg: string): Promise<void> {
     if (this.#mail === null) return this.#error("RCPT", "503 5.5.1 Error: need MAIL command");
+    const rate = await this.#limits?.recipient();
+    if (typeof rate === "string") return this.#error("RCPT", rate);
     if (this.#rcpts.length >= this.#env.rcptLimit)
       return this.#error("RCPT", "452 4.5.3 Error: too many recipients");
     const p = parseRcpt(arg);
@@ -361,14 +449,20 @@ export class Session {
     }
     this.#cleanup = c.client;
     const s = c.client;
-    msg.info(`${s.queueId}: client=${this.#client}`);
+    const f = forwarded(this.#xforward, {
+      name: this.#name,
+      addr: this.#addr,
+      helo: this.#helo,
+      proto: this.#esmtp ? "ESMTP" : "SMTP",
+    });
+    msg.info(`${s.queueId}: ${f.log}`);
     await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
     const m = this.#mail;
     for (const [k, v] of [
-      ["client_name", this.#name],
-      ["client_address", this.#addr],
-      ["helo", this.#helo],
-      ["protocol", this.#esmtp ? "ESMTP" : "SMTP"],
+      ["client_name", f.name],
+      ["client_address", f.addr],
+      ["helo", f.helo],
+      ["protocol", f.proto],
       ["log_ident", s.queueId],
       ["dsn_envid", m?.envid],
       ["dsn_ret", m?.ret],

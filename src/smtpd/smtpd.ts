@@ -9,7 +9,9 @@
  *   (multiServer). Each connection is a Session (smtpd-session.ts); what all
  *   sessions share (settings, mynetworks, the trivial-rewrite client) is
  *   built once at start (smtpd-env.ts). The restriction lists and access
- *   tables are the policy enforcement point (smtpd-check.ts).
+ *   tables are the policy enforcement point (smtpd-check.ts), with DNS
+ *   checks (smtpd-dns.ts), recipient validation (smtpd-unlisted.ts) and
+ *   policy servers (smtpd-policy.ts).
  */
 import { multiServer } from "../master/mail-server.js";
 import { smtpdEnv, type SmtpdEnv } from "./smtpd-env.js";
