@@ -20,6 +20,7 @@
  *     regexp, pcre (linear-time matching)                  dict-regexp.ts
  *     hash, btree, lmdb (Postern's indexed file format)    dict-db.ts
  *     cdb (D. J. Bernstein's format)                       dict-cdb.ts
+ *     unix (passwd.byname, group.byname)                   dict-unix.ts
  *   Server types (pgsql, ldap, proxy, ...) register themselves through
  *   dictRegister() without changes here.
  *
@@ -43,6 +44,7 @@ import { pipemapOpen, unionmapOpen } from "./dict-union.js";
 import type { DictOpenFn } from "./dict-types.js";
 import "./dict-proxy.js";
 import "./dict-servers.js";
+import "./dict-unix.js";
 
 export {
   dictCloseAll,
