@@ -202,13 +202,10 @@ test("a large table is searched with positional reads, not loaded into memory", 
   rmSync(dir, { recursive: true });
 });
 
-test("cdb files interoperate with the cdb tool (when installed)", async (t) => {
+test("cdb files interoperate with the cdb tool", async () => {
   let tool = "";
   for (const p of ["/usr/bin/cdb", "/usr/local/bin/cdb"]) if (existsSync(p)) tool = p;
-  if (tool === "") {
-    t.skip("no cdb tool");
-    return;
-  }
+  assert.notEqual(tool, "", "the cdb tool is missing: install the Debian package tinycdb");
   const dir = tempDir();
   const name = join(dir, "t");
   dictBuildFrom("cdb", name, [
