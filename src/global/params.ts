@@ -35,6 +35,18 @@ export interface ParamDef {
   runtime?: boolean;
 }
 
+type Extra = Partial<Pick<ParamDef, "min" | "max" | "fileEntries" | "runtime">> & { unit?: TimeUnit };
+
+/** Builds one parameter table entry. */
+export function param(name: string, type: ParamType, def: string, desc: string, extra: Extra = {}): ParamDef {
+  return { name, type, def, desc, ...extra };
+}
+
+/** A default that is one value below a compatibility level and another from it on (Postfix's form). */
+export function belowLevel(level: string, legacy: string, current: string): string {
+  return `\${{$compatibility_level} <level {${level}} ? {${legacy}} : {${current}}}`;
+}
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; expected: string };
 
 const UNIT_SECONDS: Record<TimeUnit, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
