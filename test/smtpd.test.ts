@@ -29,6 +29,7 @@ async function instance(t: { after: (fn: () => Promise<void>) => void }, main = 
       `${port} inet n - n - - smtpd`,
       "cleanup unix - - n - 0 cleanup",
       "rewrite unix - - n - - trivial-rewrite",
+      "flush unix n - n 1000? 0 flush",
       "",
     ].join("\n"),
   });
@@ -281,4 +282,34 @@ test("Python's smtplib sends a message", async (t) => {
   const [id] = readdirSync(join(inst.spool, "incoming"));
   assert.ok(id);
   assert.match((await queued(inst, id)).text, /Subject: from python\n[\s\S]*hello hello/);
+});
+
+test("ETRN asks the flush service for a site's mail; other sites and bad names are refused", async (t) => {
+  const inst = await instance(t, "relay_domains = relay.example\n");
+  const c = await session(inst.port);
+  assert.equal(await cmd(c, "ETRN relay.example"), "250 Queuing started");
+  assert.equal(await cmd(c, "ETRN @relay.example"), "250 Queuing started");
+  assert.equal(await cmd(c, "ETRN elsewhere.example"), "459 4.1.0 <elsewhere.example>: service unavailable");
+  assert.equal(await cmd(c, "ETRN not/a/domain"), "501 5.5.4 Syntax: ETRN domain");
+  await cmd(c, "MAIL FROM:<a@sender.example>");
+  assert.equal(await cmd(c, "ETRN relay.example"), "503 5.5.1 Error: MAIL transaction in progress");
+  c.close();
+});
+
+test("local_header_rewrite_clients: headers of this host's own clients are completed, a remote client's left alone", async (t) => {
+  for (const [setting, expect] of [
+    ["", /\nTo: bob@mx\.example\.org\n/],
+    ["local_header_rewrite_clients =\n", /\nTo: bob\n/],
+  ] as const) {
+    const inst = await instance(t, setting);
+    const c = await session(inst.port);
+    await cmd(c, "MAIL FROM:<a@sender.example>");
+    await cmd(c, "RCPT TO:<bob@example.org>");
+    await cmd(c, "DATA");
+    c.send("To: bob\r\nSubject: context\r\n\r\nbody\r\n.");
+    const id = /queued as ([0-9A-F]+)/.exec(await cmd(c, null))?.[1];
+    assert.ok(id);
+    assert.match((await queued(inst, id)).text, expect);
+    c.close();
+  }
 });

@@ -173,4 +173,10 @@ export const SMTPD_PARAMS: readonly ParamDef[] = [
   }),
   p("smtpd_policy_service_policy_context", "str", "", "the policy_context attribute sent to policy servers"),
   p("smtpd_policy_service_request_limit", "int", "0", "requests per policy connection (0: no limit)"),
+  p(
+    "local_header_rewrite_clients",
+    "list",
+    "permit_inet_interfaces",
+    "clients whose message headers are rewritten in the local context (append $myorigin, $mydomain)",
+  ),
 ];

@@ -22,12 +22,19 @@ import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
 import { CleanupClient } from "../global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../global/cleanup-proto.js";
-import { rfc5322Date } from "../global/mail-date.js";
 import { evalList, type CheckContext, type Stage, type Verdict } from "./smtpd-check.js";
 import { ContentSink, readChunk, readData } from "./smtpd-data.js";
 import { peerName, type PeerNames, type SmtpdEnv } from "./smtpd-env.js";
 import { parseMail, parseRcpt, type MailArgs, type RcptArgs } from "./smtpd-params.js";
 import { SmtpReader } from "./smtpd-reader.js";
+import {
+  cleanupAttrs,
+  disconnectLine,
+  etrnFlush,
+  etrnSite,
+  receivedHeader,
+  rewriteContext,
+} from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
@@ -68,6 +75,7 @@ export class Session {
   #bdat: ContentSink | null = null;
   #bdatBad: string | null = null;
   #actions: CheckContext["actions"] = [];
+  #etrnDomain: string | null = null;
   #instance = "";
   #limits: SessionLimits | null = null;
   #xclientOk = false;
@@ -137,7 +145,7 @@ export class Session {
     } finally {
       await this.#limits?.end();
       this.#cleanup?.abort();
-      this.#logDisconnect();
+      msg.info(disconnectLine(this.#client, this.#counts));
       this.#sock.end();
     }
   }
@@ -187,20 +195,6 @@ export class Session {
     for (const [k, v] of p.attrs) this.#xforward.set(k, v);
     this.#count("XFORWARD", true);
     this.#reply("250 2.0.0 Ok");
-  }
-
-  /** Logs "disconnect from ... ehlo=1 mail=1 ... commands=N". */
-  #logDisconnect(): void {
-    let total = 0;
-    let ok = 0;
-    const parts: string[] = [];
-    for (const [k, [good, all]] of this.#counts) {
-      parts.push(good === all ? `${k}=${all}` : `${k}=${good}/${all}`);
-      ok += good;
-      total += all;
-    }
-    const cmds = ok === total ? `commands=${total}` : `commands=${ok}/${total}`;
-    msg.info(`disconnect from ${this.#client}${parts.length ? " " + parts.join(" ") : ""} ${cmds}`);
   }
 
   /** Reads and runs one command. */
@@ -275,7 +269,7 @@ export class Session {
       case "XFORWARD":
         return this.#xforwardCmd(arg);
       case "ETRN":
-        return this.#error(verb, "458 4.5.0 Unable to queue messages");
+        return this.#etrn(arg);
       default:
         return this.#error(verb, "502 5.5.2 Error: command not recognized");
     }
@@ -336,7 +330,7 @@ export class Session {
       helo: this.#helo,
       sender: this.#mail?.address ?? null,
       recipient,
-      etrnDomain: null,
+      etrnDomain: this.#etrnDomain,
       saslUser: this.#login,
       pipelined: this.#r.pending,
       actions: this.#actions,
@@ -457,30 +451,26 @@ export class Session {
     });
     msg.info(`${s.queueId}: ${f.log}`);
     await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
-    const m = this.#mail;
-    for (const [k, v] of [
-      ["client_name", f.name],
-      ["client_address", f.addr],
-      ["helo", f.helo],
-      ["protocol", f.proto],
-      ["log_ident", s.queueId],
-      ["dsn_envid", m?.envid],
-      ["dsn_ret", m?.ret],
-      ["encoding", m?.body],
-      ["smtputf8", m?.smtputf8 ? "1" : undefined],
-    ] as const) {
-      if (v !== undefined) await s.attr(k, v);
-    }
-    await s.sender(m?.address ?? "");
+    const who = { name: this.#name, addr: this.#addr, saslUser: this.#login };
+    const context = await rewriteContext(this.#env.cfg, this.#env.mynetworks, who);
+    for (const [k, v] of cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
+    await s.sender(this.#mail?.address ?? "");
     return true;
   }
 
   /** The Received: header in Postfix's form. */
   #received(): string {
-    const id = this.#cleanup?.queueId ?? "";
     const proto = this.#esmtp ? "ESMTP" : "SMTP";
-    const one = this.#rcpts.length === 1 ? `\n\tfor <${this.#rcpts[0]?.address ?? ""}>` : "";
-    return `Received: from ${this.#helo || "unknown"} (${this.#name} [${this.#addr}])\n\tby ${this.#env.myhostname} (${this.#env.mailName}) with ${proto} id ${id}${one}; ${rfc5322Date()}\n`;
+    const rcpts = this.#rcpts.map((r) => r.address);
+    const id = this.#cleanup?.queueId ?? "";
+    return receivedHeader(this.#env, {
+      helo: this.#helo,
+      name: this.#name,
+      addr: this.#addr,
+      proto,
+      rcpts,
+      id,
+    });
   }
 
   /** Checks that a transaction can send content; returns an error reply or null. */
@@ -577,6 +567,22 @@ export class Session {
     if (this.#bdat.pendingCr) await this.#bdat.write(Buffer.from("\r"));
     await this.#bdat.flush();
     await this.#finish("BDAT", false);
+  }
+
+  /** ETRN: ask the flush service to deliver mail queued for a site. */
+  async #etrn(arg: string): Promise<void> {
+    if (this.#helo === "") return this.#error("ETRN", "503 5.5.1 Error: send HELO/EHLO first");
+    if (this.#mail !== null) return this.#error("ETRN", "503 5.5.1 Error: MAIL transaction in progress");
+    const site = etrnSite(arg);
+    if (site === null) return this.#error("ETRN", "501 5.5.4 Syntax: ETRN domain");
+    this.#etrnDomain = site;
+    const refused = await this.#restrict("ETRN", ["client", "helo", "etrn"]);
+    this.#etrnDomain = null;
+    if (refused !== null) return this.#error("ETRN", refused);
+    const reply = await etrnFlush(this.#env.cfg.get("queue_directory"), site);
+    if (!reply.startsWith("250")) return this.#error("ETRN", reply);
+    this.#count("ETRN", true);
+    this.#reply(reply);
   }
 
   /** VRFY: disabled, or the Postfix answer without a recipient check. */
