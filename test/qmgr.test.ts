@@ -123,7 +123,7 @@ test("mail is delivered, logged and removed", async (t) => {
   for (let i = 0; i < 20; i++) ids.push(await submit(inst, [`a${i}@one.example`, `b${i}@two.example`]));
   await until("40 deliveries", () => deliveries(inst.record).length === 40);
   for (const id of ids) await inst.waitLog(new RegExp(`${id}: removed`));
-  assert.match(inst.log(), /: from=<sender@example\.org>, size=\d+, nrcpt=2 \(queue active\)/);
+  await inst.waitLog(/: from=<sender@example\.org>, size=\d+, nrcpt=2 \(queue active\)/);
   assert.match(
     inst.log(),
     /: to=<a0@one\.example>, relay=one\.example\[127\.0\.0\.9\]:25, delay=[\d.]+, delays=[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+, dsn=2\.0\.0, status=sent \(delivered to test sink\)/,

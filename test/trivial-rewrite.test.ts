@@ -113,6 +113,81 @@ test("the service resolves every address class and rewrites addresses", async (t
   assert.doesNotMatch(inst.log(), /warning|fatal|panic/);
 });
 
+test("the verify context routes with address_verify_*; regular routing is unaffected", async (t) => {
+  const main = `${MAIN}
+address_verify_default_transport = probe
+address_verify_relayhost = [probe-relay.example]:2525
+address_verify_transport_maps = inline:{ {special.example = probe-special:[probe-hop.example]} }
+`;
+  const inst = await instance(t, main);
+  const rw = new RewriteClient(inst.spool);
+  t.after(() => Promise.resolve(rw.close()));
+  const F = RESOLVE_FLAG;
+  /** A verify answer as a tuple (or the failure text). */
+  const verify = async (sender: string, address: string): Promise<unknown[] | string> => {
+    const r = await rw.resolveVerify(sender, address);
+    if (!r.ok) return `${r.code}: ${r.reason}`;
+    return [r.value.transport, r.value.nexthop, r.value.recipient, r.value.flags];
+  };
+  const D = F.CLASS_DEFAULT;
+  assert.deepEqual(await resolve(rw, "", "b@example.net"), ["smtp", "example.net", "b@example.net", D]);
+  assert.deepEqual(await verify("", "b@example.net"), [
+    "probe",
+    "[probe-relay.example]:2525",
+    "b@example.net",
+    D,
+  ]);
+  assert.deepEqual(await resolve(rw, "", "b@example.net"), ["smtp", "example.net", "b@example.net", D]);
+  assert.deepEqual(await resolve(rw, "", "b@special.example"), [
+    "smtp",
+    "[special-hop.example]:2525",
+    "b@special.example",
+    D,
+  ]);
+  assert.deepEqual(await verify("", "b@special.example"), [
+    "probe-special",
+    "[probe-hop.example]",
+    "b@special.example",
+    D,
+  ]);
+  assert.deepEqual(
+    await verify("", "a@mbox.example"),
+    ["lmtp", "unix:private/dovecot-lmtp", "a@mbox.example", F.CLASS_VIRTUAL],
+    "unset address_verify_* parameters are the regular ones",
+  );
+  assert.deepEqual(await verify("", "old@example.net"), [
+    "error",
+    "5.1.6 User has moved to new@example.org",
+    "old@example.net",
+    D | F.FLAG_FAIL,
+  ]);
+  const raw = new AttrClient({
+    path: join(inst.spool, "private", "rewrite"),
+    protocol: REWRITE_PROTOCOL,
+    maxFrame: REWRITE_FRAME_MAX,
+    timeoutMs: 10_000,
+    retries: 0,
+    backoffMs: 10,
+  });
+  t.after(() => Promise.resolve(raw.close()));
+  const bad = await raw.request({
+    request: "resolve",
+    sender: "",
+    address: "b@example.net",
+    context: "probe",
+  });
+  assert.ok(bad.ok);
+  if (bad.ok) assert.equal(attrString(bad.reply, "status"), "tempfail", "an unknown context is refused");
+  const explicit = await raw.request({
+    request: "resolve",
+    sender: "",
+    address: "b@example.net",
+    context: "regular",
+  });
+  assert.ok(explicit.ok);
+  if (explicit.ok) assert.equal(attrString(explicit.reply, "transport"), "smtp");
+});
+
 test("answers are cached for a while; a client without a cache sees table changes", async (t) => {
   const inst = await instance(t);
   const cached = new RewriteClient(inst.spool);

@@ -200,5 +200,5 @@ test("error bounces and retry defers with the next-hop text; discard logs and dr
     ),
     20_000,
   );
-  assert.match(inst.log(), /warning: bounce_append: ignoring dsn code "4\.4\.1"/);
+  await inst.waitLog(/warning: bounce_append: ignoring dsn code "4\.4\.1"/);
 });
