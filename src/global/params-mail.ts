@@ -225,6 +225,50 @@ export const MAIL_PARAMS: readonly ParamDef[] = [
     "",
     "tables of default_transport overrides per sender",
   ),
+  // trivial-rewrite: the "verify" context, for address verification probes.
+  p(
+    "address_verify_local_transport",
+    "str",
+    "$local_transport",
+    "local_transport for address verification probes",
+  ),
+  p(
+    "address_verify_virtual_transport",
+    "str",
+    "$virtual_transport",
+    "virtual_transport for address verification probes",
+  ),
+  p(
+    "address_verify_relay_transport",
+    "str",
+    "$relay_transport",
+    "relay_transport for address verification probes",
+  ),
+  p(
+    "address_verify_default_transport",
+    "str",
+    "$default_transport",
+    "default_transport for address verification probes",
+  ),
+  p("address_verify_relayhost", "str", "$relayhost", "relayhost for address verification probes"),
+  p(
+    "address_verify_transport_maps",
+    "list",
+    "$transport_maps",
+    "transport_maps for address verification probes",
+  ),
+  p(
+    "address_verify_sender_dependent_relayhost_maps",
+    "list",
+    "$sender_dependent_relayhost_maps",
+    "sender_dependent_relayhost_maps for address verification probes",
+  ),
+  p(
+    "address_verify_sender_dependent_default_transport_maps",
+    "list",
+    "$sender_dependent_default_transport_maps",
+    "sender_dependent_default_transport_maps for address verification probes",
+  ),
   p(
     "empty_address_relayhost_maps_lookup_key",
     "str",

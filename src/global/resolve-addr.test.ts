@@ -11,6 +11,7 @@
  *     from SENDER                the sender of the requests that follow
  *                                ("<>" or nothing: the null sender)
  *     resolve ADDRESS            resolve the rest of the line (internal form)
+ *     verify ADDRESS             the same in the "verify" context
  *     class DOMAIN               the address class of a domain
  *   Warnings logged meanwhile appear in the output as "warning: ...".
  *   The host's interfaces are 127.0.0.1, ::1, 192.0.2.10 and 2001:db8::10;
@@ -97,9 +98,9 @@ async function run(input: string): Promise<string> {
       if (cmd === "from") {
         sender = rest === "<>" ? "" : rest;
         out.push(line);
-      } else if (cmd === "resolve") {
+      } else if (cmd === "resolve" || cmd === "verify") {
         out.push(line);
-        out.push(show(await resolver.resolve(sender, rest)));
+        out.push(show(await resolver.resolve(sender, rest, cmd === "resolve" ? "regular" : "verify")));
       } else if (cmd === "class") {
         const r = await resolver.domainClass(rest);
         out.push(line, r.status === "ok" ? `  -> ${flagNames(r.cls)}` : `  -> tempfail: ${r.reason}`);

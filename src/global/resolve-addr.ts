@@ -47,9 +47,15 @@
  *   the transport is "error". A table that fails gives { status:
  *   "tempfail", reason } and a logged warning, never a wrong route.
  *
- *   The parameter names of one resolve context are a ResolveParamNames, so
- *   that a second context (Postfix's address_verify_* "verify" context)
- *   can reuse this code.
+ *   There are two resolve contexts, as in Postfix: "regular" (delivery)
+ *   and "verify" (address verification probes). Each is a
+ *   ResolveParamNames: the verify context (RESOLVE_VERIFY) reads
+ *   address_verify_{local,virtual,relay,default}_transport,
+ *   address_verify_relayhost, address_verify_transport_maps and
+ *   address_verify_sender_dependent_{relayhost,default_transport}_maps
+ *   (by default the regular values). The domain lists, relocated_maps and
+ *   the other settings are shared. The tables of both contexts are opened
+ *   by create(); resolve(sender, address, "verify") uses the verify ones.
  */
 import { msg } from "../util/msg.js";
 import type { Config } from "./config.js";
@@ -87,14 +93,31 @@ export const RESOLVE_REGULAR: ResolveParamNames = {
   transportMaps: "transport_maps",
 };
 
+/** The verify context (Postfix's resolve_verify): address verification probes. */
+export const RESOLVE_VERIFY: ResolveParamNames = {
+  localTransport: "address_verify_local_transport",
+  virtualTransport: "address_verify_virtual_transport",
+  relayTransport: "address_verify_relay_transport",
+  defaultTransport: "address_verify_default_transport",
+  senderDefaultTransportMaps: "address_verify_sender_dependent_default_transport_maps",
+  relayhost: "address_verify_relayhost",
+  senderRelayhostMaps: "address_verify_sender_dependent_relayhost_maps",
+  transportMaps: "address_verify_transport_maps",
+};
+
+/** The name of a resolve context. */
+export type ResolveContext = "regular" | "verify";
+
 /** How a Resolver finds its tables, addresses and time. */
 export interface ResolverOptions extends AddressSources {
   /** Opens a table; default dictOpen. */
   open?: TableOpener;
   /** The clock in ms (transport_maps wildcard cache); default Date.now. */
   now?: () => number;
-  /** The resolve context; default RESOLVE_REGULAR. */
+  /** The parameter names of the regular context; default RESOLVE_REGULAR. */
   params?: ResolveParamNames;
+  /** The parameter names of the verify context; default RESOLVE_VERIFY. */
+  verifyParams?: ResolveParamNames;
 }
 
 /** The outcome of resolving one address. */
@@ -134,6 +157,15 @@ interface Settings {
   mainPath: string;
 }
 
+/** One resolve context: its parameter names, settings and tables. */
+interface Context {
+  p: ResolveParamNames;
+  s: Settings;
+  transport: TransportMaps | null;
+  sndRelay: LookupFn | null;
+  sndXport: LookupFn | null;
+}
+
 /** Reads the settings (ConfigError if a value is bad). */
 function readSettings(cfg: Config, p: ResolveParamNames): Settings {
   return {
@@ -154,8 +186,9 @@ function readSettings(cfg: Config, p: ResolveParamNames): Settings {
 
 /** Resolves addresses with one configuration's tables. */
 export class Resolver {
+  /** The shared settings (those of the regular context). */
   #s: Settings;
-  #p: ResolveParamNames;
+  #contexts: Record<ResolveContext, Context>;
   #split: SplitSettings;
   #addr: AddrFindOptions;
   #dicts: Dict[] = [];
@@ -164,10 +197,7 @@ export class Resolver {
   #virtAlias: MatchList;
   #virtMailbox: MatchList;
   #relayDomains: MatchList;
-  #transport: TransportMaps | null;
   #relocated: LookupFn | null;
-  #sndRelay: LookupFn | null;
-  #sndXport: LookupFn | null;
 
   /** Reads the configuration (ConfigError if a value is bad) and opens the tables. */
   static async create(cfg: Config, opts: ResolverOptions = {}): Promise<Resolver> {
@@ -177,19 +207,29 @@ export class Resolver {
   /** Use Resolver.create. */
   private constructor(cfg: Config, own: ReadonlySet<string>, opts: ResolverOptions) {
     const open = opts.open ?? ((spec: string, flags: number): Dict => dictOpen(spec, { flags }));
-    const p = (this.#p = opts.params ?? RESOLVE_REGULAR);
-    this.#s = readSettings(cfg, p);
+    const regular = opts.params ?? RESOLVE_REGULAR;
+    const verify = opts.verifyParams ?? RESOLVE_VERIFY;
+    const sr = readSettings(cfg, regular);
+    const sv = readSettings(cfg, verify);
+    this.#s = sr;
     const parents = cfg.list("parent_domain_matches_subdomains");
     const list = (name: string, kind: "string" | "domain"): MatchList => {
       const m = new MatchList(name, cfg.list(name), { kind, parentStyle: parents.includes(name), open });
       this.#lists.push(m);
       return m;
     };
+    const opened = new Map<string, Dict[]>();
     const maps = (name: string, flags: number): LookupFn | null => {
       const specs = cfg.list(name);
       if (specs.length === 0) return null;
-      const dicts = specs.map((s) => open(s, flags));
-      this.#dicts.push(...dicts);
+      // The same tables in both contexts (the default) are opened once.
+      const key = `${flags}\0${specs.join("\0")}`;
+      let dicts = opened.get(key);
+      if (dicts === undefined) {
+        dicts = specs.map((s) => open(s, flags));
+        opened.set(key, dicts);
+        this.#dicts.push(...dicts);
+      }
       return mapsLookup(dicts, name);
     };
     this.#local = new LocalDomains(list("mydestination", "string"), own);
@@ -212,18 +252,22 @@ export class Resolver {
       resolveNumericDomain: cfg.bool("resolve_numeric_domain"),
       smtputf8: cfg.bool("smtputf8_enable"),
     };
-    const tm = maps(p.transportMaps, MAP_FLAGS);
-    this.#transport =
-      tm === null
-        ? null
-        : new TransportMaps(tm, {
-            parentStyle: parents.includes(p.transportMaps),
-            addr: this.#addr,
-            now: opts.now ?? Date.now,
-          });
+    const context = (p: ResolveParamNames, s: Settings): Context => {
+      const tm = maps(p.transportMaps, MAP_FLAGS);
+      const transport =
+        tm === null
+          ? null
+          : new TransportMaps(tm, {
+              parentStyle: parents.includes(p.transportMaps),
+              addr: this.#addr,
+              now: opts.now ?? Date.now,
+            });
+      const sndRelay = maps(p.senderRelayhostMaps, MAP_FLAGS);
+      const sndXport = maps(p.senderDefaultTransportMaps, MAP_FLAGS);
+      return { p, s, transport, sndRelay, sndXport };
+    };
+    this.#contexts = { regular: context(regular, sr), verify: context(verify, sv) };
     this.#relocated = maps("relocated_maps", DictFlag.FOLD_FIX | DictFlag.UTF8_REQUEST);
-    this.#sndRelay = maps(p.senderRelayhostMaps, MAP_FLAGS);
-    this.#sndXport = maps(p.senderDefaultTransportMaps, MAP_FLAGS);
   }
 
   /** Whether a domain is local; a table failure throws (dict-search turns it into a tempfail). */
@@ -233,13 +277,18 @@ export class Resolver {
     return r.status === "local";
   }
 
-  /** Resolves one recipient for a sender ("" for the null sender). */
-  async resolve(sender: string, address: string): Promise<ResolveResult> {
+  /** Resolves one recipient for a sender ("" for the null sender) in a context (default regular). */
+  async resolve(
+    sender: string,
+    address: string,
+    context: ResolveContext = "regular",
+  ): Promise<ResolveResult> {
+    const ctx = this.#contexts[context];
     if (address.length > RESOLVE_ADDRESS_MAX) return this.#bad(address.slice(0, 256), CLASS_DEFAULT);
     const sp = await splitAddress(address, this.#split, (d) => this.#local.check(d));
     if (sp.status === "tempfail") return sp;
     if ((sp.flags & RESOLVE_FLAG.FLAG_ERROR) !== 0) return this.#bad(sp.recipient, sp.flags | CLASS_DEFAULT);
-    const c = sp.remote ? await this.#remote(sender, sp.domain) : await this.#localClass(sp.domain);
+    const c = sp.remote ? await this.#remote(ctx, sender, sp.domain) : await this.#localClass(ctx, sp.domain);
     if (c.status === "tempfail") return c;
     let hop = c.hop;
     const colon = hop.transport.indexOf(":");
@@ -249,9 +298,9 @@ export class Resolver {
     }
     if (hop.transport === "")
       return tempfail(`file ${this.#s.mainPath}: parameter ${c.blame}: null transport is not allowed`);
-    if (this.#transport !== null && c.cls !== CLASS_ALIAS) {
-      const t = await this.#transport.lookup(sp.recipient, sp.domain, hop);
-      if (t.status === "tempfail") return tempfail(`${this.#p.transportMaps} lookup failure`);
+    if (ctx.transport !== null && c.cls !== CLASS_ALIAS) {
+      const t = await ctx.transport.lookup(sp.recipient, sp.domain, hop);
+      if (t.status === "tempfail") return tempfail(`${ctx.p.transportMaps} lookup failure`);
       if (t.status === "found") hop = t.hop;
     }
     if (this.#relocated !== null) {
@@ -274,14 +323,14 @@ export class Resolver {
   }
 
   /** A local domain: $local_transport. */
-  async #localClass(domain: string): Promise<Classified> {
+  async #localClass(ctx: Context, domain: string): Promise<Classified> {
     await this.#overlap(domain, "mydestination", [this.#virtAlias, this.#virtMailbox]);
-    const hop = { transport: this.#s.localTransport, nexthop: domain };
-    return { status: "ok", hop, cls: CLASS_LOCAL, blame: this.#p.localTransport };
+    const hop = { transport: ctx.s.localTransport, nexthop: domain };
+    return { status: "ok", hop, cls: CLASS_LOCAL, blame: ctx.p.localTransport };
   }
 
   /** A remote domain: alias, virtual, relay or default class. */
-  async #remote(sender: string, domain: string): Promise<Classified | Tempfail> {
+  async #remote(ctx: Context, sender: string, domain: string): Promise<Classified | Tempfail> {
     const alias = await this.#virtAlias.match(domain);
     if (alias.status === "tempfail") return tempfail("virtual_alias_domains lookup failure");
     if (alias.status === "match") {
@@ -294,8 +343,8 @@ export class Resolver {
     if (mbox.status === "tempfail") return tempfail("virtual_mailbox_domains lookup failure");
     if (mbox.status === "match") {
       await this.#overlap(domain, "virtual_mailbox_domains", [this.#relayDomains]);
-      const hop = { transport: this.#s.virtualTransport, nexthop: domain };
-      return { status: "ok", hop, cls: CLASS_VIRTUAL, blame: this.#p.virtualTransport };
+      const hop = { transport: ctx.s.virtualTransport, nexthop: domain };
+      return { status: "ok", hop, cls: CLASS_VIRTUAL, blame: ctx.p.virtualTransport };
     }
     const relay = await this.#relayDomains.match(domain);
     if (relay.status === "tempfail") return tempfail("relay_domains lookup failure");
@@ -303,12 +352,12 @@ export class Resolver {
       relay.status === "match"
         ? {
             status: "ok" as const,
-            transport: this.#s.relayTransport,
-            blame: this.#p.relayTransport,
+            transport: ctx.s.relayTransport,
+            blame: ctx.p.relayTransport,
           }
-        : await this.#defaultTransport(sender);
+        : await this.#defaultTransport(ctx, sender);
     if (xport.status === "tempfail") return xport;
-    const relayhost = await this.#relayhost(sender);
+    const relayhost = await this.#relayhost(ctx, sender);
     if (relayhost.status === "tempfail") return relayhost;
     const hop = { transport: xport.transport, nexthop: relayhost.value ?? domain };
     return {
@@ -321,29 +370,25 @@ export class Resolver {
 
   /** $default_transport, or the sender-dependent one. */
   async #defaultTransport(
+    ctx: Context,
     sender: string,
   ): Promise<{ status: "ok"; transport: string; blame: string } | Tempfail> {
-    const name = this.#p.senderDefaultTransportMaps;
-    const r = await this.#senderLookup(this.#sndXport, sender, this.#s.nullXportKey, name);
+    const name = ctx.p.senderDefaultTransportMaps;
+    const r = await this.#senderLookup(ctx.sndXport, sender, ctx.s.nullXportKey, name);
     if (r.status === "tempfail") return r;
     if (r.value !== null) return { status: "ok", transport: r.value, blame: name };
     return {
       status: "ok",
-      transport: this.#s.defaultTransport,
-      blame: this.#p.defaultTransport,
+      transport: ctx.s.defaultTransport,
+      blame: ctx.p.defaultTransport,
     };
   }
 
   /** The sender-dependent relayhost, else $relayhost, else null (the domain). */
-  async #relayhost(sender: string): Promise<{ status: "ok"; value: string | null } | Tempfail> {
-    const r = await this.#senderLookup(
-      this.#sndRelay,
-      sender,
-      this.#s.nullRelayKey,
-      this.#p.senderRelayhostMaps,
-    );
+  async #relayhost(ctx: Context, sender: string): Promise<{ status: "ok"; value: string | null } | Tempfail> {
+    const r = await this.#senderLookup(ctx.sndRelay, sender, ctx.s.nullRelayKey, ctx.p.senderRelayhostMaps);
     if (r.status === "tempfail" || r.value !== null) return r;
-    return { status: "ok", value: this.#s.relayhost !== "" ? this.#s.relayhost : null };
+    return { status: "ok", value: ctx.s.relayhost !== "" ? ctx.s.relayhost : null };
   }
 
   /** Looks a sender (or the null-sender key) up; DUNNO and not found are null. */

@@ -70,6 +70,25 @@ test("answers are cached up to cacheTtlMs and cacheSize; least recently used go 
   assert.equal(svc.requests.length, 6, "an entry expires after cacheTtlMs");
 });
 
+test("resolveVerify asks in the verify context and is cached apart from resolve", async (t) => {
+  const contexts: string[] = [];
+  const svc = await fakeService(t, (req) => {
+    contexts.push(attrString(req, "context") ?? "(none)");
+    const reply = okReply(req);
+    if (attrString(req, "context") === "verify") reply.set("transport", Buffer.from("probe"));
+    return reply;
+  });
+  const rw = new RewriteClient(svc.dir);
+  t.after(() => Promise.resolve(rw.close()));
+  const regular = { ok: true, value: { transport: "smtp", nexthop: "hop", recipient: "a@x", flags: 16 } };
+  const verify = { ok: true, value: { transport: "probe", nexthop: "hop", recipient: "a@x", flags: 16 } };
+  assert.deepEqual(await rw.resolve("", "a@x"), regular);
+  assert.deepEqual(await rw.resolveVerify("", "a@x"), verify);
+  assert.deepEqual(await rw.resolve("", "a@x"), regular);
+  assert.deepEqual(await rw.resolveVerify("", "a@x"), verify);
+  assert.deepEqual(contexts, ["(none)", "verify"], "one request each, the regular one as before");
+});
+
 test("temporary failures and bad replies are results, and are not cached", async (t) => {
   let mode: "tempfail" | "ok" | "short" = "tempfail";
   const svc = await fakeService(t, (req) => {

@@ -7,6 +7,7 @@
  *   const r = await rw.resolve("sender@example.org", "user@example.com");
  *   if (r.ok) use(r.value.transport, r.value.nexthop, r.value.recipient, r.value.flags);
  *   else defer(r.reason);                                // always temporary
+ *   const v = await rw.resolveVerify(sender, address);   // the route of a verify probe
  *   const a = await rw.rewrite("local", "user");         // { ok: true, value: "user@example.com" }
  *   rw.close();
  *
@@ -14,13 +15,15 @@
  *   Speaks rewrite-proto.ts to queue_directory/private/rewrite (the service
  *   name is $rewrite_service_name) over one reusable connection
  *   (util/attr-client.ts: reconnects, retries a dropped request).
- *   Addresses are in internal (unquoted) form.
+ *   Addresses are in internal (unquoted) form. resolveVerify() asks for
+ *   the route of an address verification probe (the "verify" context,
+ *   the address_verify_* parameters) instead of a delivery.
  *
  *   Answers are cached in the process, as Postfix's resolve_clnt and
  *   rewrite_clnt do (they keep one entry for 30 seconds): at most
  *   cacheSize entries (least recently used go first), each for at most
- *   cacheTtlMs, so a table change is seen within that time. Temporary
- *   failures are never cached.
+ *   cacheTtlMs, so a table change is seen within that time. Regular and
+ *   verify answers are cached apart. Temporary failures are never cached.
  *
  *   Every failure is a result { ok: false, temporary: true, code, reason }:
  *   the attr-client codes, ETEMPFAIL (the service's tables failed; the
@@ -110,11 +113,29 @@ export class RewriteClient {
   }
 
   /** Resolves a recipient for a sender ("" for the null sender). */
-  async resolve(sender: string, address: string): Promise<ResolveClientResult> {
-    const key = `resolve\0${sender}\0${address}`;
+  resolve(sender: string, address: string): Promise<ResolveClientResult> {
+    return this.#resolve("regular", sender, address);
+  }
+
+  /** Resolves a recipient as an address verification probe would be routed (the "verify" context). */
+  resolveVerify(sender: string, address: string): Promise<ResolveClientResult> {
+    return this.#resolve("verify", sender, address);
+  }
+
+  /** Resolves in a context; the regular request does not name its context (as before). */
+  async #resolve(
+    context: "regular" | "verify",
+    sender: string,
+    address: string,
+  ): Promise<ResolveClientResult> {
+    const key = `resolve\0${context}\0${sender}\0${address}`;
     const hit = this.#get(key);
     if (hit !== undefined && typeof hit !== "string") return { ok: true, value: hit };
-    const r = await this.#ask(RewriteRequest.build({ request: "resolve", sender, address }));
+    const req =
+      context === "verify"
+        ? RewriteRequest.build({ request: "resolve", sender, address, context })
+        : RewriteRequest.build({ request: "resolve", sender, address });
+    const r = await this.#ask(req);
     if (!r.ok) return r;
     const { transport, nexthop, recipient, flags } = r.reply;
     if (transport === undefined || nexthop === undefined || recipient === undefined || flags === undefined)

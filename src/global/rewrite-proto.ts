@@ -9,9 +9,12 @@
  *
  *   { request: "rewrite", rule: "local" | "remote", address }
  *       -> { status: "ok", address }
- *   { request: "resolve", sender, address }
+ *   { request: "resolve", sender, address, context? }
  *       -> { status: "ok", transport, nexthop, recipient, flags }
  *       flags: RESOLVE_FLAG bits below (the address class and problems)
+ *       context: "regular" (the default: delivery) or "verify" (address
+ *       verification probes, routed with the address_verify_* parameters,
+ *       Postfix's "verify" request)
  *   Temporary lookup failures answer { status: "tempfail", reason }.
  *   Addresses are in internal (unquoted) form.
  */
@@ -46,6 +49,7 @@ export const RewriteRequest = attrSchema({
   rule: attr.optional(attr.enumOf(["local", "remote"])),
   sender: attr.optional(ADDR),
   address: ADDR,
+  context: attr.optional(attr.enumOf(["regular", "verify"])),
 });
 
 export const RewriteReply = attrSchema({

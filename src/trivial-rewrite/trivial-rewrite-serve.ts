@@ -10,7 +10,8 @@
  *   or oversized attributes, "rewrite" without a rule) is logged and gets
  *   { status: "tempfail", reason }, and the connection stays usable.
  *
- *   "resolve" asks the resolver (global/resolve-addr.ts) and answers
+ *   "resolve" asks the resolver (global/resolve-addr.ts) in the request's
+ *   context ("regular" unless it says "verify") and answers
  *   { status: "ok", transport, nexthop, recipient, flags }, or the
  *   resolver's tempfail. "rewrite" applies the rewrite rules of
  *   global/rewrite-addr.ts in the "local" or "remote" context to the
@@ -22,7 +23,7 @@
  */
 import type { AttrList } from "../util/attr-codec.js";
 import { msg } from "../util/msg.js";
-import type { Resolver } from "../global/resolve-addr.js";
+import type { ResolveContext, Resolver } from "../global/resolve-addr.js";
 import { rewriteInternal, type RewriteParams } from "../global/rewrite-addr.js";
 import { RewriteReply, RewriteRequest } from "../global/rewrite-proto.js";
 
@@ -48,10 +49,17 @@ function oversized(fields: Partial<Record<keyof typeof LIMITS, string>>): string
 }
 
 /** Answers a resolve request. */
-async function resolveReply(state: RewriteServiceState, sender: string, address: string): Promise<AttrList> {
-  const r = await state.resolver.resolve(sender, address);
+async function resolveReply(
+  state: RewriteServiceState,
+  sender: string,
+  address: string,
+  context: ResolveContext,
+): Promise<AttrList> {
+  const r = await state.resolver.resolve(sender, address, context);
   if (r.status === "tempfail") return tempfail(r.reason);
-  msg.debug(`'${sender}' '${address}' -> '${r.transport}' '${r.nexthop}' '${r.recipient}' ${r.flags}`);
+  msg.debug(
+    `${context} '${sender}' '${address}' -> '${r.transport}' '${r.nexthop}' '${r.recipient}' ${r.flags}`,
+  );
   const big = oversized({ transport: r.transport, nexthop: r.nexthop, recipient: r.recipient });
   if (big !== null) {
     msg.warn(`resolve <${address}>: the ${big} is too long for a reply`);
@@ -80,8 +88,8 @@ export function rewriteHandler(state: RewriteServiceState): (req: AttrList) => P
       msg.warn(`bad request: ${p.error}`);
       return tempfail(`bad request: ${p.error}`);
     }
-    const { request, rule, sender, address } = p.value;
-    if (request === "resolve") return resolveReply(state, sender ?? "", address);
+    const { request, rule, sender, address, context } = p.value;
+    if (request === "resolve") return resolveReply(state, sender ?? "", address, context ?? "regular");
     if (rule === undefined) {
       msg.warn("bad request: rewrite without a rule");
       return tempfail("bad request: rewrite without a rule");

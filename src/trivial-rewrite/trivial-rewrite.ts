@@ -13,7 +13,10 @@
  *     resolve  an address to (transport, nexthop, recipient, flags):
  *              local, virtual alias, virtual mailbox, relay or default
  *              class, transport_maps, relocated_maps, sender-dependent
- *              relayhost and default transport: global/resolve-addr.ts
+ *              relayhost and default transport: global/resolve-addr.ts;
+ *              in the "regular" context (delivery) or, when the request
+ *              says so, the "verify" context (address verification
+ *              probes: the address_verify_* parameters)
  *   Each process serves many clients at once (multiServer), each client
  *   any number of requests on one connection. The tables are opened once
  *   per process, at start; a main.cf change is seen by new processes
@@ -27,6 +30,12 @@
  *   local_transport, virtual_transport, relay_transport, default_transport
  *   relayhost, sender_dependent_relayhost_maps,
  *   sender_dependent_default_transport_maps, transport_maps, relocated_maps
+ *   address_verify_local_transport, address_verify_virtual_transport,
+ *   address_verify_relay_transport, address_verify_default_transport,
+ *   address_verify_relayhost, address_verify_transport_maps,
+ *   address_verify_sender_dependent_relayhost_maps,
+ *   address_verify_sender_dependent_default_transport_maps
+ *              the same for the "verify" context (default: the above)
  *   swap_bangpath, allow_percent_hack, append_at_myorigin,
  *   append_dot_mydomain, resolve_dequoted_address, resolve_null_domain,
  *   resolve_numeric_domain, allow_min_user, recipient_delimiter
