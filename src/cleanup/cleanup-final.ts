@@ -89,7 +89,7 @@ export async function cleanupFinal(x: FinalInput): Promise<AttrInput> {
   const queue = st.hold ? "hold" : "incoming";
   await w.commit(queue);
   const mid = x.headers.find((h) => /^message-id$/i.test(h.name));
-  msg.info(`${w.id}: message-id=${mid ? mid.text.slice(mid.text.indexOf(":") + 1).trim() : ""}`);
+  msg.info(`${w.id}: message-id=${mid ? mid.text.slice(mid.text.indexOf(":") + 1).trim() : "<>"}`);
   if (queue === "incoming") x.published(w.id);
   return { status: "ok", queue_id: w.id };
 }

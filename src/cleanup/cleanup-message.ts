@@ -148,7 +148,10 @@ export class CleanupMessage {
   async #endHeaders(): Promise<void> {
     await this.#flushHeader();
     this.#inHeaders = false;
-    for (const h of (await this.#hooks.endOfHeaders?.(this.#seen)) ?? []) await this.#writeHeaderText(h);
+    for (const h of (await this.#hooks.endOfHeaders?.(this.#seen)) ?? []) {
+      this.headers.push({ name: h.slice(0, h.indexOf(":")).trim(), text: h });
+      await this.#writeHeaderText(h);
+    }
   }
 
   /** Handles a body line (the empty line after the headers included). */
