@@ -313,3 +313,32 @@ test("local_header_rewrite_clients: headers of this host's own clients are compl
     c.close();
   }
 });
+
+test("access-table actions reach the queue: PREPEND adds a header, HOLD holds, REDIRECT and BCC change recipients", async (t) => {
+  const table =
+    "inline:{ { hold@example.org = HOLD check me }, { tag@example.org = PREPEND X-Tagged: yes }, { moved@example.org = REDIRECT new@example.org }, { copy@example.org = BCC audit@example.org } }";
+  const inst = await instance(t, `smtpd_recipient_restrictions = check_recipient_access ${table}\n`);
+  const send = async (rcpt: string): Promise<string> => {
+    const c = await session(inst.port);
+    await cmd(c, "MAIL FROM:<a@sender.example>");
+    assert.equal(await cmd(c, `RCPT TO:<${rcpt}>`), "250 2.1.5 Ok");
+    await cmd(c, "DATA");
+    c.send("Subject: actions\r\n\r\nbody\r\n.");
+    const id = /queued as ([0-9A-F]+)/.exec(await cmd(c, null))?.[1];
+    c.close();
+    assert.ok(id);
+    return id;
+  };
+  const tagged = await send("tag@example.org");
+  assert.match((await queued(inst, tagged)).text, /^X-Tagged: yes\nReceived: from /);
+  const held = await send("hold@example.org");
+  for (let i = 0; i < 40 && !readdirSync(join(inst.spool, "hold")).includes(held); i++) await sleep(50);
+  assert.ok(readdirSync(join(inst.spool, "hold")).includes(held), "the message is on hold");
+  const moved = await queued(inst, await send("moved@example.org"));
+  assert.deepEqual(moved.env.ok ? moved.env.env.recipients.map((r) => r.address) : [], ["new@example.org"]);
+  const copied = await queued(inst, await send("copy@example.org"));
+  assert.deepEqual(copied.env.ok ? copied.env.env.recipients.map((r) => r.address).sort() : [], [
+    "audit@example.org",
+    "copy@example.org",
+  ]);
+});

@@ -25,6 +25,9 @@
  *     log_protocol_name, log_helo_name (or client_name, client_address,
  *     protocol, helo)     for action log lines
  *     full_name           for a missing From: header
+ *     access_hold, access_discard, access_filter (transport:nexthop),
+ *     access_redirect (address), access_bcc (address, may repeat)
+ *                         message actions from smtpd's access tables
  */
 import type { Socket } from "node:net";
 import { FrameDecoder, encodeFrame, type AttrInput, type AttrList } from "../util/attr-codec.js";
@@ -114,6 +117,7 @@ class Session {
           return this.#violation(v.ok ? "attribute after content" : v.error);
         if (v.value.name === "rewrite_context" && !["local", "remote"].includes(v.value.value))
           return this.#violation(`bad rewriting context: ${v.value.value.slice(0, 100)}`);
+        if (v.value.name.startsWith("access_")) return this.#accessAction(v.value.name, v.value.value);
         this.#attrs.set(v.value.name, v.value.value);
         return null;
       }
@@ -126,6 +130,18 @@ class Session {
       case "end":
         return this.#finish();
     }
+  }
+
+  /** A message action decided by smtpd's access tables (HOLD, DISCARD, FILTER, REDIRECT, BCC). */
+  #accessAction(name: string, value: string): AttrInput | null {
+    const st = this.#st;
+    if (name === "access_hold") st.hold = true;
+    else if (name === "access_discard") st.fail({ kind: "discard" });
+    else if (name === "access_filter" && /^[^:\s]+:\S*$/.test(value)) st.filter = value;
+    else if (name === "access_redirect" && value !== "") st.redirect = value;
+    else if (name === "access_bcc" && value !== "") st.bcc.push(value);
+    else return this.#violation(`bad access action ${name}`);
+    return null;
   }
 
   /** A protocol error: the message is abandoned. */

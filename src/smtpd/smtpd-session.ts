@@ -27,14 +27,7 @@ import { ContentSink, readChunk, readData } from "./smtpd-data.js";
 import { peerName, type PeerNames, type SmtpdEnv } from "./smtpd-env.js";
 import { parseMail, parseRcpt, type MailArgs, type RcptArgs } from "./smtpd-params.js";
 import { SmtpReader } from "./smtpd-reader.js";
-import {
-  cleanupAttrs,
-  disconnectLine,
-  etrnFlush,
-  etrnSite,
-  receivedHeader,
-  rewriteContext,
-} from "./smtpd-support.js";
+import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
@@ -145,7 +138,7 @@ export class Session {
     } finally {
       await this.#limits?.end();
       this.#cleanup?.abort();
-      msg.info(disconnectLine(this.#client, this.#counts));
+      msg.info(sup.disconnectLine(this.#client, this.#counts));
       this.#sock.end();
     }
   }
@@ -452,10 +445,16 @@ export class Session {
     msg.info(`${s.queueId}: ${f.log}`);
     await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
     const who = { name: this.#name, addr: this.#addr, saslUser: this.#login };
-    const context = await rewriteContext(this.#env.cfg, this.#env.mynetworks, who);
-    for (const [k, v] of cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
+    const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, who);
+    for (const [k, v] of sup.cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
     await s.sender(this.#mail?.address ?? "");
     return true;
+  }
+
+  /** The start of the content: access-table actions told to cleanup, PREPEND headers, Received:. */
+  async #head(): Promise<Buffer> {
+    const prepend = this.#cleanup === null ? [] : await sup.sendActions(this.#cleanup, this.#actions);
+    return Buffer.from(prepend.join("") + this.#received(), "latin1");
   }
 
   /** The Received: header in Postfix's form. */
@@ -463,7 +462,7 @@ export class Session {
     const proto = this.#esmtp ? "ESMTP" : "SMTP";
     const rcpts = this.#rcpts.map((r) => r.address);
     const id = this.#cleanup?.queueId ?? "";
-    return receivedHeader(this.#env, {
+    return sup.receivedHeader(this.#env, {
       helo: this.#helo,
       name: this.#name,
       addr: this.#addr,
@@ -489,7 +488,7 @@ export class Session {
     if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
     this.#reply("354 End data with <CR><LF>.<CR><LF>");
     const sink = new ContentSink(this.#cleanup);
-    await sink.write(Buffer.from(this.#received(), "latin1"));
+    await sink.write(await this.#head());
     const excluded =
       this.#env.forbidBareLf === "yes" &&
       (await this.#env.bareLfExclusions.match(this.#name, this.#addr)).status === "match";
@@ -544,7 +543,7 @@ export class Session {
     if (this.#bdat === null) {
       this.#bdatBad = await this.#contentCheck("BDAT");
       this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null);
-      if (this.#bdatBad === null) await this.#bdat.write(Buffer.from(this.#received(), "latin1"));
+      if (this.#bdatBad === null) await this.#bdat.write(await this.#head());
     }
     const got = await readChunk(this.#r, this.#bdat, n, {
       timeoutMs: this.#env.timeoutMs,
@@ -573,13 +572,13 @@ export class Session {
   async #etrn(arg: string): Promise<void> {
     if (this.#helo === "") return this.#error("ETRN", "503 5.5.1 Error: send HELO/EHLO first");
     if (this.#mail !== null) return this.#error("ETRN", "503 5.5.1 Error: MAIL transaction in progress");
-    const site = etrnSite(arg);
+    const site = sup.etrnSite(arg);
     if (site === null) return this.#error("ETRN", "501 5.5.4 Syntax: ETRN domain");
     this.#etrnDomain = site;
     const refused = await this.#restrict("ETRN", ["client", "helo", "etrn"]);
     this.#etrnDomain = null;
     if (refused !== null) return this.#error("ETRN", refused);
-    const reply = await etrnFlush(this.#env.cfg.get("queue_directory"), site);
+    const reply = await sup.etrnFlush(this.#env.cfg.get("queue_directory"), site);
     if (!reply.startsWith("250")) return this.#error("ETRN", reply);
     this.#count("ETRN", true);
     this.#reply(reply);

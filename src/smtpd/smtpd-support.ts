@@ -15,6 +15,8 @@
  *   type:table (the client address found in the table).
  *   receivedHeader() makes the Received: header in Postfix's form;
  *   cleanupAttrs() lists what cleanup is told about a new message;
+ *   sendActions() passes HOLD, DISCARD, FILTER, REDIRECT and BCC from the
+ *   access tables to cleanup and returns the PREPEND headers;
  *   disconnectLine() formats "disconnect from ... ehlo=1 ... commands=N".
  */
 import { networkInterfaces } from "node:os";
@@ -25,6 +27,8 @@ import { flushRequest } from "../global/flush-client.js";
 import type { Config } from "../global/config.js";
 import type { NamadrList } from "../global/namadr-list.js";
 import type { MailArgs } from "./smtpd-params.js";
+import type { MessageAction } from "./smtpd-access.js";
+import type { CleanupClient } from "../global/cleanup-client.js";
 
 /** The site an ETRN argument names, or null when it is malformed. */
 export function etrnSite(arg: string): string | null {
@@ -114,4 +118,24 @@ export function cleanupAttrs(
     ["rewrite_context", context],
   ];
   return all.filter((kv): kv is [string, string] => kv[1] !== undefined);
+}
+
+/** Tells cleanup the message actions of smtpd's access tables; returns the PREPEND headers (with newlines). */
+export async function sendActions(c: CleanupClient, actions: readonly MessageAction[]): Promise<string[]> {
+  const prepend: string[] = [];
+  const attr: Record<string, string> = {
+    HOLD: "access_hold",
+    DISCARD: "access_discard",
+    FILTER: "access_filter",
+    REDIRECT: "access_redirect",
+    BCC: "access_bcc",
+  };
+  for (const a of actions) {
+    if (a.action === "PREPEND") {
+      if (/^[!-9;-~]+:/.test(a.arg)) prepend.push(`${a.arg}\n`);
+    } else if (attr[a.action] !== undefined) {
+      await c.attr(attr[a.action] ?? "", a.arg || "1");
+    }
+  }
+  return prepend;
 }
