@@ -19,11 +19,38 @@
  *   Names are [A-Za-z0-9_]. The result of a lookup is expanded in turn; a
  *   name that refers back to itself is an error, not an endless loop. The
  *   work is bounded by the length of the input and a depth limit.
+ *   Options serve delivery-time substitution (mac-subst.ts): no recursion
+ *   (a value is inserted as it is, so an address holding "$" stays intact),
+ *   a filter for inserted values, a set of known names, an output cap; the
+ *   result says which names were inserted and whether an undefined name was
+ *   used bare.
  */
 
 export type MacLookup = (name: string) => string | undefined;
 
-export type MacResult = { ok: true; value: string; undefinedNames: string[] } | { ok: false; error: string };
+export interface MacOptions {
+  /** Expand the values that names stand for in turn (default true; false inserts them as they are). */
+  recurse?: boolean;
+  /** Characters allowed in inserted values; others become "_" (literal text is never filtered). */
+  filter?: string;
+  /** When given, a name not in this set is an error. */
+  known?: ReadonlySet<string>;
+  /** Output cap (default 1 MiB). */
+  maxOutput?: number;
+}
+
+export type MacResult =
+  | {
+      ok: true;
+      value: string;
+      /** Every name looked up without a value. */
+      undefinedNames: string[];
+      /** A name without a value was used bare (not only tested by ? or :). */
+      undefinedUsed: boolean;
+      /** The names whose values were inserted. */
+      used: Set<string>;
+    }
+  | { ok: false; error: string };
 
 const NAME_RE = /^[A-Za-z0-9_]+$/;
 const MAX_DEPTH = 100;
@@ -35,13 +62,41 @@ interface Ctx {
   lookup: MacLookup;
   stack: string[];
   undef: Set<string>;
+  undefinedUsed: boolean;
+  used: Set<string>;
+  recurse: boolean;
+  allowed: Set<string> | null;
+  known: ReadonlySet<string> | undefined;
+  max: number;
+}
+
+/** A fresh expansion context. */
+function newCtx(lookup: MacLookup, opts: MacOptions): Ctx {
+  return {
+    lookup,
+    stack: [],
+    undef: new Set(),
+    undefinedUsed: false,
+    used: new Set(),
+    recurse: opts.recurse ?? true,
+    allowed: opts.filter === undefined ? null : new Set(opts.filter),
+    known: opts.known,
+    max: opts.maxOutput ?? MAX_OUTPUT,
+  };
 }
 
 /** Expands text; reports syntax errors and recursion as a failed result. */
-export function macExpand(text: string, lookup: MacLookup): MacResult {
-  const ctx: Ctx = { lookup, stack: [], undef: new Set() };
+export function macExpand(text: string, lookup: MacLookup, opts: MacOptions = {}): MacResult {
+  const ctx = newCtx(lookup, opts);
   try {
-    return { ok: true, value: expandText(text, ctx), undefinedNames: [...ctx.undef] };
+    const value = expandText(text, ctx);
+    return {
+      ok: true,
+      value,
+      undefinedNames: [...ctx.undef],
+      undefinedUsed: ctx.undefinedUsed,
+      used: ctx.used,
+    };
   } catch (err) {
     if (err instanceof MacError) return { ok: false, error: err.message };
     throw err;
@@ -51,14 +106,10 @@ export function macExpand(text: string, lookup: MacLookup): MacResult {
 /** Lists the names that a text refers to (without expanding them). */
 export function macReferences(text: string): string[] {
   const names: string[] = [];
-  const ctx: Ctx = {
-    lookup: (n) => {
-      names.push(n);
-      return "";
-    },
-    stack: [],
-    undef: new Set(),
-  };
+  const ctx = newCtx((n) => {
+    names.push(n);
+    return "";
+  }, {});
   try {
     expandText(text, ctx);
   } catch {
@@ -101,30 +152,38 @@ function expandText(s: string, ctx: Ctx): string {
     } else {
       const m = /^[A-Za-z0-9_]+/.exec(s.slice(d + 1));
       if (m === null) throw new MacError(`empty macro name: "${s}"`);
-      out += valueOf(m[0], ctx);
+      out += valueOf(m[0], ctx, true);
       i = d + 1 + m[0].length;
     }
-    if (out.length > MAX_OUTPUT) throw new MacError("expansion result is too long");
+    if (out.length > ctx.max) throw new MacError("expansion result is too long");
   }
   return out;
 }
 
-/** Returns the expanded value of a name, detecting recursion. */
-function valueOf(name: string, ctx: Ctx): string {
+/** Returns the value of a name (expanded in turn unless recursion is off); a bare use is filtered and counted. */
+function valueOf(name: string, ctx: Ctx, bare: boolean): string {
+  if (ctx.known !== undefined && !ctx.known.has(name)) throw new MacError(`unknown macro name: "${name}"`);
   if (ctx.stack.includes(name) || ctx.stack.length >= MAX_DEPTH) {
     throw new MacError(`recursive expansion of parameter "${name}"`);
   }
   const raw = ctx.lookup(name);
   if (raw === undefined) {
     ctx.undef.add(name);
+    if (bare) ctx.undefinedUsed = true;
     return "";
   }
-  ctx.stack.push(name);
-  try {
-    return expandText(raw, ctx);
-  } finally {
-    ctx.stack.pop();
+  let value = raw;
+  if (ctx.recurse) {
+    ctx.stack.push(name);
+    try {
+      value = expandText(raw, ctx);
+    } finally {
+      ctx.stack.pop();
+    }
   }
+  if (!bare) return value;
+  ctx.used.add(name);
+  return ctx.allowed === null ? value : [...value].map((ch) => (ctx.allowed?.has(ch) ? ch : "_")).join("");
 }
 
 /** Takes "{text}" (white space around allowed) or bare text; returns the inner text. */
@@ -145,10 +204,10 @@ function expandExpr(inner: string, ctx: Ctx): string {
   const name = m?.[1] ?? "";
   const rest = m?.[2] ?? "";
   if (!NAME_RE.test(name)) throw new MacError(`empty macro name: "${inner}"`);
-  if (rest === "") return valueOf(name, ctx);
+  if (rest === "") return valueOf(name, ctx, true);
   const op = rest[0];
   if (op !== "?" && op !== ":") throw new MacError(`unknown operator in "\${${inner}}"`);
-  const value = valueOf(name, ctx);
+  const value = valueOf(name, ctx, false);
   const [t1, t2] = splitAlternatives(rest.slice(1), op === "?");
   const pick = op === "?" ? (value !== "" ? t1 : t2) : value === "" ? t1 : "";
   return pick === undefined ? "" : expandText(unbrace(pick), ctx);
