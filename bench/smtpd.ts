@@ -1,0 +1,388 @@
+/*
+ * smtpd - SMTP server throughput and memory per idle session, Postern next to Postfix
+ *
+ * SYNOPSIS
+ *   npm run build && node dist/bench/smtpd.js [--messages N] [--budget S] [--idle N] [--client-limit N]
+ *   (Postfix part as root)
+ *
+ * DESCRIPTION
+ *   Throughput: Postfix's smtp-source (Debian package postfix) sends N
+ *   messages (default 10,000) of 2 KB over 20 sessions to smtpd, with
+ *   cleanup and trivial-rewrite behind it and no queue manager, so mail
+ *   stays in incoming/ (N files; removed with the instance at the end).
+ *   The figure is messages queued per second of smtp-source's run; it is
+ *   killed after --budget seconds (default 120) and what was queued by then
+ *   counts.
+ *
+ *   Memory: the benchmark opens --idle sessions (default 5,000) from Node,
+ *   100 at a time, each to the greeting and an EHLO reply, holds them, and
+ *   sums VmRSS from /proc/PID/status over the instance's smtpd processes.
+ *   Postern's smtpd serves many clients per process
+ *   (postern_process_client_limit = --client-limit, default 1000), Postfix's
+ *   one per process; in both maxproc is default_process_limit = idle + 100
+ *   (Postern's master counts clients against maxproc, not processes). PSS
+ *   (/proc/PID/smaps_rollup) is shown too: RSS counts the pages that
+ *   Postfix's processes share (the program and libraries) once per process. Connection count and rate limits are off in both. Opening
+ *   stops after --budget seconds with what is open.
+ *
+ *   Every session needs a file descriptor in this process and in the
+ *   server. Node raises its soft limit (ulimit -n) to the hard limit as it
+ *   starts; when that is below twice --idle plus 1000, the benchmark, as
+ *   root, runs itself again under "sh -c 'ulimit -n ...'", and otherwise
+ *   says so (raise the hard limit as root before running it). Children
+ *   (master, smtpd) inherit the limit.
+ *
+ *   Postfix is Debian's /usr/sbin/postfix run as a private instance under a
+ *   temporary directory (see bench/local.ts); it needs root and is skipped
+ *   otherwise, with the reason printed. All processes and directories are
+ *   removed at the end.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+
+const POSTFIX = "/usr/sbin/postfix";
+const SMTP_SOURCE = "/usr/sbin/smtp-source";
+const SESSIONS = 20;
+const OPEN_PARALLEL = 100;
+
+/** A numeric option "--name N", or the default. */
+function option(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
+  return v;
+}
+
+/** The soft and hard limits on open files, from /proc/self/limits. */
+function fileLimits(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  const n = (s: string | undefined): number => (s === "unlimited" ? Infinity : Number(s ?? 0));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/** Counts the queue files in a directory (0 when it does not exist). */
+function countFiles(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).filter((n) => !n.startsWith(".")).length;
+}
+
+/** The main.cf settings both systems share. */
+function common(idle: number): string[] {
+  return [
+    "myhostname = mx.bench.example",
+    "mydestination = $myhostname, example.org",
+    "local_recipient_maps =",
+    "smtpd_peername_lookup = no",
+    "smtpd_client_connection_count_limit = 0",
+    "smtpd_client_connection_rate_limit = 0",
+    `default_process_limit = ${idle + 100}`,
+  ];
+}
+
+/** Runs smtp-source against a port; messages queued per second and a note. */
+async function throughput(
+  port: number,
+  incoming: string,
+  n: number,
+  budgetMs: number,
+): Promise<{ rate: number; text: string }> {
+  const before = countFiles(incoming);
+  const t0 = Date.now();
+  const args = ["-m", String(n), "-s", String(SESSIONS), "-l", "2048"];
+  args.push("-f", "bench@sender.example", "-t", "bob@example.org", `127.0.0.1:${port}`);
+  const p = spawn(SMTP_SOURCE, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => p.kill("SIGKILL"), budgetMs);
+  const code = await new Promise<number | null>((r) => p.on("close", r));
+  clearTimeout(timer);
+  const seconds = (Date.now() - t0) / 1000;
+  await sleep(500);
+  const got = countFiles(incoming) - before;
+  const rate = got / seconds;
+  const note = code === 0 ? "" : ` (smtp-source exit ${code}${err ? `: ${err.trim().slice(0, 200)}` : ""})`;
+  return { rate, text: `${got} msgs in ${seconds.toFixed(2)} s, ${rate.toFixed(0)} msg/s${note}` };
+}
+
+/** Opens one SMTP session to the greeting and an EHLO reply. */
+function openSession(port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, "127.0.0.1");
+    let buf = "";
+    let ehlo = false;
+    const timer = setTimeout(() => fail(new Error("timed out")), timeoutMs);
+    const fail = (e: Error): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(e);
+    };
+    sock.setEncoding("latin1");
+    sock.on("error", fail);
+    sock.on("close", () => fail(new Error("closed")));
+    sock.on("data", (d: string) => {
+      buf += d;
+      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
+      if (m === null) return;
+      buf = buf.slice(m.index + m[0].length);
+      if (!ehlo && m[1] === "220") {
+        ehlo = true;
+        sock.write("EHLO idle.bench.example\r\n");
+      } else if (ehlo && m[1] === "250") {
+        clearTimeout(timer);
+        sock.removeAllListeners("close");
+        sock.removeAllListeners("data");
+        resolve(sock);
+      } else fail(new Error(`reply ${m[0].trim()}`));
+    });
+  });
+}
+
+/** Opens up to n idle sessions, OPEN_PARALLEL at a time, until the deadline. */
+async function openIdle(
+  port: number,
+  n: number,
+  deadline: number,
+): Promise<{ socks: Socket[]; err: string }> {
+  const socks: Socket[] = [];
+  let next = 0;
+  let err = "";
+  const worker = async (): Promise<void> => {
+    while (next < n && Date.now() < deadline && err === "") {
+      next++;
+      try {
+        socks.push(await openSession(port, Math.max(1000, deadline - Date.now())));
+      } catch (e) {
+        err = (e as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: OPEN_PARALLEL }, worker));
+  return { socks, err };
+}
+
+/** The sum of VmRSS (KiB) and the count of a master's children that are smtpd processes. */
+function smtpdRss(masterPid: number): { kib: number; pss: number; procs: number } {
+  let kib = 0;
+  let pss = 0;
+  let procs = 0;
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const status = readFileSync(`/proc/${e}/status`, "latin1");
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) !== masterPid) continue;
+      const argv = readFileSync(`/proc/${e}/cmdline`, "latin1").split("\0");
+      const comm = /^Name:\s+(\S+)/m.exec(status)?.[1];
+      const script = argv.find((a) => a.endsWith(".js"))?.replace(/^.*\//, "");
+      if (comm !== "smtpd" && script !== "smtpd.js") continue;
+      kib += Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+      const rollup = readFileSync(`/proc/${e}/smaps_rollup`, "latin1");
+      pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      procs++;
+    } catch {
+      /* gone */
+    }
+  }
+  return { kib, pss, procs };
+}
+
+/** Holds idle sessions open and measures the smtpd processes' RSS. */
+async function idleRss(port: number, masterPid: number, n: number, budgetMs: number): Promise<string> {
+  const t0 = Date.now();
+  const { socks, err } = await openIdle(port, n, t0 + budgetMs);
+  try {
+    const opened = (Date.now() - t0) / 1000;
+    await sleep(2000);
+    const live = socks.filter((s) => !s.destroyed).length;
+    const r = smtpdRss(masterPid);
+    const per = live > 0 ? ((r.kib / live) * 1024) / 1000 : 0;
+    const why = err !== "" || live < n ? ` (only ${live} of ${n} open${err ? `: ${err}` : ""})` : "";
+    const pss = live > 0 ? ((r.pss / live) * 1024) / 1000 : 0;
+    return (
+      `RSS ${(r.kib / 1024).toFixed(0)} MiB (${per.toFixed(1)} kB/session), PSS ${(r.pss / 1024).toFixed(0)} MiB ` +
+      `(${pss.toFixed(1)} kB/session), ${r.procs} processes, ${live} sessions opened in ${opened.toFixed(1)} s${why}`
+    );
+  } finally {
+    for (const s of socks) s.destroy();
+  }
+}
+
+interface Result {
+  rate: number;
+  throughput: string;
+  rss: string;
+}
+
+/** Postern: smtpd, cleanup and trivial-rewrite, no qmgr. */
+async function postern(n: number, idle: number, clientLimit: number, budgetMs: number): Promise<Result> {
+  const port = await freePort();
+  const inst = makeInstance({
+    main: [
+      ...common(idle),
+      "mynetworks = 192.0.2.0/24",
+      `postern_process_client_limit = ${clientLimit}`,
+      "",
+    ].join("\n"),
+    master: [
+      `${port} inet n - n - - smtpd`,
+      "cleanup unix - - n - 0 cleanup",
+      "rewrite unix - - n - - trivial-rewrite",
+      "",
+    ].join("\n"),
+  });
+  try {
+    const r = await inst.start();
+    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
+    const masterPid = readMasterPid(inst.lib) ?? 0;
+    const t = await throughput(port, join(inst.spool, "incoming"), n, budgetMs);
+    rmSync(join(inst.spool, "incoming"), { recursive: true, force: true });
+    mkdirSync(join(inst.spool, "incoming"));
+    await sleep(1000);
+    const rss = await idleRss(port, masterPid, idle, budgetMs);
+    return { rate: t.rate, throughput: t.text, rss };
+  } finally {
+    await inst.postern("abort");
+    inst.cleanup();
+  }
+}
+
+/** Postfix: a private instance with smtpd, cleanup and trivial-rewrite, no qmgr. */
+async function postfix(dir: string, n: number, idle: number, budgetMs: number): Promise<Result> {
+  const base = join(dir, "postfix");
+  const etc = join(base, "etc");
+  const spool = join(base, "spool");
+  mkdirSync(etc, { recursive: true });
+  mkdirSync(spool);
+  mkdirSync(join(base, "data"));
+  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
+  const port = await freePort();
+  writeFileSync(
+    join(etc, "main.cf"),
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${spool}`,
+      `data_directory = ${base}/data`,
+      "mail_owner = postfix",
+      "setgid_group = postdrop",
+      ...common(idle),
+      "mynetworks = 192.0.2.0/24",
+      "in_flow_delay = 0",
+      "alias_maps =",
+      "alias_database =",
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      `maillog_file = ${base}/maillog`,
+      `maillog_file_prefixes = ${base}`,
+      "shlib_directory = /usr/lib/postfix",
+      "daemon_directory = /usr/lib/postfix/sbin",
+      "meta_directory = /etc/postfix",
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(etc, "master.cf"),
+    [
+      `127.0.0.1:${port} inet n - n - - smtpd`,
+      "cleanup unix n - n - 0 cleanup",
+      "rewrite unix - - n - - trivial-rewrite",
+      "bounce unix - - n - 0 bounce",
+      "defer unix - - n - 0 bounce",
+      "trace unix - - n - 0 bounce",
+      "proxymap unix - - n - - proxymap",
+      "anvil unix - - n - 1 anvil",
+      "postlog unix-dgram n - n - 1 postlogd",
+      "",
+    ].join("\n"),
+  );
+  const pf = (...args: string[]): void => {
+    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
+    if (r.status !== 0)
+      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
+  };
+  pf("start");
+  try {
+    await sleep(1000);
+    const masterPid = Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim());
+    const t = await throughput(port, join(spool, "incoming"), n, budgetMs);
+    const rss = await idleRss(port, masterPid, idle, budgetMs);
+    return { rate: t.rate, throughput: t.text, rss };
+  } finally {
+    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
+    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+  }
+}
+
+/** Runs the benchmark and prints the table. */
+async function main(): Promise<void> {
+  const n = option("messages", 10_000);
+  const idle = option("idle", 5000);
+  const clientLimit = option("client-limit", 1000);
+  const budgetMs = option("budget", 120) * 1000;
+  const need = 2 * idle + 1000;
+  const lim = fileLimits();
+  // Node raises its soft limit to the hard limit as it starts; only root can raise the hard limit.
+  if (lim.soft < need && process.getuid?.() === 0 && process.env["BENCH_SMTPD_ULIMIT"] === undefined) {
+    const to = need;
+    console.log(`raising the open-file limit from ${lim.soft} to ${to} (ulimit -n)`);
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `ulimit -n ${to} || echo "could not raise it: going on with $(ulimit -n)"; exec "$0" "$@"`,
+        process.execPath,
+        ...process.argv.slice(1),
+      ],
+      { stdio: "inherit", env: { ...process.env, BENCH_SMTPD_ULIMIT: "1" } },
+    );
+    process.exit(r.status ?? 1);
+  }
+  if (lim.soft < need)
+    console.log(
+      `open-file limit ${lim.soft} < ${need}: fewer idle sessions may open (raise the hard limit, ulimit -Hn, before running it)`,
+    );
+  if (!existsSync(SMTP_SOURCE)) {
+    console.log(`${SMTP_SOURCE} is not installed (Debian package postfix): nothing to measure`);
+    return;
+  }
+  const out: Array<[string, string]> = [];
+  const show = (k: string, v: string): void => {
+    out.push([k, v]);
+    console.log(k.padEnd(50) + v);
+  };
+  console.log("measure".padEnd(50) + "result");
+  const p = await postern(n, idle, clientLimit, budgetMs);
+  show(`Postern: smtp-source ${n} x 2 KB, ${SESSIONS} sessions`, p.throughput);
+  show(`Postern: smtpd RSS, ${idle} idle sessions`, p.rss);
+  if (!existsSync(POSTFIX)) show("Postfix", `not installed (${POSTFIX}, Debian package postfix)`);
+  else if (process.getuid?.() !== 0) show("Postfix", "needs root (run as root to compare)");
+  else {
+    const dir = mkdtempSync(join(tmpdir(), "postern-bench-smtpd-"));
+    chmodSync(dir, 0o755);
+    try {
+      const f = await postfix(dir, n, idle, budgetMs);
+      show(`Postfix: smtp-source ${n} x 2 KB, ${SESSIONS} sessions`, f.throughput);
+      show(`Postfix: smtpd RSS, ${idle} idle sessions`, f.rss);
+      show("ratio Postern / Postfix (msg/s)", f.rate > 0 ? (p.rate / f.rate).toFixed(2) : "n/a");
+    } catch (e) {
+      show("Postfix", `failed: ${(e as Error).message}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+await main();
