@@ -193,8 +193,9 @@ function mutate(buf: Buffer, m: Mutation): Buffer {
 async function judge(path: string, size: number): Promise<"valid" | number> {
   const r = await bounded(readEnvelope(path), "readEnvelope");
   const c = await bounded(checkQueueFile(path), "checkQueueFile");
-  // readEnvelope may name the offset where it expected the X record, past a cut end; checkQueueFile stays inside.
-  if (!r.ok) assert.ok(Number.isSafeInteger(r.offset) && r.offset >= 0, `offset ${r.offset}`);
+  // Both readers name an offset inside the file (a damaged size record cannot send them past its end).
+  if (!r.ok)
+    assert.ok(Number.isSafeInteger(r.offset) && r.offset >= 0 && r.offset <= size, `offset ${r.offset}`);
   if (!c.ok)
     assert.ok(Number.isSafeInteger(c.offset) && c.offset >= 0 && c.offset <= size, `offset ${c.offset}`);
   if (r.ok) {

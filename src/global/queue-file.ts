@@ -277,7 +277,13 @@ function parseTime(p: Buffer): QueueTime | null {
 /** Walks the records of an open queue file. */
 async function parseEnvelope(fh: FileHandle): Promise<EnvelopeResult> {
   const scan = new RecordScanner(fh, 0, ENVELOPE_LIMIT);
-  const bad = (offset: number, reason: string): EnvelopeResult => ({ ok: false, offset, reason });
+  const fileSize = (await fh.stat()).size;
+  // An offset taken from a damaged size record may point past the end: report the end instead.
+  const bad = (offset: number, reason: string): EnvelopeResult => ({
+    ok: false,
+    offset: Math.min(offset, fileSize),
+    reason,
+  });
   const first = await scan.next();
   if (!first.ok) return first;
   const size = first.rec?.type === REC.SIZE ? parseSize(first.rec.payload) : null;
