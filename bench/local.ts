@@ -24,24 +24,16 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
 import { makeInstance, sleep } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
+import { option, smtpSend } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const HOST = "bench.example.test";
-
-/** A numeric option "--name N", or the default. */
-function option(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
-  return v;
-}
 
 /** The message of number i (about 2 KB). */
 function message(i: number): string {
@@ -65,43 +57,6 @@ async function waitCount(what: string, count: () => number, target: number, limi
     if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${count()} of ${target})`);
     await sleep(10);
   }
-}
-
-/** Sends messages over one SMTP session (for Postfix's smtpd). */
-async function smtpSend(port: number, rcpt: string, n: number): Promise<void> {
-  const sock = connect(port, "127.0.0.1");
-  let buf = "";
-  const waiters: Array<() => void> = [];
-  sock.setEncoding("utf8");
-  sock.on("data", (d: string) => {
-    buf += d;
-    waiters.splice(0).forEach((w) => w());
-  });
-  const reply = async (): Promise<string> => {
-    for (;;) {
-      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
-      if (m !== null) {
-        buf = buf.slice((m.index ?? 0) + m[0].length);
-        return m[1] ?? "";
-      }
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  const cmd = async (line: string, want: string): Promise<void> => {
-    sock.write(`${line}\r\n`);
-    const code = await reply();
-    if (!code.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${code}`);
-  };
-  if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
-  await cmd("EHLO bench.example.org", "2");
-  for (let i = 0; i < n; i++) {
-    await cmd("MAIL FROM:<bench@example.org>", "2");
-    await cmd(`RCPT TO:<${rcpt}>`, "2");
-    await cmd("DATA", "3");
-    await cmd(`${message(i).replace(/\n/g, "\r\n").replace(/^\./gm, "..")}.`, "2");
-  }
-  await cmd("QUIT", "2");
-  sock.destroy();
 }
 
 interface User {
@@ -224,7 +179,7 @@ async function postfix(dir: string, user: User, n: number, conc: number): Promis
   pf("start");
   try {
     await sleep(1000);
-    await smtpSend(port, `${user.name}@${HOST}`, n);
+    await smtpSend(port, n, (i) => ({ rcpt: `${user.name}@${HOST}`, content: message(i) }));
     await waitCount("held messages", () => countFiles(join(base, "spool", "hold")), n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);

@@ -41,7 +41,6 @@ import {
   rmSync,
 } from "node:fs";
 import { statSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Config } from "../src/global/config.js";
@@ -49,19 +48,12 @@ import { readMasterPid } from "../src/global/master-pid.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
 import { makeInstance, sleep } from "../src/testing/instance.js";
+import { option, smtpSend } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const FILL_PARALLEL = 16;
 const TICK_MS = 1000 / 100;
 const BODY = Array.from({ length: 8 }, (_, j) => `line ${j} ${"-".repeat(60)}`);
-
-/** A numeric option "--name N", or the default. */
-function option(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
-  return v;
-}
 
 /** Counts the files under the given queue directories. */
 function queued(spool: string, queues: string[]): number {
@@ -208,43 +200,6 @@ async function postern(n: number, budgetMs: number): Promise<Figures> {
   }
 }
 
-/** Sends n messages over one SMTP session. */
-async function smtpSend(port: number, from: number, n: number): Promise<void> {
-  const sock = connect(port, "127.0.0.1");
-  let buf = "";
-  const waiters: Array<() => void> = [];
-  sock.setEncoding("utf8");
-  sock.on("data", (d: string) => {
-    buf += d;
-    waiters.splice(0).forEach((w) => w());
-  });
-  const reply = async (): Promise<string> => {
-    for (;;) {
-      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
-      if (m !== null) {
-        buf = buf.slice(m.index + m[0].length);
-        return m[1] ?? "";
-      }
-      await new Promise<void>((r) => waiters.push(r));
-    }
-  };
-  const cmd = async (line: string, want: string): Promise<void> => {
-    sock.write(`${line}\r\n`);
-    const code = await reply();
-    if (!code.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${code}`);
-  };
-  if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
-  await cmd("EHLO bench.example.org", "2");
-  for (let i = from; i < from + n; i++) {
-    await cmd("MAIL FROM:<bench@example.org>", "2");
-    await cmd(`RCPT TO:<user${i}@sink.example>`, "2");
-    await cmd("DATA", "3");
-    await cmd([`Subject: bench ${i}`, "", ...BODY, "."].join("\r\n"), "2");
-  }
-  await cmd("QUIT", "2");
-  sock.destroy();
-}
-
 /** The main.cf of the private Postfix instance. */
 function postfixMain(base: string): string {
   return [
@@ -306,7 +261,10 @@ async function postfix(dir: string, n: number, budgetMs: number): Promise<Figure
     const per = Math.ceil(n / FILL_PARALLEL);
     await Promise.all(
       Array.from({ length: FILL_PARALLEL }, (_, k) =>
-        smtpSend(port, k * per, Math.max(0, Math.min(per, n - k * per))),
+        smtpSend(port, Math.max(0, Math.min(per, n - k * per)), (i) => ({
+          rcpt: `user${k * per + i}@sink.example`,
+          content: [`Subject: bench ${k * per + i}`, "", ...BODY, ""].join("\n"),
+        })),
       ),
     );
     const spool = join(base, "spool");

@@ -54,19 +54,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { option } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const SMTP_SOURCE = "/usr/sbin/smtp-source";
 const SESSIONS = 20;
 const OPEN_PARALLEL = 100;
-
-/** A numeric option "--name N", or the default. */
-function option(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name}: expected a positive number`);
-  return v;
-}
 
 /** The soft and hard limits on open files, from /proc/self/limits. */
 function fileLimits(): { soft: number; hard: number } {
