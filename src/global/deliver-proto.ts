@@ -22,6 +22,10 @@ export const DELIVER_PROTOCOL = "deliver";
 export const DELIVER_FRAME_MAX = 1 << 20;
 export const DELIVER_MAX_RCPT = 1000;
 
+/** Request flag bits: MTA_VRFY for a verify-service probe, USR_VRFY for sendmail -bv, RECORD for sendmail -v. */
+export const DEL_REQ_FLAG = { MTA_VRFY: 1, USR_VRFY: 2, RECORD: 4 } as const;
+export const DEL_REQ_VERIFY = DEL_REQ_FLAG.MTA_VRFY | DEL_REQ_FLAG.USR_VRFY;
+
 export interface DeliveryRecipient {
   address: string;
   original: string;
@@ -40,6 +44,8 @@ export interface DeliveryRequest {
   active: number;
   attrs: Record<string, string>;
   recipients: DeliveryRecipient[];
+  /** DEL_REQ_FLAG bits; absent means 0. */
+  flags?: number;
 }
 
 export type RcptStatus = "sent" | "deferred" | "bounced";
@@ -78,6 +84,7 @@ export function encodeRequest(r: DeliveryRequest): AttrInput {
     active: r.active,
     rcpt_count: r.recipients.length,
   };
+  if (r.flags !== undefined && r.flags !== 0) out["flags"] = r.flags;
   for (const name of ATTR_NAMES) if (r.attrs[name] !== undefined) out[`m_${name}`] = r.attrs[name];
   r.recipients.forEach((rc, i) => {
     out[`r${i}_addr`] = rc.address;
@@ -127,7 +134,11 @@ export function parseRequest(a: AttrList): DeliveryRequest | string {
     if (notify !== undefined) rc.notify = notify;
     recipients.push(rc);
   }
-  return { queueName, queueId, nexthop, sender, arrival, active, attrs, recipients };
+  const flags = attrInt(a, "flags");
+  if (flags !== undefined && (flags < 0 || flags > 7)) return "bad flags";
+  const req: DeliveryRequest = { queueName, queueId, nexthop, sender, arrival, active, attrs, recipients };
+  if (flags !== undefined && flags !== 0) req.flags = flags;
+  return req;
 }
 
 /** Encodes a reply. */
