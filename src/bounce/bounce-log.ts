@@ -29,7 +29,15 @@ export interface LogEntry extends BounceRecord {
   time: number;
 }
 
-const ACTIONS: readonly string[] = ["failed", "delayed", "delivered", "relayed", "expanded"];
+const ACTIONS: readonly string[] = [
+  "failed",
+  "delayed",
+  "delivered",
+  "relayed",
+  "expanded",
+  "deliverable",
+  "undeliverable",
+];
 
 /** A value as one line. */
 function oneLine(v: string): string {

@@ -8,7 +8,8 @@
  *   A notice is a multipart/report; report-type=delivery-status message
  *   with Postfix's headers (From: MAILER-DAEMON@$myhostname (Mail Delivery
  *   System), Subject: "Undelivered Mail Returned to Sender", "Delayed Mail
- *   (still being retried)", "Successful Mail Delivery Report", or for postmaster "Postmaster Copy: Undelivered
+ *   (still being retried)", "Successful Mail Delivery Report", "Mail
+ *   Delivery Status Report" (sendmail -bv and -v), or for postmaster "Postmaster Copy: Undelivered
  *   Mail" and "Postmaster Warning: Delayed Mail") and three parts:
  *     text/plain            what happened, one line per recipient
  *     message/delivery-status  Reporting-MTA, X-Postfix-Queue-ID,
@@ -24,7 +25,7 @@ import { rfc5322Date } from "../global/mail-date.js";
 import type { LogEntry } from "./bounce-log.js";
 
 export interface NoticeInput {
-  kind: "failure" | "delay" | "success";
+  kind: "failure" | "delay" | "success" | "verify";
   /** A copy for postmaster (or a double bounce): postmaster subject lines. */
   postmaster: boolean;
   queueId: string;
@@ -48,17 +49,24 @@ const SUBJECTS = {
   failure: ["Undelivered Mail Returned to Sender", "Postmaster Copy: Undelivered Mail"],
   delay: ["Delayed Mail (still being retried)", "Postmaster Warning: Delayed Mail"],
   success: ["Successful Mail Delivery Report", "Successful Mail Delivery Report"],
+  verify: ["Mail Delivery Status Report", "Mail Delivery Status Report"],
 } as const;
 
 const DESCRIPTIONS = {
   failure: "Undelivered Message",
   delay: "Delayed Message",
   success: "Delivered Message",
+  verify: "Message",
 };
 
 /** The human-readable text above the recipient lines. */
 function introText(n: NoticeInput): string {
   const head = `This is the mail system at host ${n.myhostname}.\n\n`;
+  if (n.kind === "verify")
+    return (
+      head +
+      "Enclosed is the mail delivery report that you requested.\n\n                   The mail system\n"
+    );
   if (n.kind === "success")
     return (
       head +

@@ -27,6 +27,10 @@
  *   Kind "success": the recipients of the trace log that asked for
  *   NOTIFY=SUCCESS get a "Successful Mail Delivery Report" (with the
  *   message or its headers, as for a bounce); the trace log is removed.
+ *   Kind "trace": every recipient of the trace log is reported to the
+ *   sender in a "Mail Delivery Status Report" (sendmail -bv: deliverable
+ *   or undeliverable and why; sendmail -v: what happened), with the
+ *   message headers; the trace log is removed.
  */
 import { msg } from "../util/msg.js";
 import type { Config } from "../global/config.js";
@@ -114,6 +118,7 @@ async function notice(
     delay: "delay notification",
     failure: "non-delivery notification",
     success: "delivery status notification",
+    verify: "delivery status notification",
   }[base.kind];
   msg.info(`${base.queueId}: ${postmaster ? "postmaster" : "sender"} ${what}: ${r.id}`);
   return { ok: true };
@@ -140,6 +145,33 @@ async function successNotice(j: Job): Promise<NotifyResult> {
     ...j.full,
     headersOnly: ret !== "full",
   });
+}
+
+/**
+ * A "Mail Delivery Status Report" (sendmail -bv, sendmail -v) with every
+ * recipient of the trace log and the message headers. As for Postfix's
+ * trace service: a report for the null sender goes to
+ * 2bounce_notice_recipient when notify_classes has "2bounce" and is
+ * dropped otherwise; one for the double-bounce sender is dropped.
+ */
+async function traceNotice(j: Job): Promise<NotifyResult> {
+  const { cfg } = j.ne;
+  const sender = j.env.sender;
+  if (isDoubleBounce(cfg, sender)) {
+    msg.info(`${j.id}: not sending trace/success notification for double-bounce message`);
+    return { ok: true };
+  }
+  let to = sender;
+  let from = "";
+  if (sender === "") {
+    if (!cfg.list("notify_classes").includes("2bounce")) {
+      msg.info(`${j.id}: not sending trace/success notification for single-bounce message`);
+      return { ok: true };
+    }
+    to = qualify(cfg, cfg.get("2bounce_notice_recipient"));
+    from = qualify(cfg, cfg.get("double_bounce_sender"));
+  }
+  return notice(j.ne, { ...j.base, kind: "verify" }, to, from, false, j.headers);
 }
 
 /** A postmaster copy: its failure is logged, not repeated (the sender must not get a second notice). */
@@ -198,7 +230,7 @@ export async function sendNotices(
   const ret = (env.attrs.get("dsn_ret") ?? "").toLowerCase();
   const envid = env.attrs.get("dsn_envid");
   const base = {
-    kind: kind === "bounce" ? ("failure" as const) : kind,
+    kind: kind === "bounce" ? ("failure" as const) : kind === "trace" ? ("verify" as const) : kind,
     queueId: id,
     myhostname: cfg.get("myhostname"),
     sender: env.sender,
@@ -212,7 +244,12 @@ export async function sendNotices(
         }
       : {}),
   };
-  const bit = { bounce: DSN_NOTIFY.FAILURE, delay: DSN_NOTIFY.DELAY, success: DSN_NOTIFY.SUCCESS }[kind];
+  const bit = {
+    bounce: DSN_NOTIFY.FAILURE,
+    delay: DSN_NOTIFY.DELAY,
+    success: DSN_NOTIFY.SUCCESS,
+    trace: 0,
+  }[kind];
   const job: Job = {
     ne,
     id,
@@ -226,7 +263,12 @@ export async function sendNotices(
     },
     headers: { path, env, headersOnly: true },
   };
-  const res = kind === "success" ? await successNotice(job) : await problemNotice(job, kind);
+  const res =
+    kind === "success"
+      ? await successNotice(job)
+      : kind === "trace"
+        ? await traceNotice(job)
+        : await problemNotice(job, kind);
   if (res.ok && kind !== "delay") await removeLog(paths, log, id);
   return res;
 }

@@ -102,6 +102,7 @@ export class BounceClient {
   notify(kind: BounceNoticeKind, queueName: string, queueId: string): Promise<BounceResult> {
     const queue = queueName as "incoming" | "active" | "deferred" | "hold";
     const service = this.#services[kind === "bounce" ? "bounce" : kind === "delay" ? "defer" : "trace"];
+    // "success" and "trace" both read the trace log.
     return this.#call(service, BounceNotify.build({ kind, queue_name: queue, queue_id: queueId }));
   }
 

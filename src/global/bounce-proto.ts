@@ -18,7 +18,10 @@
  *   kind "bounce" returns the bounce log's recipients to the sender (or
  *   postmaster) and removes the log; kind "delay" warns the sender of the
  *   recipients in the defer log; kind "success" reports the trace log's
- *   recipients (DSN NOTIFY=SUCCESS) to the sender and removes the log.
+ *   recipients (DSN NOTIFY=SUCCESS) to the sender and removes the log;
+ *   kind "trace" sends the whole trace log to the sender as a "Mail
+ *   Delivery Status Report" (sendmail -bv: "deliverable"/"undeliverable"
+ *   per recipient; sendmail -v: what happened to each) and removes it.
  *   All read the queue file in queue_name.
  *   A "fail" answer means nothing durable happened: the caller defers.
  */
@@ -42,13 +45,21 @@ export const BounceAppend = attrSchema({
   dsn_orig_rcpt: attr.optional(addr),
   dsn_notify: attr.optional(attr.int({ min: 0, max: 15 })),
   status: attr.str({ max: 16, pattern: /^[245]\.\d{1,3}\.\d{1,3}$/ }),
-  action: attr.enumOf(["failed", "delayed", "delivered", "relayed", "expanded"]),
+  action: attr.enumOf([
+    "failed",
+    "delayed",
+    "delivered",
+    "relayed",
+    "expanded",
+    "deliverable",
+    "undeliverable",
+  ]),
   reason: attr.str({ max: 1000 }),
   relay: attr.optional(attr.str({ max: 1024 })),
 });
 
 export const BounceNotify = attrSchema({
-  kind: attr.enumOf(["bounce", "delay", "success"]),
+  kind: attr.enumOf(["bounce", "delay", "success", "trace"]),
   queue_name: attr.enumOf(["incoming", "active", "deferred", "hold"]),
   queue_id: qid,
 });
@@ -59,8 +70,9 @@ export const BounceReply = attrSchema({
 });
 
 export type BounceLog = "bounce" | "defer" | "trace";
-export type BounceAction = "failed" | "delayed" | "delivered" | "relayed" | "expanded";
-export type BounceNoticeKind = "bounce" | "delay" | "success";
+export type BounceAction =
+  "failed" | "delayed" | "delivered" | "relayed" | "expanded" | "deliverable" | "undeliverable";
+export type BounceNoticeKind = "bounce" | "delay" | "success" | "trace";
 
 /** One record of a status log (what "append" carries). */
 export interface BounceRecord {

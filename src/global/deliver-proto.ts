@@ -25,6 +25,22 @@ export const DELIVER_MAX_RCPT = 1000;
 /** Request flag bits: MTA_VRFY for a verify-service probe, USR_VRFY for sendmail -bv, RECORD for sendmail -v. */
 export const DEL_REQ_FLAG = { MTA_VRFY: 1, USR_VRFY: 2, RECORD: 4 } as const;
 export const DEL_REQ_VERIFY = DEL_REQ_FLAG.MTA_VRFY | DEL_REQ_FLAG.USR_VRFY;
+/** All trace flag bits. */
+export const DEL_REQ_TRACE_MASK = DEL_REQ_VERIFY | DEL_REQ_FLAG.RECORD;
+/** The queue-file attribute that carries a message's trace flags (cleanup records it as the submitter gave it). */
+export const TRACE_FLAGS_ATTR = "trace_flags";
+
+/** A message's trace flags from its queue-file attributes (0 when absent or malformed). */
+export function traceFlags(attrs: ReadonlyMap<string, string>): number {
+  const v = attrs.get(TRACE_FLAGS_ATTR);
+  if (v === undefined || !/^\d{1,2}$/.test(v)) return 0;
+  return Number(v) & DEL_REQ_TRACE_MASK;
+}
+
+/** True for a request that must not deliver: a verify probe or sendmail -bv. */
+export function traceOnly(flags: number | undefined): boolean {
+  return ((flags ?? 0) & DEL_REQ_VERIFY) !== 0;
+}
 
 export interface DeliveryRecipient {
   address: string;

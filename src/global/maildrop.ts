@@ -57,6 +57,8 @@ export const MAILDROP_ATTRS: Readonly<Record<string, RegExp>> = {
   dsn_envid: /^[\x21-\x7e]{1,100}$/,
   dsn_ret: /^(full|hdrs)$/,
   extract: /^yes$/,
+  // Trace flags a user may ask for: USR_VRFY (sendmail -bv) and RECORD (sendmail -v); never MTA_VRFY.
+  trace_flags: /^[246]$/,
 };
 
 export class MaildropError extends Error {

@@ -10,13 +10,14 @@
  *
  *   Defaults marked runtime are filled in when the configuration is loaded
  *   (host name, the install's directories). The entries live in
- *   params-base.ts, params-mail.ts, params-smtpd.ts and params-local.ts.
+ *   params-base.ts, params-mail.ts, params-smtpd.ts, params-local.ts and params-verify.ts.
  */
 import type { ParamDef } from "./params.js";
 import { BASE_PARAMS } from "./params-base.js";
 import { LOCAL_PARAMS } from "./params-local.js";
 import { MAIL_PARAMS } from "./params-mail.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
+import { VERIFY_PARAMS } from "./params-verify.js";
 
 const MAXINT = 2147483647;
 
@@ -25,6 +26,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...MAIL_PARAMS,
   ...SMTPD_PARAMS,
   ...LOCAL_PARAMS,
+  ...VERIFY_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */

@@ -20,6 +20,15 @@
  *   (ID: to=<...>, orig_to=<...>, relay=..., delay=..., delays=a/b/c/d,
  *   dsn=..., status=... (text)), and answers qmgr. A deliver() that throws
  *   defers its recipients with "4.3.0 unknown mail transport error".
+ *
+ *   A trace-only request (flags MTA_VRFY, a verify probe, or USR_VRFY,
+ *   sendmail -bv; see agent-verify.ts) is answered by deliver() with what
+ *   would happen, without delivering. Its results go to the verify
+ *   service or the trace log instead of the bounce and defer logs, the
+ *   log line says status=deliverable or status=undeliverable, the
+ *   recipient is marked done, and qmgr is told "sent" so that nothing is
+ *   retried or returned. With RECORD (sendmail -v) every outcome is also
+ *   written to the trace log.
  */
 import type { Socket } from "node:net";
 import { serveAttrConnection } from "../util/attr-server.js";
@@ -36,6 +45,9 @@ import {
 } from "../global/deliver-proto.js";
 import { BounceClient } from "../global/bounce-client.js";
 import { DSN_NOTIFY, markDone } from "../global/queue-file.js";
+import { traceOnly } from "../global/deliver-proto.js";
+import { VerifyClient } from "../global/verify-client.js";
+import { recordTrace, verifyReport, type VerifyEnv } from "./agent-verify.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
 import { QUEUE_NAMES } from "../global/queue-dirs.js";
 import { multiServer, type ServerContext } from "./mail-server.js";
@@ -61,8 +73,15 @@ function secs(ms: number): string {
   return s >= 10 ? s.toFixed(0) : s >= 1 ? s.toFixed(1) : s.toFixed(2).replace(/^0\.00$/, "0");
 }
 
-/** Logs one recipient's outcome. */
-function logResult(req: DeliveryRequest, i: number, res: RcptResult, r: AgentResult, started: number): void {
+/** Logs one recipient's outcome (word: the status= word when it is not the result's status). */
+function logResult(
+  req: DeliveryRequest,
+  i: number,
+  res: RcptResult,
+  r: AgentResult,
+  started: number,
+  word: string = res.status,
+): void {
   const rc = req.recipients[i];
   if (rc === undefined) return;
   const now = Date.now();
@@ -72,7 +91,7 @@ function logResult(req: DeliveryRequest, i: number, res: RcptResult, r: AgentRes
     .join("/");
   const orig = rc.original !== "" && rc.original !== rc.address ? ` orig_to=<${rc.original}>,` : "";
   msg.info(
-    `${req.queueId}: to=<${rc.address}>,${orig} relay=${r.relay ?? "none"}, delay=${secs(now - req.arrival)}, delays=${delays}, dsn=${res.dsn}, status=${res.status} (${res.text})`,
+    `${req.queueId}: to=<${rc.address}>,${orig} relay=${r.relay ?? "none"}, delay=${secs(now - req.arrival)}, delays=${delays}, dsn=${res.dsn}, status=${word} (${res.text})`,
   );
 }
 
@@ -115,14 +134,47 @@ async function report(
     : res;
 }
 
+/** Marks a recipient done; a failure defers it. */
+async function done(path: string, req: DeliveryRequest, i: number): Promise<RcptResult | null> {
+  const rc = req.recipients[i];
+  if (rc === undefined) return null;
+  try {
+    await markDone(path, rc.offset);
+    return null;
+  } catch (err) {
+    msg.warn(`${req.queueId}: cannot mark recipient done: ${(err as Error).message}`);
+    return { status: "deferred", dsn: "4.3.0", text: "cannot update queue file" };
+  }
+}
+
+/** Reports the results of a trace-only request (agent-verify.ts); qmgr sees "sent" for each reported one. */
+async function handleTraceOnly(
+  venv: VerifyEnv,
+  path: string,
+  req: DeliveryRequest,
+  r: AgentResult,
+  started: number,
+): Promise<DeliveryReply> {
+  const out: RcptResult[] = [];
+  for (let i = 0; i < r.results.length; i++) {
+    const v = await verifyReport(venv, req, i, r.results[i] as RcptResult, r.relay);
+    const failed = v.done ? await done(path, req, i) : null;
+    const res = failed ?? v.result;
+    logResult(req, i, res, r, started, failed === null ? v.word : res.status);
+    out.push(v.done && failed === null ? { ...res, status: "sent" } : res);
+  }
+  return { results: out, siteFail: r.siteFail };
+}
+
 /** Handles one delivery request. */
 async function handle(
   opts: AgentOptions,
   ctx: ServerContext,
   paths: QueuePaths,
-  bounce: BounceClient,
+  venv: VerifyEnv,
   req: DeliveryRequest,
 ): Promise<DeliveryReply> {
+  const bounce = venv.bounce;
   const started = Date.now();
   let r: AgentResult;
   try {
@@ -141,20 +193,14 @@ async function handle(
     };
   }
   const path = paths.path(req.queueName as QueueName, req.queueId);
+  if (traceOnly(req.flags)) return handleTraceOnly(venv, path, req, r, started);
   const soft = ctx.config.bool("soft_bounce");
   const relayed = opts.relays === true;
   for (let i = 0; i < r.results.length; i++) {
     const res = await report(bounce, req, i, r.results[i] as RcptResult, r.relay, soft, relayed);
+    await recordTrace(venv, req, i, res, r.relay, relayed);
     r.results[i] = res;
-    const rc = req.recipients[i];
-    if (rc !== undefined && res.status !== "deferred") {
-      try {
-        await markDone(path, rc.offset);
-      } catch (err) {
-        msg.warn(`${req.queueId}: cannot mark recipient done: ${(err as Error).message}`);
-        r.results[i] = { status: "deferred", dsn: "4.3.0", text: "cannot update queue file" };
-      }
-    }
+    if (res.status !== "deferred") r.results[i] = (await done(path, req, i)) ?? res;
     logResult(req, i, r.results[i] as RcptResult, r, started);
   }
   return { results: r.results, siteFail: r.siteFail };
@@ -165,7 +211,7 @@ async function serveAgent(
   opts: AgentOptions,
   ctx: ServerContext,
   paths: QueuePaths,
-  bounce: BounceClient,
+  venv: VerifyEnv,
   sock: Socket,
 ): Promise<void> {
   const conn = serveAttrConnection(sock, {
@@ -176,7 +222,7 @@ async function serveAgent(
       const req = parseRequest(attrs);
       if (typeof req === "string") throw new Error(`bad delivery request: ${req}`);
       if (!(QUEUE_NAMES as readonly string[]).includes(req.queueName)) throw new Error("bad queue name");
-      const reply = await handle(opts, ctx, paths, bounce, req);
+      const reply = await handle(opts, ctx, paths, venv, req);
       return attrList(encodeReply(reply));
     },
   });
@@ -186,16 +232,20 @@ async function serveAgent(
 /** Starts a delivery agent. */
 export function agentServer(opts: AgentOptions): Promise<void> {
   let paths: QueuePaths | null = null;
-  let bounce: BounceClient | null = null;
+  let venv: VerifyEnv | null = null;
   return multiServer({
     name: opts.name,
     async onStart(ctx) {
       paths = new QueuePaths(ctx.config);
-      bounce = BounceClient.fromConfig(ctx.config);
+      venv = {
+        cfg: ctx.config,
+        bounce: BounceClient.fromConfig(ctx.config),
+        verify: VerifyClient.fromConfig(ctx.config),
+      };
       await opts.onStart?.(ctx);
     },
     async onConnection(sock, ctx) {
-      if (paths !== null && bounce !== null) await serveAgent(opts, ctx, paths, bounce, sock);
+      if (paths !== null && venv !== null) await serveAgent(opts, ctx, paths, venv, sock);
     },
   });
 }

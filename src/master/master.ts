@@ -22,7 +22,7 @@
  *   SIGINT and SIGQUIT stop at once. With -w, master writes "ready" to file
  *   descriptor 3 once it serves, so "postern start" knows it is up.
  */
-import { writeSync, closeSync } from "node:fs";
+import { chownSync, closeSync, writeSync } from "node:fs";
 import { getopt } from "../util/getopt.js";
 import { StderrSink, msg, msgInit, type MsgSink } from "../util/msg.js";
 import { FileSink, SyslogSink } from "../util/msg-sinks.js";
@@ -257,6 +257,8 @@ async function main(): Promise<void> {
   const lockErr = lockInstance(cfg.get("data_directory"));
   if (lockErr !== null) return msg.fatal(lockErr);
   makeQueueTree(cfg.get("queue_directory"), owner);
+  // As Postfix's set-permissions: data_directory belongs to mail_owner (the verify cache lives there).
+  if (owner !== null) chownSync(cfg.get("data_directory"), owner.uid, owner.gid);
   const master = new Master(cfg, owner, sink);
   const err = await master.start();
   if (err !== null) {

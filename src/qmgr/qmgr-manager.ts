@@ -33,8 +33,20 @@
  *   warning. Test hook: the environment variable POSTERN_TEST_CLOCK_OFFSET
  *   (seconds; pass it with import_environment) moves qmgr's idea of "now"
  *   for expiry and delay warnings only. Never set it in production.
+ *
+ *   Trace flags: a message's trace_flags attribute (global/deliver-proto.ts:
+ *   MTA_VRFY for a verify probe, USR_VRFY for sendmail -bv, RECORD for
+ *   sendmail -v) goes into every delivery request for it. A recipient of a
+ *   trace-only message (MTA_VRFY, USR_VRFY) that qmgr itself would defer
+ *   is reported as undeliverable and is done (qmgr-report.ts traceDefer),
+ *   so probes never wait in the deferred queue and are never returned.
+ *   Probes (MTA_VRFY) are resolved in trivial-rewrite's "verify" context
+ *   (address_verify_relayhost, address_verify_transport_maps, ...).
+ *   When a USR_VRFY or RECORD message is finished, the trace service mails
+ *   the sender its "Mail Delivery Status Report".
  */
 import { readEnvelope, type Envelope } from "../global/queue-file.js";
+import { DEL_REQ_FLAG, traceFlags, traceOnly } from "../global/deliver-proto.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { QueuePaths, QueueName } from "../global/queue-path.js";
 import type { Config } from "../global/config.js";
@@ -47,9 +59,11 @@ import { requeueMessage } from "./qmgr-requeue.js";
 import { Transport, nextBatches, type Batch, type QRcpt } from "./qmgr-sched.js";
 import { Reporter } from "./qmgr-report.js";
 
+/** Resolves a recipient; verify: route as an address verification probe (MTA_VRFY). */
 export type Resolver = (
   sender: string,
   address: string,
+  verify?: boolean,
 ) => Promise<{ ok: true; value: Resolved } | { ok: false; reason: string }>;
 
 interface QMessage {
@@ -66,6 +80,8 @@ interface QMessage {
   logs: Array<Promise<void>>;
   /** When the previous attempt ended (ms; null for new mail). */
   lastAttempt: number | null;
+  /** Trace flags (DEL_REQ_FLAG bits) from the queue file. */
+  flags: number;
 }
 
 const LOAD_PARALLEL = 32;
@@ -210,6 +226,7 @@ export class QueueManager {
       deferredRcpts: [],
       logs: [],
       lastAttempt,
+      flags: traceFlags(r.env.attrs),
     };
     await this.#report.startAttempt(id);
     this.#messages.set(id, m);
@@ -246,7 +263,7 @@ export class QueueManager {
 
   /** Resolves one recipient and queues it, or records its deferral. */
   async #route(m: QMessage, rc: QRcpt): Promise<void> {
-    const res = await this.#resolve(m.env.sender, rc.address);
+    const res = await this.#resolve(m.env.sender, rc.address, (m.flags & DEL_REQ_FLAG.MTA_VRFY) !== 0);
     if (!res.ok) return this.#defer(m, rc, `address resolver failure: ${res.reason}`, "4.3.0");
     const t = this.#transport(res.value.transport);
     const d = t.dest(res.value.nexthop);
@@ -312,6 +329,7 @@ export class QueueManager {
       active: m.activeAt,
       attrs: Object.fromEntries(m.env.attrs),
       recipients: b.rcpts.map(({ msg: _m, ...r }) => r),
+      ...(m.flags !== 0 ? { flags: m.flags } : {}),
     };
     const out = await deliverOnce(this.#paths.root, b.transport.name, req, b.transport.timeLimitMs);
     b.dest.active--;
@@ -352,6 +370,10 @@ export class QueueManager {
 
   /** Defers a recipient for a reason of qmgr's own: logs it in the defer log, then records the outcome. */
   #defer(m: QMessage, rc: QRcpt, text: string, dsn: string): void {
+    if (traceOnly(m.flags)) {
+      m.logs.push(this.#report.traceDefer(m.id, m.flags, rc, dsn, text));
+      return this.#outcome(m, rc, "sent", text);
+    }
     m.logs.push(this.#report.defer(m.id, rc, dsn, text));
     this.#outcome(m, rc, "deferred", text);
   }
@@ -379,7 +401,9 @@ export class QueueManager {
     }
     const returned = await this.#report.returnBounces(m.id, m.bounced);
     if (m.deferred === 0 && returned) {
-      await this.#report.reportSuccess(m.id);
+      if ((m.flags & (DEL_REQ_FLAG.USR_VRFY | DEL_REQ_FLAG.RECORD)) !== 0)
+        await this.#report.reportTrace(m.id);
+      else await this.#report.reportSuccess(m.id);
       await unlink(this.#paths.path("active", m.id)).catch((err: Error) =>
         msg.warn(`${m.id}: remove: ${err.message}`),
       );

@@ -19,6 +19,15 @@
  *                    not been at its previous attempt.
  *     reportSuccess  asks the trace service for the success notices of the
  *                    recipients in the trace log (DSN NOTIFY=SUCCESS).
+ *     traceDefer     a recipient of a trace-only message (verify probe,
+ *                    sendmail -bv) that qmgr itself cannot route: as a
+ *                    delivery agent would, the outcome goes to the verify
+ *                    service or the trace log ("undeliverable") and the
+ *                    recipient is marked done, so that a probe never
+ *                    waits in the deferred queue.
+ *     reportTrace    asks the trace service to mail the sender the
+ *                    "Mail Delivery Status Report" of a finished
+ *                    sendmail -bv or sendmail -v message.
  *     removeLogs     removes a finished message's logs.
  *   "now" for expiry and warnings is the real time plus the test hook
  *   POSTERN_TEST_CLOCK_OFFSET (seconds), read once at start.
@@ -28,6 +37,9 @@ import { msg } from "../util/msg.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { Config } from "../global/config.js";
 import { markDone, type Envelope } from "../global/queue-file.js";
+import { DEL_REQ_FLAG } from "../global/deliver-proto.js";
+import { VerifyClient } from "../global/verify-client.js";
+import { ADDR_STATUS } from "../global/verify-proto.js";
 import type { QueueName, QueuePaths } from "../global/queue-path.js";
 import type { QRcpt } from "./qmgr-sched.js";
 
@@ -42,6 +54,7 @@ export class Reporter {
   #paths: QueuePaths;
   #bounce: BounceClient;
   #offset = clockOffset();
+  #verify: VerifyClient | null = null;
 
   constructor(cfg: Config, paths: QueuePaths, bounce: BounceClient) {
     this.#cfg = cfg;
@@ -141,6 +154,40 @@ export class Reporter {
     if (!this.#bounce.configured("trace")) return;
     const r = await this.#bounce.notify("success", "active", id);
     if (!r.ok) msg.warn(`${id}: cannot send a delivery status notification: ${r.reason}`);
+  }
+
+  /** Reports a recipient of a trace-only message that qmgr defers, and marks it done; never fails. */
+  async traceDefer(id: string, flags: number, rc: QRcpt, dsn: string, text: string): Promise<void> {
+    let ok: boolean;
+    if ((flags & DEL_REQ_FLAG.MTA_VRFY) !== 0) {
+      if (!this.#cfg.bool("address_verify_negative_cache")) ok = true;
+      else {
+        this.#verify ??= VerifyClient.fromConfig(this.#cfg);
+        const r = await this.#verify.update(rc.original || rc.address, ADDR_STATUS.DEFER, `${dsn} ${text}`);
+        if (!r.ok) msg.warn(`${id}: ${r.reason}`);
+        ok = r.ok;
+      }
+    } else {
+      const r = await this.#bounce.append("trace", id, {
+        recipient: rc.address,
+        original_recipient: rc.original,
+        status: dsn,
+        action: "undeliverable",
+        reason: text,
+      });
+      if (!r.ok) msg.warn(`${id}: ${r.reason}`);
+      ok = r.ok;
+    }
+    msg.info(`${id}: to=<${rc.address}>, relay=none, dsn=${dsn}, status=undeliverable (${text})`);
+    if (ok) await markDone(this.#paths.path("active", id), rc.offset).catch(() => undefined);
+  }
+
+  /** Mails the sender the trace log of a finished sendmail -bv or -v message. */
+  async reportTrace(id: string): Promise<void> {
+    if ((await stat(this.#paths.path("trace", id)).catch(() => null)) === null) return;
+    if (!this.#bounce.configured("trace")) return;
+    const r = await this.#bounce.notify("trace", "active", id);
+    if (!r.ok) msg.warn(`${id}: cannot send a delivery status report: ${r.reason}`);
   }
 
   /** Removes a finished message's logs. */

@@ -30,7 +30,8 @@ await triggerServer({
     qm = new QueueManager(
       ctx.config,
       paths,
-      (sender, address) => rewrite.resolve(sender, address),
+      (sender, address, verify) =>
+        verify === true ? rewrite.resolveVerify(sender, address) : rewrite.resolve(sender, address),
       BounceClient.fromConfig(ctx.config),
     );
     qm.recover();

@@ -291,6 +291,7 @@ class Parser {
       if (o.extract) return fail(EX.USAGE, "-t option cannot be used with -bv");
       if (o.dsnNotify !== undefined) return fail(EX.USAGE, "-N option cannot be used with -bv");
       if (o.dsnRet !== undefined) return fail(EX.USAGE, "-R option cannot be used with -bv");
+      if (o.verbose === 1) return fail(EX.USAGE, "-v option cannot be used with -bv");
     }
     return null;
   }

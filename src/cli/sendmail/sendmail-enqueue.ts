@@ -16,7 +16,11 @@
  *   Bcc:; this program reads the headers too, only to refuse a message
  *   that would have no recipient at all. The message lines are read by
  *   MessageLines (sendmail-input.ts) and written to a maildrop file
- *   (global/maildrop.ts); then pickup is woken.
+ *   (global/maildrop.ts); then pickup is woken. With -bv the file carries
+ *   the trace flag USR_VRFY (nothing is delivered: the sender gets a "Mail
+ *   Delivery Status Report" saying what would happen to each recipient);
+ *   with one -v it carries RECORD (mail is delivered and the sender gets a
+ *   report of what happened).
  *
  *   Every failure is on standard error with a sysexits status, and the
  *   partial file is removed: the input is too big (EX_DATAERR), no
@@ -32,6 +36,7 @@ import type { Config } from "../../global/config.js";
 import { MaildropError, MaildropWriter, MAILDROP_PIECE } from "../../global/maildrop.js";
 import { sendTrigger } from "../../global/qmgr-trigger.js";
 import { EX } from "../../global/sys-exits.js";
+import { DEL_REQ_FLAG, TRACE_FLAGS_ATTR } from "../../global/deliver-proto.js";
 import { tok822Grep, tok822Internalize, tok822Parse } from "../../global/tok822.js";
 import { checkUserAcl } from "../../global/user-acl.js";
 import type { SendmailOptions } from "./sendmail-args.js";
@@ -204,15 +209,7 @@ async function copyMessage(
 export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable): Promise<number> {
   const uid = process.getuid?.() ?? 0;
   await checkSubmitter(cfg, uid);
-  if (o.verify)
-    fatalStatus(
-      EX.UNAVAILABLE,
-      "-bv: address verification reports need the trace service, which this Postern build does not have yet",
-    );
-  if (o.verbose === 1)
-    msg.warn(
-      "-v: delivery reports need the trace service, which this Postern build does not have yet; mail is sent without one",
-    );
+  const trace = o.verify ? DEL_REQ_FLAG.USR_VRFY : o.verbose === 1 ? DEL_REQ_FLAG.RECORD : 0;
   const sender = await envelopeSender(o, uid);
   const who = `${sender}(${uid})`;
   const rcpts = o.recipients.flatMap((r) => {
@@ -234,6 +231,7 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
     if (o.dsnEnvid !== undefined) w.attr("dsn_envid", o.dsnEnvid);
     if (o.dsnRet !== undefined) w.attr("dsn_ret", o.dsnRet);
     if (o.extract) w.attr("extract", "yes");
+    if (trace !== 0) w.attr(TRACE_FLAGS_ATTR, String(trace));
     w.sender(sender);
     for (const r of rcpts)
       w.rcpt({ address: r, ...(o.dsnNotify !== undefined ? { notify: o.dsnNotify } : {}) });
@@ -256,5 +254,6 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
     off();
   }
   await wakePickup(cfg);
+  if (trace !== 0) process.stdout.write(`Mail Delivery Status Report will be mailed to <${sender}>.\n`);
   return EX.OK;
 }
