@@ -121,6 +121,7 @@ export async function deliverAlias(
       return run.defer(a, "4.3.0", "alias database unavailable");
     }
     if (found === "notfound") continue;
+    if (run.mtaVerify) return run.sent(a, `aliased to ${found.value}`.slice(0, 500));
     a.expType = EXPAND.ALIAS;
     const u = await tableRights(run, a, t);
     if (typeof u === "number") return u;

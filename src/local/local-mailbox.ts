@@ -126,6 +126,7 @@ async function deliverMailboxFile(run: LocalRun, a0: MsgAttr, u: UserAttr): Prom
   const mailbox = inHome
     ? `${u.home ?? ""}/${set.homeMailbox}`
     : `${set.spoolDir.replace(/\/+$/, "")}/${a.user}`;
+  if (run.traceOnly) return run.sent(a, "delivers to mailbox");
   const rights = inHome ? u : await spoolRights(run, a, u);
   if (typeof rights === "number") return rights;
   const flags = set.deliverHdr & HDR.FILE ? MAIL_COPY.MBOX : MAIL_COPY.MBOX & ~MAIL_COPY.DELIVERED;
@@ -158,6 +159,7 @@ async function deliverMailboxFile(run: LocalRun, a0: MsgAttr, u: UserAttr): Prom
 export async function deliverMaildir(run: LocalRun, a0: MsgAttr, u: UserAttr, path: string): Promise<number> {
   const a: MsgAttr = { ...a0, level: a0.level + 1 };
   if (!run.set.frozenDelivered) a.delivered = a.rcpt.address;
+  if (run.traceOnly) return run.sent(a, "delivers to maildir");
   let flags = MAIL_COPY.RETURN_PATH | MAIL_COPY.ORIG_RCPT;
   if (run.set.deliverHdr & HDR.FILE) flags |= MAIL_COPY.DELIVERED;
   const params = { path, host: run.set.myhostname, sizeLimit: run.set.mailboxSizeLimit, defDsn: "5.2.0" };
@@ -178,6 +180,7 @@ export async function deliverFile(run: LocalRun, a0: MsgAttr, u0: UserAttr, path
   if ((run.set.allowFiles & a.expType) === 0) return run.bounce(a, "5.7.1", "mail to file is restricted");
   const u = orDefault(run, u0);
   if (path.endsWith("/")) return deliverMaildir(run, a, u, path);
+  if (run.traceOnly) return run.sent(a, `delivers to file: ${path}`);
   const flags = run.set.deliverHdr & HDR.FILE ? MAIL_COPY.MBOX : MAIL_COPY.MBOX & ~MAIL_COPY.DELIVERED;
   const params = {
     path,
@@ -242,6 +245,7 @@ export async function deliverCommand(
 ): Promise<number> {
   const a: MsgAttr = { ...a0, level: a0.level + 1 };
   if (run.beenHere(`command ${a.user}:${u0.uid} ${command}`)) return DONE;
+  if (run.traceOnly) return run.sent(a, `delivers to command: ${command}`);
   const u = orDefault(run, u0);
   let flags = MAIL_COPY.FROM | MAIL_COPY.RETURN_PATH | MAIL_COPY.ORIG_RCPT;
   if (run.set.deliverHdr & HDR.CMD) flags |= MAIL_COPY.DELIVERED;

@@ -116,6 +116,7 @@ async function checkHome(run: LocalRun, a: MsgAttr): Promise<number> {
 /** Forwards an address by resubmitting the message (see local-forward.ts). */
 export function deliverIndirect(run: LocalRun, a: MsgAttr): number {
   if (run.beenHere(`indirect ${a.rcpt.address}`)) return DONE;
+  if (run.traceOnly) return run.sent(a, `forwards to ${a.rcpt.address}`);
   forwardAppend(run, a);
   return DONE;
 }

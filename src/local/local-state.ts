@@ -21,10 +21,21 @@
  *   status; the recipient's result is the worst of them (deferred, then
  *   bounced, then sent), as Postfix marks a recipient done only when no
  *   destination deferred.
+ *   A trace-only request (traceOnly: a verify probe or sendmail -bv) walks
+ *   the same way but each delivery point only records what it would do
+ *   ("delivers to mailbox", "delivers to command: ...", "forwards to
+ *   ..."); a verify probe (mtaVerify) stops at the first alias ("aliased
+ *   to ...") or .forward file ("forward via file: ...").
  */
 import type { Config } from "../global/config.js";
 import type { HelperPool, Rights } from "../global/deliver-helper-client.js";
-import type { DeliveryRecipient, DeliveryRequest, RcptResult } from "../global/deliver-proto.js";
+import {
+  DEL_REQ_FLAG,
+  traceOnly,
+  type DeliveryRecipient,
+  type DeliveryRequest,
+  type RcptResult,
+} from "../global/deliver-proto.js";
 import type { Dict } from "../global/dict-types.js";
 import type { LookupFn } from "../global/dict-search.js";
 import type { RewriteClient } from "../global/rewrite-client.js";
@@ -161,6 +172,16 @@ export class LocalRun {
     this.loop = init.loop;
     this.pool = init.pool;
     this.rewrite = init.rewrite;
+  }
+
+  /** A trace-only request (verify probe or sendmail -bv): find out, do not deliver. */
+  get traceOnly(): boolean {
+    return traceOnly(this.req.flags);
+  }
+
+  /** A verify-service probe: aliases and .forward files are not expanded (their existence is enough). */
+  get mtaVerify(): boolean {
+    return ((this.req.flags ?? 0) & DEL_REQ_FLAG.MTA_VRFY) !== 0;
   }
 
   /** True when a key was seen before in this delivery (then remembers it, up to duplicate_filter_limit). */

@@ -95,7 +95,7 @@ async function verifyAppend(
   const ok = res.status === "sent";
   if (!ok && !env.cfg.bool("address_verify_negative_cache")) return "undeliverable-but-not-cached";
   const status = ok ? ADDR_STATUS.OK : res.status === "deferred" ? ADDR_STATUS.DEFER : ADDR_STATUS.BOUNCE;
-  const reason = `${res.dsn} ${res.text}`;
+  const reason = res.text;
   const addrs = rc.original !== "" && rc.original !== rc.address ? [rc.original, rc.address] : [rc.address];
   for (const a of addrs) {
     const r = await env.verify.update(a, status, reason);

@@ -35,7 +35,7 @@
 import { agentServer } from "../master/agent-server.js";
 import type { ServerContext } from "../master/mail-server.js";
 import type { Config } from "../global/config.js";
-import type { DeliveryRequest, RcptResult } from "../global/deliver-proto.js";
+import { traceOnly, type DeliveryRequest, type RcptResult } from "../global/deliver-proto.js";
 import { MAIL_COPY, deliveredKey, deliveredTo, mailCopy } from "../global/mail-copy.js";
 import { pipeCommand } from "../global/pipe-command.js";
 import { contentLines, readEnvelope } from "../global/queue-file.js";
@@ -120,6 +120,8 @@ async function deliver(s: PipeService, req: DeliveryRequest, ctx: ServerContext)
   const env = e.env;
   if (a.sizeLimit !== 0 && env.contentSize > a.sizeLimit)
     return all(req, "bounced", "5.2.3", "message too large");
+  // A verify probe or sendmail -bv: say what would run, run nothing.
+  if (traceOnly(req.flags)) return all(req, "sent", "2.0.0", `delivers to command: ${a.argv[0] ?? ""}`);
   const first = req.recipients[0];
   if (a.copy & MAIL_COPY.DELIVERED && first !== undefined) {
     const seen = await deliveredTo(contentLines(path, env));

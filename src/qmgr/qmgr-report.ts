@@ -163,7 +163,7 @@ export class Reporter {
       if (!this.#cfg.bool("address_verify_negative_cache")) ok = true;
       else {
         this.#verify ??= VerifyClient.fromConfig(this.#cfg);
-        const r = await this.#verify.update(rc.original || rc.address, ADDR_STATUS.DEFER, `${dsn} ${text}`);
+        const r = await this.#verify.update(rc.original || rc.address, ADDR_STATUS.DEFER, text);
         if (!r.ok) msg.warn(`${id}: ${r.reason}`);
         ok = r.ok;
       }

@@ -21,7 +21,8 @@
  *   reject_non_fqdn_recipient, and the access(5) actions in smtpd-access.ts;
  *   the restrictions that ask the DNS are in smtpd-dns.ts, and
  *   reject_unlisted_recipient / reject_unlisted_sender in smtpd-unlisted.ts,
- *   check_policy_service in smtpd-policy.ts.
+ *   check_policy_service in smtpd-policy.ts, reject_unverified_sender and
+ *   reject_unverified_recipient in smtpd-verify.ts.
  *   An unknown restriction is a configuration error: the client gets a
  *   temporary failure and the log says which name is wrong.
  */
@@ -35,6 +36,7 @@ import { DNS_ARG_RESTRICTIONS, dnsRestriction } from "./smtpd-dns.js";
 import type { PeerNames } from "./smtpd-env.js";
 import { policyAction, policyRequest, policySettings } from "./smtpd-policy.js";
 import { unlistedCheck } from "./smtpd-unlisted.js";
+import { unverifiedCheck } from "./smtpd-verify.js";
 
 export type Stage =
   "client" | "reverse_client" | "helo" | "sender" | "relay" | "recipient" | "data" | "end_of_data" | "etrn";
@@ -230,6 +232,9 @@ async function evalOne(
       ctx.unlisted[which] = true;
       return unlistedCheck(ctx, which);
     }
+    case "reject_unverified_sender":
+    case "reject_unverified_recipient":
+      return unverifiedCheck(ctx, name.endsWith("sender") ? "sender" : "recipient");
     case "check_client_access":
     case "check_helo_access":
     case "check_sender_access":

@@ -30,7 +30,12 @@
  */
 import { agentServer } from "../master/agent-server.js";
 import { HelperPool, type Rights } from "../global/deliver-helper-client.js";
-import type { DeliveryRecipient, DeliveryRequest, RcptResult } from "../global/deliver-proto.js";
+import {
+  traceOnly,
+  type DeliveryRecipient,
+  type DeliveryRequest,
+  type RcptResult,
+} from "../global/deliver-proto.js";
 import { dictOpen, DictFlag } from "../global/dict.js";
 import { AddrFind, addrFind, mapsLookup, type LookupFn } from "../global/dict-search.js";
 import { MAIL_COPY, mailCopy } from "../global/mail-copy.js";
@@ -156,6 +161,9 @@ async function deliverOne(
   if ("status" in where) return where;
   const rights: Rights = s.asRoot ? { uid: where.uid, gid: where.gid } : null;
   const maildir = where.path.endsWith("/");
+  // A verify probe or sendmail -bv: the mailbox was found; write nothing.
+  if (traceOnly(req.flags))
+    return result("sent", "2.0.0", maildir ? "delivers to maildir" : "delivers to mailbox");
   const flags = maildir ? MAIL_COPY.RETURN_PATH | MAIL_COPY.DELIVERED | MAIL_COPY.ORIG_RCPT : MAIL_COPY.MBOX;
   const bytes = mailCopy(content(), {
     flags,
