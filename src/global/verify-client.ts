@@ -7,8 +7,13 @@
  *   const u = await v.update("user@example.com", ADDR_STATUS.BOUNCE, "5.1.1 unknown user");
  *
  * DESCRIPTION
- *   Speaks verify-proto.ts over private/$address_verify_service_name with
- *   one reused connection. Every failure (no service, timeout, malformed
+ *   Speaks verify-proto.ts over private/$address_verify_service_name. Each
+ *   request uses a connection of its own, closed after the answer: master
+ *   counts a service's clients against its process limit, and the stock
+ *   master.cf runs verify with a limit of 1, so an idle connection kept
+ *   by one smtpd or agent would lock everyone else out. A persistent
+ *   client (for a caller that asks many questions in a row and is alone)
+ *   keeps one connection. Every failure (no service, timeout, malformed
  *   reply) is a result with a reason; callers treat it as temporary.
  *   configured() tells whether master.cf has the service (its socket
  *   exists).
@@ -35,15 +40,22 @@ export type VerifyUpdateResult = { ok: true } | { ok: false; reason: string };
 
 export class VerifyClient {
   #path: string;
-  #client: AttrClient;
+  #timeoutMs: number;
+  #persistent: AttrClient | null = null;
 
-  constructor(queueDir: string, service: string, timeoutMs: number) {
+  constructor(queueDir: string, service: string, timeoutMs: number, opts: { persistent?: boolean } = {}) {
     this.#path = join(queueDir, "private", service);
-    this.#client = new AttrClient({
+    this.#timeoutMs = timeoutMs;
+    if (opts.persistent === true) this.#persistent = this.#connection();
+  }
+
+  /** A new connection (made on the first request). */
+  #connection(): AttrClient {
+    return new AttrClient({
       path: this.#path,
       protocol: VERIFY_PROTOCOL,
       maxFrame: VERIFY_FRAME_MAX,
-      timeoutMs,
+      timeoutMs: this.#timeoutMs,
       retries: 2,
       backoffMs: 100,
     });
@@ -67,7 +79,9 @@ export class VerifyClient {
   async #call(
     req: Map<string, Buffer>,
   ): Promise<{ ok: true; status?: number; reason?: string } | { ok: false; reason: string }> {
-    const r = await this.#client.request(req);
+    const c = this.#persistent ?? this.#connection();
+    const r = await c.request(req);
+    if (c !== this.#persistent) c.close();
     if (!r.ok) return { ok: false, reason: `verify service: ${r.reason}` };
     const a = VerifyReply.parse(r.reply);
     if (!a.ok) return { ok: false, reason: "verify service: malformed reply" };
@@ -105,6 +119,6 @@ export class VerifyClient {
 
   /** Closes the connection. */
   close(): void {
-    this.#client.close();
+    this.#persistent?.close();
   }
 }

@@ -68,7 +68,7 @@ async function rig(t: { after: (fn: () => Promise<void>) => void }, s: VerifySet
     });
   });
   await new Promise<void>((resolve) => server.listen(join(dir, "private", "verify"), resolve));
-  const client = new VerifyClient(dir, "verify", 5000);
+  const client = new VerifyClient(dir, "verify", 5000, { persistent: true });
   t.after(async () => {
     client.close();
     svc.flush();
