@@ -139,7 +139,12 @@ test("malformed files are failures with a reason", async (t) => {
       [S, [REC.ATTR, "encoding=8bit"], M, ...TAIL],
       "error: attribute after the sender record",
     ],
-    ["unknown attribute", [[REC.ATTR, "trace_flags=1"], S, M, ...TAIL], "error: unknown attribute"],
+    ["unknown attribute", [[REC.ATTR, "content_filter=smtp:x"], S, M, ...TAIL], "error: unknown attribute"],
+    [
+      "a user may not make a verify probe",
+      [[REC.ATTR, "trace_flags=1"], S, M, ...TAIL],
+      "error: attribute trace_flags: bad value",
+    ],
     [
       "bad attribute value",
       [[REC.ATTR, "encoding=binary"], S, M, ...TAIL],
