@@ -17,7 +17,8 @@
  *     - probes deliver nothing and bounce to nobody;
  *     - the cache survives a restart of the instance.
  *   "sendmail -bv" mails the sender a Mail Delivery Status Report
- *   (read with Python's email package) and delivers nothing.
+ *   (read with Python's email package) and delivers nothing; "sendmail
+ *   -v" delivers and then reports "delivered".
  *   A flood of 10,000 distinct unknown addresses against the real verify
  *   daemon leaves at most address_verify_pending_request_limit probes in
  *   the queue and at most postern_address_verify_cache_limit entries in
@@ -230,6 +231,24 @@ test("sendmail -bv mails a Mail Delivery Status Report and delivers nothing", as
     "nothing was delivered",
   );
   assert.doesNotMatch(inst.log(), /non-delivery notification/);
+  // sendmail -v delivers, then reports what happened.
+  const v = await runCli("sendmail", ["-v", "-f", from, `${known.name}@${DOMAIN}`], {
+    env: { MAIL_CONFIG: inst.etc },
+    input: "Subject: recorded\n\nhello\n",
+  });
+  assert.equal(v.code, 0, v.stderr);
+  while (readdirSync(dir).length < 2) {
+    if (Date.now() > deadline + 30_000) throw new Error(`no -v report; log:\n${inst.log()}`);
+    await sleep(100);
+  }
+  const second = readdirSync(dir).find((f) => f !== files[0]) ?? "";
+  const rec = JSON.parse(
+    execFileSync("/usr/bin/python3", ["-c", REPORT, join(dir, second)], { encoding: "utf8" }),
+  ) as { subject: string; dsn: Array<Record<string, string>> };
+  assert.equal(rec.subject, "Mail Delivery Status Report");
+  assert.equal(rec.dsn[1]?.["Action"], "delivered");
+  assert.equal(rec.dsn[1]?.["Diagnostic-Code"], "X-Postfix; delivery via local: delivered to maildir");
+  assert.equal(readdirSync(join(known.home, "Maildir", "new")).length, 1, "the -v message was delivered");
 });
 
 test("10,000 distinct unknown addresses: the queue holds at most the pending limit, the cache at most its limit", async (t) => {
