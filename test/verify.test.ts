@@ -14,6 +14,8 @@
  *       unverified_recipient_reject_code (550) for the others;
  *     - a second smtpd with address_verify_poll_count = 20 waits for the
  *       probe and rejects a new unknown address on its first RCPT;
+ *     - a third one has reject_unverified_sender, answered from the same
+ *       cache (5.1.8 for an undeliverable sender, 4.1.8 while in progress);
  *     - probes deliver nothing and bounce to nobody;
  *     - the cache survives a restart of the instance.
  *   "sendmail -bv" mails the sender a Mail Delivery Status Report
@@ -44,12 +46,14 @@ interface Rig {
   inst: Instance;
   port: number;
   pollPort: number;
+  senderPort: number;
 }
 
 /** Starts the instance (see the module comment). */
 async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): Promise<Rig> {
   const port = await freePort();
   const pollPort = await freePort();
+  const senderPort = await freePort();
   const inst = makeInstance({
     main: [
       `myhostname = ${DOMAIN}`,
@@ -73,6 +77,7 @@ async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): 
     master: [
       `${port} inet n - n - - smtpd`,
       `${pollPort} inet n - n - - smtpd -o address_verify_poll_count=20 -o address_verify_poll_delay=1s`,
+      `${senderPort} inet n - n - - smtpd -o smtpd_recipient_restrictions=permit -o smtpd_sender_restrictions=reject_unverified_sender -o unverified_sender_reject_code=550`,
       "pickup unix n - n 60 1 pickup",
       "cleanup unix - - n - 0 cleanup",
       "qmgr unix n - n 300 1 qmgr",
@@ -92,14 +97,14 @@ async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): 
     await inst.postern("abort");
     inst.cleanup();
   });
-  return { inst, port, pollPort };
+  return { inst, port, pollPort, senderPort };
 }
 
 /** One RCPT's reply in a fresh transaction. */
-async function rcpt(port: number, address: string): Promise<string> {
+async function rcpt(port: number, address: string, sender = "someone@example.org"): Promise<string> {
   const c = await smtpHello(port);
   try {
-    assert.match(await smtpCmd(c, "MAIL FROM:<someone@example.org>"), /^250 /);
+    assert.match(await smtpCmd(c, `MAIL FROM:<${sender}>`), /^250 /);
     return await smtpCmd(c, `RCPT TO:<${address}>`);
   } finally {
     c.send("QUIT");
@@ -124,7 +129,7 @@ function queued(spool: string): number {
 
 test("reject_unverified_recipient: in progress, then the cache answers; probes deliver and bounce nothing; the cache survives a restart", async (t) => {
   const known = world.user("vk");
-  const { inst, port, pollPort } = await verifyInstance(t);
+  const { inst, port, pollPort, senderPort } = await verifyInstance(t);
   const unknown = `nosuch@${DOMAIN}`;
   const gone = `gone@${DOMAIN}`;
   const good = `${known.name}@${DOMAIN}`;
@@ -148,6 +153,17 @@ test("reject_unverified_recipient: in progress, then the cache answers; probes d
     `550 5.1.1 <${gone}>: Recipient address rejected: undeliverable address: this mailbox is gone`,
   );
   assert.match(await rcpt(port, good), /^250 2\.1\.5 /);
+  // reject_unverified_sender (checked at RCPT time: smtpd_delay_reject) uses the same cache.
+  assert.equal(
+    await rcpt(senderPort, good, unknown),
+    `550 5.1.8 <${unknown}>: Sender address rejected: undeliverable address: unknown user: "nosuch"`,
+  );
+  assert.match(await rcpt(senderPort, unknown, good), /^250 2\.1\.5 /, "a verified sender passes");
+  const ghost = `ghost@${DOMAIN}`;
+  assert.equal(
+    await rcpt(senderPort, good, ghost),
+    `450 4.1.8 <${ghost}>: Sender address rejected: unverified address: Address verification in progress`,
+  );
   // With polling, the first RCPT for a new address waits for its probe.
   const other = `other@${DOMAIN}`;
   assert.equal(
