@@ -42,14 +42,16 @@ export function permissionFlag(): string {
     : "--experimental-permission";
 }
 
-/** Node options that jail a chroot=y daemon. */
+/** Node options that jail a chroot=y daemon; files that Postfix reads before entering the jail stay readable. */
 function jailArgs(cfg: Config): string[] {
   const q = cfg.get("queue_directory");
+  const preJail = ["bounce_template_file"].map((n) => cfg.get(n)).filter((f) => f.startsWith("/"));
   return [
     permissionFlag(),
     `--allow-fs-read=${installRoot()}`,
     `--allow-fs-read=${cfg.dir}`,
     `--allow-fs-read=${q}`,
+    ...preJail.map((f) => `--allow-fs-read=${f}`),
     `--allow-fs-write=${q}`,
     "--disable-warning=ExperimentalWarning",
   ];
