@@ -57,6 +57,8 @@ export const MAILDROP_ATTRS: Readonly<Record<string, RegExp>> = {
   dsn_envid: /^[\x21-\x7e]{1,100}$/,
   dsn_ret: /^(full|hdrs)$/,
   extract: /^yes$/,
+  /** sendmail -t -N: the NOTIFY mask (DSN_NOTIFY bits) of the recipients taken from the headers. */
+  extract_dsn_notify: /^(1|2|4|6|8|10|12|14)$/,
 };
 
 export class MaildropError extends Error {

@@ -153,7 +153,7 @@ async function stream(
     if (ev.kind === "attr") attrs.set(ev.name, ev.value);
     else if (ev.kind === "sender") {
       await c.flags(cleanupFlags(attrs));
-      for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v);
+      for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v); // extract_dsn_notify too
       await c.sender(ev.address);
       msg.info(`${c.queueId}: uid=${copy.uid} from=<${ev.address}>`);
     } else if (ev.kind === "rcpt") {

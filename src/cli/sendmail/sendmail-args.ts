@@ -10,14 +10,18 @@
  *   f:h:imno:p:r:q:tvx" without permutation: they end at "--" or at the
  *   first word that is not an option, and everything after is a
  *   recipient. "-q" alone (flush) and "-XV" are not getopt-compatible and
- *   are taken first, as Postfix does. What each option does:
+ *   are taken first, as Postfix does; so are the VERP options of Postfix
+ *   2.2 and earlier, "-V" before a two-character word and "-Vxy" (as -XV,
+ *   named as deprecated). What each option does:
  *     -bm (default) deliver   -bp list the queue    -bs SMTP on stdin/stdout
  *     -bi, -I newaliases      -bd, -bl start the mail system
  *     -bv verify              -bh, -bH ignored
  *     -t recipients from headers, added to those on the command line
  *     -i, -oi, -oitrue  a line with only "." does not end the input
  *     -f, -r sender   -F full name   -G gateway (remote rewriting context)
- *     -N dsn (never, or success,failure,delay)   -R full|hdrs   -V envid
+ *     -N dsn (never, or success,failure,delay): the NOTIFY of every
+ *        recipient, from the command line or (-t) the headers
+ *     -R full|hdrs   -V envid (the message's ENVID)
  *     -B 7BIT|8BITMIME   -C config_dir or main.cf path   -v verbose
  *     -q flush   -qRsite (or -qR site)   -qIqueue_id   -q<interval> ignored
  *     -oAalias_db (with -bi)   -L, -h, -A, -U, -O, -c, -e, -m, -p, -x and the
@@ -127,6 +131,12 @@ class Parser {
       else this.opts.mode = "flush";
       return null;
     }
+    const old = this.#oldVerp(a);
+    if (old !== null)
+      return fail(
+        EX.UNAVAILABLE,
+        `${old}: VERP is not supported by this Postern build (option ${a} is deprecated; specify ${old} instead)`,
+      );
     if (a === "-XV") return fail(EX.UNAVAILABLE, "-XV: VERP is not supported by this Postern build");
     for (let j = 1; j < a.length; j++) {
       const ch = a[j] ?? "";
@@ -143,6 +153,13 @@ class Parser {
       }
       return this.#withArg(ch, value);
     }
+    return null;
+  }
+
+  /** The -XV form of an old VERP option: "-V" before a two-character word, or "-Vxy"; else null. */
+  #oldVerp(a: string): string | null {
+    if (a === "-V" && this.#argv[this.#i + 1]?.length === 2) return "-XV";
+    if (a.startsWith("-V") && a.length === 4) return `-X${a.slice(1)}`;
     return null;
   }
 

@@ -13,7 +13,8 @@
  *   recipient is parsed like a header's address list, so "a, b" and
  *   "Name <a>" work. With -t the maildrop file asks cleanup to take the
  *   recipients from To:, Cc: and Bcc: (or the Resent- ones) and to drop
- *   Bcc:; this program reads the headers too, only to refuse a message
+ *   Bcc:; -N sets the NOTIFY of every recipient, those on the command line
+ *   and those from the headers, and -V the message's ENVID; this program reads the headers too, only to refuse a message
  *   that would have no recipient at all. The message lines are read by
  *   MessageLines (sendmail-input.ts) and written to a maildrop file
  *   (global/maildrop.ts); then pickup is woken.
@@ -234,6 +235,7 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
     if (o.dsnEnvid !== undefined) w.attr("dsn_envid", o.dsnEnvid);
     if (o.dsnRet !== undefined) w.attr("dsn_ret", o.dsnRet);
     if (o.extract) w.attr("extract", "yes");
+    if (o.extract && o.dsnNotify !== undefined) w.attr("extract_dsn_notify", String(o.dsnNotify));
     w.sender(sender);
     for (const r of rcpts)
       w.rcpt({ address: r, ...(o.dsnNotify !== undefined ? { notify: o.dsnNotify } : {}) });
