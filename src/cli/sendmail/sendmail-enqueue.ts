@@ -6,8 +6,9 @@
  *
  * DESCRIPTION
  *   What "sendmail [options] [recipient ...]" does in delivery mode, as in
- *   Postfix: authorized_submit_users is checked (pickup checks it again:
- *   this check only gives a clear message early); the sender is -f/-r (the
+ *   Postfix: authorized_submit_users and local_login_sender_maps are
+ *   checked (pickup checks them again: this check only gives a clear
+ *   message early); the sender is -f/-r (the
  *   first address of it) or the login name of the real uid; the full name
  *   is -F, else $NAME, else the account's GECOS name. Each command-line
  *   recipient is parsed like a header's address list, so "a, b" and
@@ -35,6 +36,7 @@ import { sendTrigger } from "../../global/qmgr-trigger.js";
 import { EX } from "../../global/sys-exits.js";
 import { tok822Grep, tok822Internalize, tok822Parse } from "../../global/tok822.js";
 import { checkUserAcl } from "../../global/user-acl.js";
+import { checkLoginSender } from "../../global/login-sender.js";
 import type { SendmailOptions } from "./sendmail-args.js";
 import { LineSource, MessageLines, type FixEol, type Line } from "./sendmail-input.js";
 
@@ -216,6 +218,9 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
     );
   const sender = await envelopeSender(o, uid);
   const who = `${sender}(${uid})`;
+  const lsm = await checkLoginSender(cfg, uid, sender);
+  if (lsm.status === "deny") fatalStatus(EX.NOPERM, `${who}: ${lsm.reason}`);
+  if (lsm.status === "tempfail") fatalStatus(EX.TEMPFAIL, `${who}: ${lsm.reason}`);
   const rcpts = o.recipients.flatMap((r) => {
     const a = addressList(r);
     return a.length > 0 ? a : [""];
