@@ -48,6 +48,9 @@ test("modes", () => {
   assert.equal(opts(["-q"]).mode, "flush");
   assert.equal(opts(["-q1h"]).mode, "ignore");
   assert.equal(opts(["-bd", "-q30m"]).mode, "daemon");
+  assert.equal(opts(["-q30m", "-bd"]).mode, "daemon");
+  assert.equal(opts(["-q30m", "-bp"]).mode, "ignore", "an interval outside daemon mode: do nothing");
+  assert.equal(opts(["-t", "-q30m"]).mode, "ignore", "not a conflict with -t: the mode stays delivery");
   assert.equal(opts(["-bh"]).mode, "ignore");
   assert.equal(opts(["-bv", "x"]).verify, true);
   assert.equal(opts(["-qRexample.com"]).siteToFlush, "example.com");

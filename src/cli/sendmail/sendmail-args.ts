@@ -23,9 +23,12 @@
  *        recipient, from the command line or (-t) the headers
  *     -R full|hdrs   -V envid (the message's ENVID)
  *     -B 7BIT|8BITMIME   -C config_dir or main.cf path   -v verbose
- *     -q flush   -qRsite (or -qR site)   -qIqueue_id   -q<interval> ignored
+ *     -q flush (postqueue -f)   -qRsite or -qR site (postqueue -s site)
+ *     -qIqueue_id (postqueue -i id)   -q<interval>: with -bd ignored, else
+ *     the command does nothing and exits 0 (Postfix's sendmail does too)
  *     -oAalias_db (with -bi)   -L, -h, -A, -U, -O, -c, -e, -m, -p, -x and the
- *     other -o forms are accepted and ignored; -n and -qS are refused.
+ *     other -o forms are accepted and ignored; -n and -qS are refused (as
+ *     in Postfix, where -qS is not implemented either).
  *   The program name selects the default mode: mailq lists the queue,
  *   newaliases rebuilds the aliases. Problems are results with a sysexits
  *   status, never throws.
@@ -93,6 +96,8 @@ class Parser {
   readonly opts: SendmailOptions;
   #argv: readonly string[];
   #i = 0;
+  /** -q<interval> was given: a no-op unless the mode is daemon. */
+  #queueInterval = false;
 
   constructor(argv: readonly string[], program: string) {
     this.#argv = argv;
@@ -121,7 +126,10 @@ class Parser {
       if (bad !== null) return bad;
     }
     this.opts.recipients = this.#argv.slice(this.#i);
-    return this.#conflicts() ?? { ok: true, opts: this.opts };
+    const bad = this.#conflicts();
+    if (bad !== null) return bad;
+    if (this.#queueInterval && this.opts.mode !== "daemon") this.opts.mode = "ignore";
+    return { ok: true, opts: this.opts };
   }
 
   /** Handles one option word (possibly several grouped flags). */
@@ -282,7 +290,7 @@ class Parser {
   #qOption(v: string): SendmailArgs | null {
     const o = this.opts;
     if (/^\d/.test(v)) {
-      if (o.mode !== "daemon") o.mode = "ignore";
+      this.#queueInterval = true;
       return null;
     }
     const rest = v.slice(1) || this.#optionalNext();
