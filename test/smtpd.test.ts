@@ -342,3 +342,28 @@ test("access-table actions reach the queue: PREPEND adds a header, HOLD holds, R
     "copy@example.org",
   ]);
 });
+
+test("queue_minfree: too little free space refuses MAIL with 452 4.3.1; nothing is queued", async (t) => {
+  const inst = await instance(t, "queue_minfree = 4503599627370496\nmessage_size_limit = 1000\n");
+  const c = await session(inst.port);
+  assert.equal(await cmd(c, "MAIL FROM:<a@sender.example>"), "452 4.3.1 Insufficient system storage");
+  assert.equal(await cmd(c, "RCPT TO:<b@example.org>"), "503 5.5.1 Error: need MAIL command");
+  await inst.waitLog(
+    /smtpd\[\d+\]: warning: not enough free space in mail queue: \d+ bytes < 1\.5\*message size limit/,
+  );
+  await inst.waitLog(
+    /NOQUEUE: reject: MAIL from unknown\[127\.0\.0\.1\]: 452 4\.3\.1 Insufficient system storage; proto=ESMTP helo=<client\.example>/,
+  );
+  assert.deepEqual(readdirSync(join(inst.spool, "incoming")), []);
+  const big = await instance(t, "message_size_limit = 4503599627370496\n");
+  const d = await session(big.port);
+  assert.equal(
+    await cmd(d, "MAIL FROM:<a@sender.example>"),
+    "452 4.3.1 Insufficient system storage",
+    "1.5 message_size_limits must fit as well",
+  );
+  const ok = await instance(t, "queue_minfree = 1500\nmessage_size_limit = 2000\n");
+  const e = await session(ok.port);
+  assert.equal(await cmd(e, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
+  await ok.waitLog(/warning: queue_minfree\(1500\) should be at least 1\.5\*message_size_limit\(2000\)/);
+});

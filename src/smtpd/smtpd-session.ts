@@ -31,6 +31,7 @@ import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
+import { queueSpaceCheck, spaceSettings } from "./smtpd-space.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -395,6 +396,14 @@ export class Session {
         this.#mail = null;
         return this.#error("MAIL", v);
       }
+    }
+    const space = await queueSpaceCheck(spaceSettings(this.#env.cfg));
+    if (space !== null) {
+      this.#mail = null;
+      msg.info(
+        `NOQUEUE: reject: MAIL from ${this.#client}: ${space}; proto=${this.#esmtp ? "ESMTP" : "SMTP"} helo=<${this.#helo}>`,
+      );
+      return this.#error("MAIL", space);
     }
     this.#count("MAIL", true);
     this.#reply("250 2.1.0 Ok");
