@@ -42,10 +42,14 @@ export function permissionFlag(): string {
     : "--experimental-permission";
 }
 
-/** Node options that jail a chroot=y daemon; files that Postfix reads before entering the jail stay readable. */
+/**
+ * Node options that jail a chroot=y daemon. Files that Postfix reads before entering its
+ * chroot (bounce_template_file), or copies into it (/etc/hosts, for smtpd's client names),
+ * stay readable.
+ */
 function jailArgs(cfg: Config): string[] {
   const q = cfg.get("queue_directory");
-  const preJail = ["bounce_template_file"].map((n) => cfg.get(n)).filter((f) => f.startsWith("/"));
+  const preJail = [cfg.get("bounce_template_file"), "/etc/hosts"].filter((f) => f.startsWith("/"));
   return [
     permissionFlag(),
     `--allow-fs-read=${installRoot()}`,
