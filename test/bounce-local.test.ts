@@ -84,7 +84,7 @@ test("local delivery: an unknown user bounces back to the sender's Maildir; NOTI
   const failure = readBoth.find((n) => n.subject === "Undelivered Mail Returned to Sender");
   const success = readBoth.find((n) => n.subject === "Successful Mail Delivery Report");
   assert.ok(failure !== undefined && success !== undefined, JSON.stringify(readBoth));
-  assert.equal(failure.from, `MAILER-DAEMON@${DOMAIN} (Mail Delivery System)`);
+  assert.equal(failure.from, `Mail Delivery System <MAILER-DAEMON@${DOMAIN}>`);
   assert.equal(failure.type, "multipart/report");
   assert.equal(failure.dsn[1]?.["Final-Recipient"], `rfc822; nosuchuser@${DOMAIN}`);
   assert.equal(failure.dsn[1]?.["Action"], "failed");

@@ -13,12 +13,13 @@
  *   maximal_queue_lifetime (the clock moved by qmgr's test hook), a delay
  *   warning sent once, a bounce to an undeliverable sender ending as a
  *   double bounce to postmaster and stopping there, mailq's deferral
- *   reasons, NOTIFY=SUCCESS reports, soft_bounce and postmaster copies.
+ *   reasons, NOTIFY=SUCCESS reports, soft_bounce and postmaster copies,
+ *   and notices written from a bounce_template_file.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { makeInstance, sleep, type Instance } from "../src/testing/instance.js";
@@ -138,7 +139,7 @@ test("a failing recipient: a non-delivery report to the sender with every RFC 34
   );
   const { parsed: n } = await notice(inst, new RegExp(`${id}: sender non-delivery notification: (\\w+)`));
   await inst.waitLog(new RegExp(`${id}: removed`));
-  assert.equal(n.headers["From"], "MAILER-DAEMON@mx.example.test (Mail Delivery System)");
+  assert.equal(n.headers["From"], "Mail Delivery System <MAILER-DAEMON@mx.example.test>");
   assert.equal(n.headers["Subject"], "Undelivered Mail Returned to Sender");
   assert.equal(n.headers["To"], "sender@example.org");
   assert.equal(n.headers["_type"], "multipart/report");
@@ -319,4 +320,79 @@ test("soft_bounce keeps a failing recipient deferred; notify_classes bounce copi
   assert.equal(n.headers["Subject"], "Postmaster Copy: Undelivered Mail");
   assert.equal(n.parts[2]?.type, "text/rfc822-headers");
   assert.match(loud.log(), new RegExp(`${id2}: sender non-delivery notification: \\w+`));
+});
+
+const TEMPLATES = `# site templates
+failure_template = <<EOF
+Charset: us-ascii
+From: Mail Robot <MAILER-DAEMON>
+Subject: Returned mail from $mydomain
+Postmaster-Subject: Copy of a returned message
+
+Hello from $myhostname: your message could not be delivered.
+It cost $$0 and waited at most $maximal_queue_lifetime_days days.
+EOF
+
+success_template = <<DONE
+Subject: Delivered, as you asked
+
+$myhostname delivered your message.
+DONE
+`;
+
+/** Writes a template file (readable by mail_owner) into a fresh directory; removed after the test. */
+function templateFile(t: { after: (fn: () => void) => void }, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "postern-tmpl-"));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "bounce.cf");
+  writeFileSync(path, text);
+  return path;
+}
+
+test("bounce_template_file: the site's From, subjects and text; postmaster copies get the Postmaster-Subject only", async (t) => {
+  const path = templateFile(t, TEMPLATES);
+  const inst = await instance(
+    t,
+    `bounce_template_file = ${path}\nnotify_classes = bounce\nmydomain = example.test\n`,
+  );
+  const id = await submit(inst, "sender@example.org", [
+    { address: "fail-7@ten.example" },
+    { address: "ok@ten.example", notify: DSN_NOTIFY.SUCCESS },
+  ]);
+  const { parsed: n } = await notice(inst, new RegExp(`${id}: sender non-delivery notification: (\\w+)`));
+  assert.equal(n.headers["From"], "Mail Robot <MAILER-DAEMON@mx.example.test>");
+  assert.equal(n.headers["Subject"], "Returned mail from $mydomain", "template headers are not expanded");
+  assert.equal(n.headers["Auto-Submitted"], "auto-replied");
+  assert.equal(
+    n.parts[0]?.body,
+    "Hello from mx.example.test: your message could not be delivered.\n" +
+      "It cost $0 and waited at most 5 days.\n\n<fail-7@ten.example>: test failure\n",
+  );
+  assert.equal(n.dsn[1]?.["Final-Recipient"], "rfc822; fail-7@ten.example");
+  const { parsed: pm } = await notice(
+    inst,
+    new RegExp(`${id}: postmaster non-delivery notification: (\\w+)`),
+  );
+  assert.equal(pm.headers["Subject"], "Copy of a returned message");
+  assert.equal(pm.headers["Auto-Submitted"], "auto-generated");
+  assert.equal(
+    pm.parts[0]?.body,
+    "\n<fail-7@ten.example>: test failure\n",
+    "no template text for postmaster",
+  );
+  const { parsed: s } = await notice(inst, new RegExp(`${id}: sender delivery status notification: (\\w+)`));
+  assert.equal(s.headers["Subject"], "Delivered, as you asked");
+  assert.equal(s.headers["From"], "Mail Delivery System <MAILER-DAEMON@mx.example.test>");
+  assert.match(s.parts[0]?.body ?? "", /^mx\.example\.test delivered your message\.\n\n<ok@ten\.example>: /);
+});
+
+test("a template whose $name is unknown: no notice, the message stays queued, the reason is logged", async (t) => {
+  const path = templateFile(t, "failure_template = <<EOF\nSubject: x\n\nfrom $no_such_name\nEOF\n");
+  const inst = await instance(t, `bounce_template_file = ${path}\n`);
+  const id = await submit(inst, "sender@example.org", [{ address: "fail-8@ten.example" }]);
+  await inst.waitLog(/undefined \$name in failure template: from \$no_such_name/);
+  await sleep(300);
+  assert.doesNotMatch(inst.log(), new RegExp(`${id}: sender non-delivery notification`));
+  assert.doesNotMatch(inst.log(), new RegExp(`${id}: removed`));
 });

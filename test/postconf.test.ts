@@ -5,11 +5,13 @@
  *   Writes a main.cf and master.cf of the kind a Postfix site runs
  *   (submission, smtps, a relay host, pipe transports, restriction lists
  *   over continuation lines) and checks that postconf -n, -M, -P and the
- *   edit modes print and write what Postfix's postconf would.
+ *   edit modes print and write what Postfix's postconf would; -b and -t
+ *   (bounce templates) are compared with Postfix's own postconf.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runCli } from "../src/testing/run-cli.js";
@@ -231,4 +233,74 @@ test("postconf -d lists every parameter Postern reads, with a default", async ()
       name,
     );
   }
+});
+
+const TEMPLATE_FILE = `# A site's notices.
+failure_template = <<EOF
+Charset: us-ascii
+From: Mail Robot <MAILER-DAEMON>
+Subject: Returned mail
+Postmaster-Subject: Returned mail (copy)
+
+Host $myhostname in $mydomain could not deliver your message.
+It was queued for at most $maximal_queue_lifetime_days day(s); that costs $$0.
+EOF
+
+delay_template = <<END
+Subject: Still trying
+
+Retrying since \${delay_warning_time_hours} hour(s).
+END
+`;
+
+/** Runs Postfix's own postconf (the postfix package) with the same arguments. */
+function postfixPostconf(args: string[]): { stdout: string; status: number | null } {
+  if (!existsSync("/usr/sbin/postconf"))
+    assert.fail("Postfix's postconf is needed to compare with: apt-get install postfix");
+  const r = spawnSync("/usr/sbin/postconf", args, { encoding: "utf8" });
+  return { stdout: r.stdout, status: r.status };
+}
+
+test("postconf -b and -t print what Postfix's postconf prints for the same main.cf and template file", async () => {
+  const dir = instance(MAIN_CF + "delay_warning_time = 3h\n", "");
+  const file = join(dir, "bounce.cf");
+  writeFileSync(file, TEMPLATE_FILE);
+  for (const args of [["-b"], ["-t"], ["-b", file], ["-t", file]]) {
+    const ours = await runCli("postconf", ["-c", dir, ...args]);
+    assert.equal(ours.code, 0, ours.stderr);
+    const theirs = postfixPostconf(["-c", dir, ...args]);
+    assert.equal(theirs.status, 0);
+    assert.equal(ours.stdout, theirs.stdout, `postconf ${args.join(" ")}`);
+  }
+  writeFileSync(join(dir, "main.cf"), MAIN_CF + `bounce_template_file = ${file}\n`);
+  const set = await runCli("postconf", ["-c", dir, "-b"]);
+  assert.match(set.stdout, /^Host mx1\.example\.com in example\.com could not deliver your message\.$/m);
+  assert.match(set.stdout, /^It was queued for at most 5 day\(s\); that costs \$0\.$/m);
+  const builtin = await runCli("postconf", ["-c", dir, "-t", ""]);
+  assert.match(
+    builtin.stdout,
+    /^Subject: Undelivered Mail Returned to Sender$/m,
+    '"" selects the built-in ones',
+  );
+});
+
+test("postconf -b and -t refuse bad use and bad template files", async () => {
+  const dir = instance("", "");
+  const both = await runCli("postconf", ["-c", dir, "-b", "-t"]);
+  assert.equal(both.code, 1);
+  assert.match(both.stderr, /postconf: fatal: specify one of -b and -t/);
+  const two = await runCli("postconf", ["-c", dir, "-t", "a", "b"]);
+  assert.equal(two.code, 1);
+  assert.match(two.stderr, /at most one template file/);
+  const missing = await runCli("postconf", ["-c", dir, "-t", join(dir, "nonexistent")]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /postconf: fatal: open .*nonexistent/);
+  const bad = join(dir, "bad.cf");
+  writeFileSync(bad, "failure_template = <<EOF\nSubject: x\n\nfrom $no_such_parameter\nEOF\n");
+  const undef = await runCli("postconf", ["-c", dir, "-b", bad]);
+  assert.equal(undef.code, 1);
+  assert.match(undef.stderr, /undefined \$name in failure template: from \$no_such_parameter/);
+  const dumped = await runCli("postconf", ["-c", dir, "-t", bad]);
+  assert.equal(dumped.code, 0, "-t does not expand");
+  assert.match(dumped.stdout, /^from \$no_such_parameter$/m);
 });

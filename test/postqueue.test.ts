@@ -6,7 +6,8 @@
  *   would notice: mailq works for an unprivileged user and looks like
  *   Postfix's (IDs with "!" for held mail, sizes, arrival times, senders,
  *   recipients, the footer); postqueue -j prints JSON lines; postqueue -f,
- *   -s and -i deliver deferred mail at once instead of at its retry time;
+ *   -s and -i deliver deferred mail at once instead of at its retry time
+ *   (and sendmail -qR, -qI and -q, which run them);
  *   qshape shows the age buckets; and the authorized_*_users lists are
  *   enforced by the services themselves, so a user who bypasses the
  *   commands gets nothing more.
@@ -189,6 +190,48 @@ test("queue tools", async (t) => {
       10_000,
     );
   });
+
+  await t.test(
+    "sendmail -qR, -qI and -q flush as postqueue -s, -i and -f; -qS and -q<interval>",
+    async () => {
+      writeFileSync(`${s.record}.later`, "");
+      await post(s, ["later-4@flush.example"], "Subject: qR\n\nx\n");
+      await post(s, ["later-5@one.example"], "Subject: qI\n\nx\n");
+      await post(s, ["later-6@two.example"], "Subject: q\n\nx\n");
+      const deferred = (rcpt: string): string =>
+        new RegExp(`(\\w+): to=<${rcpt.replace(/\./g, "\\.")}>.*status=deferred`).exec(s.log())?.[1] ?? "";
+      await s.until("three deferred", () =>
+        ["later-4@flush.example", "later-5@one.example", "later-6@two.example"].every(
+          (r) => deferred(r) !== "",
+        ),
+      );
+      rmSync(`${s.record}.later`);
+      await s.until("a quiet queue", () => queueIds(s, "active").length === 0);
+      const delivered = (rcpt: string): boolean => s.deliveries().some((d) => d.rcpt === rcpt);
+      const qS = await s.as(NOBODY, "sendmail", ["-qSflush.example"]);
+      assert.equal(qS.code, 64);
+      assert.match(qS.stderr, /sendmail: fatal: -qS is not implemented/);
+      const interval = await s.as(NOBODY, "sendmail", ["-q30m"]);
+      assert.equal(interval.code, 0, interval.stderr);
+      const withRcpt = await s.as(NOBODY, "sendmail", ["-qRflush.example", "someone@one.example"]);
+      assert.equal(withRcpt.code, 64);
+      assert.match(withRcpt.stderr, /flush site requires no recipient/);
+      const qR = await s.as(NOBODY, "sendmail", ["-qRflush.example"]);
+      assert.equal(qR.code, 0, qR.stderr);
+      await s.until("later-4 delivered", () => delivered("later-4@flush.example"), 10_000);
+      assert.ok(
+        !delivered("later-5@one.example") && !delivered("later-6@two.example"),
+        "-qR flushed one site",
+      );
+      const qI = await s.as(NOBODY, "sendmail", [`-qI${deferred("later-5@one.example")}`]);
+      assert.equal(qI.code, 0, qI.stderr);
+      await s.until("later-5 delivered", () => delivered("later-5@one.example"), 10_000);
+      assert.ok(!delivered("later-6@two.example"), "-qI flushed one message");
+      const q = await s.as(NOBODY, "sendmail", ["-q"]);
+      assert.equal(q.code, 0, q.stderr);
+      await s.until("later-6 delivered", () => delivered("later-6@two.example"), 10_000);
+    },
+  );
 
   await t.test("the services enforce authorized_*_users, not only the commands", async () => {
     const pc = await s.as(null, "postconf", [

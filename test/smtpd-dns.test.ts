@@ -6,7 +6,8 @@
  *   zone, a client block list, a domain block list and an allow list);
  *   smtpd resolves through it (postern_dns_servers). Clients connect from
  *   different loopback addresses to play hosts with a good name, a forged
- *   name, no name, or a listed address. A UDP socket that never answers
+ *   name, no name, or a listed address (never 127.0.0.1, which /etc/hosts
+ *   names before DNS is asked, as with Postfix's getnameinfo()). A UDP socket that never answers
  *   stands in for a dead DNS server: lookups time out and become
  *   temporary failures.
  */
@@ -31,6 +32,7 @@ const ZONES = {
       "ns1 IN A 127.0.0.1",
       "mx1 IN A 127.0.0.1",
       "mx2 IN A 127.0.0.2",
+      "mx8 IN A 127.0.0.8",
       "onlymx IN MX 10 mx1",
       "nullmx IN MX 0 .",
       "badmx IN MX 10 mx9",
@@ -40,7 +42,7 @@ const ZONES = {
   ),
   "0.0.127.in-addr.arpa": zone(
     "0.0.127.in-addr.arpa",
-    ["1 IN PTR mx1.example.test.", "3 IN PTR mx2.example.test."].join("\n"),
+    ["1 IN PTR mx1.example.test.", "3 IN PTR mx2.example.test.", "8 IN PTR mx8.example.test."].join("\n"),
   ),
   "rbl.test": zone(
     "rbl.test",
@@ -71,10 +73,10 @@ test("peer names come from the configured DNS: verified, forged and unknown", { 
       "smtpd_client_restrictions = reject_unknown_reverse_client_hostname, reject_unknown_client_hostname\nsmtpd_relay_restrictions = permit\n",
     ),
   );
-  const good = await smtpHello(inst.port, "127.0.0.1");
+  const good = await smtpHello(inst.port, "127.0.0.8");
   await smtpCmd(good, "MAIL FROM:<a@example.test>");
   assert.equal(await smtpCmd(good, "RCPT TO:<u@example.org>"), "250 2.1.5 Ok");
-  await inst.waitLog(/connect from mx1\.example\.test\[127\.0\.0\.1\]/);
+  await inst.waitLog(/connect from mx8\.example\.test\[127\.0\.0\.8\]/);
 
   const forged = await smtpHello(inst.port, "127.0.0.3");
   await smtpCmd(forged, "MAIL FROM:<a@example.test>");
@@ -89,6 +91,7 @@ test("peer names come from the configured DNS: verified, forged and unknown", { 
     "450 4.7.1 Client host rejected: cannot find your reverse hostname, [127.0.0.4]",
   );
   await inst.waitLog(/NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.4\]: 450 4\.7\.1 Client host rejected/);
+  await inst.waitLog(/warning: hostname mx2\.example\.test does not resolve to address 127\.0\.0\.3/);
 });
 
 test("reject_unknown_helo_hostname and the sender/recipient domain checks", { skip }, async (t) => {
@@ -238,7 +241,7 @@ test(
         "",
       ].join("\n"),
     );
-    const c = await smtpConnect(inst.port);
+    const c = await smtpConnect(inst.port, "127.0.0.2");
     assert.match(await smtpCmd(c, null), /^220 /);
     await smtpCmd(c, "EHLO client.example");
     await smtpCmd(c, "MAIL FROM:<a@somewhere.example.test>");
@@ -250,7 +253,7 @@ test(
     await smtpCmd(c, "MAIL FROM:<>");
     assert.equal(
       await smtpCmd(c, "RCPT TO:<client-check@example.org>"),
-      "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.1]",
+      "450 4.7.25 Client host rejected: cannot find your hostname, [127.0.0.2]",
     );
   },
 );
@@ -268,7 +271,7 @@ test("check_reverse_client_hostname_access sees the unverified PTR name", { skip
     await smtpCmd(forged, "RCPT TO:<u@example.org>"),
     "554 5.7.1 <mx2.example.test>: Unverified Client host rejected: forged name",
   );
-  const good = await smtpHello(inst.port, "127.0.0.1");
+  const good = await smtpHello(inst.port, "127.0.0.8");
   await smtpCmd(good, "MAIL FROM:<a@example.test>");
   assert.equal(await smtpCmd(good, "RCPT TO:<u@example.org>"), "250 2.1.5 Ok");
 });

@@ -12,9 +12,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
+import { createSocket } from "node:dgram";
 import { join } from "node:path";
 import { LineClient, freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { contentLines, readEnvelope } from "../src/global/queue-file.js";
+import { HostsFile } from "../src/global/hosts-file.js";
 
 interface Smtpd extends Instance {
   port: number;
@@ -341,4 +343,70 @@ test("access-table actions reach the queue: PREPEND adds a header, HOLD holds, R
     "audit@example.org",
     "copy@example.org",
   ]);
+});
+
+test("queue_minfree: too little free space refuses MAIL with 452 4.3.1; nothing is queued", async (t) => {
+  const inst = await instance(t, "queue_minfree = 4503599627370496\nmessage_size_limit = 1000\n");
+  const c = await session(inst.port);
+  assert.equal(await cmd(c, "MAIL FROM:<a@sender.example>"), "452 4.3.1 Insufficient system storage");
+  assert.equal(await cmd(c, "RCPT TO:<b@example.org>"), "503 5.5.1 Error: need MAIL command");
+  await inst.waitLog(
+    /smtpd\[\d+\]: warning: not enough free space in mail queue: \d+ bytes < 1\.5\*message size limit/,
+  );
+  await inst.waitLog(
+    /NOQUEUE: reject: MAIL from unknown\[127\.0\.0\.1\]: 452 4\.3\.1 Insufficient system storage; proto=ESMTP helo=<client\.example>/,
+  );
+  assert.deepEqual(readdirSync(join(inst.spool, "incoming")), []);
+  const big = await instance(t, "message_size_limit = 4503599627370496\n");
+  const d = await session(big.port);
+  assert.equal(
+    await cmd(d, "MAIL FROM:<a@sender.example>"),
+    "452 4.3.1 Insufficient system storage",
+    "1.5 message_size_limits must fit as well",
+  );
+  const ok = await instance(t, "queue_minfree = 1500\nmessage_size_limit = 2000\n");
+  const e = await session(ok.port);
+  assert.equal(await cmd(e, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
+  await ok.waitLog(/warning: queue_minfree\(1500\) should be at least 1\.5\*message_size_limit\(2000\)/);
+});
+
+test("the client's name comes from /etc/hosts before DNS, as getnameinfo() gives it to Postfix", async (t) => {
+  const expected = await new HostsFile().nameOf("127.0.0.1");
+  assert.ok(expected !== null, "/etc/hosts must name 127.0.0.1 (it does on every stock system)");
+  const hole = createSocket("udp4");
+  await new Promise<void>((r) => hole.bind(0, "127.0.0.1", () => r()));
+  t.after(() => hole.close());
+  const port = await freePort();
+  const inst = await startInstance(t, {
+    main: [
+      "myhostname = mx.example.org",
+      "mydestination = example.org",
+      "local_recipient_maps =",
+      "smtpd_peername_lookup = yes",
+      `postern_dns_servers = 127.0.0.1:${hole.address().port}`,
+      "postern_dns_timeout = 1s",
+      "smtpd_client_restrictions = reject_unknown_client_hostname",
+      "",
+    ].join("\n"),
+    master: [
+      `${port} inet n - y - - smtpd`,
+      "cleanup unix - - n - 0 cleanup",
+      "rewrite unix - - n - - trivial-rewrite",
+      "",
+    ].join("\n"),
+  });
+  const c = await session(port);
+  assert.equal(await cmd(c, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
+  assert.equal(await cmd(c, "RCPT TO:<b@example.org>"), "250 2.1.5 Ok", "a verified name, with DNS dead");
+  await cmd(c, "DATA");
+  c.send("Subject: named\r\n\r\nx\r\n.");
+  const id = /queued as ([0-9A-F]+)/.exec(await cmd(c, null))?.[1] ?? "";
+  const name = expected.toLowerCase().replace(/\./g, "\\.");
+  await inst.waitLog(new RegExp(`smtpd\\[\\d+\\]: connect from ${name}\\[127\\.0\\.0\\.1\\]`));
+  await inst.waitLog(new RegExp(`${id}: client=${name}\\[127\\.0\\.0\\.1\\]`));
+  const q = await queued(inst, id);
+  assert.match(
+    q.text,
+    new RegExp(`^Received: from client\\.example \\(${name} \\[127\\.0\\.0\\.1\\]\\)`, "m"),
+  );
 });

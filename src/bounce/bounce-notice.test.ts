@@ -54,6 +54,12 @@ test("a notice is a multipart/report with the three parts and a closing boundary
   const b = composeNotice({
     kind: "failure",
     postmaster: false,
+    head: {
+      from: "Mail Delivery System <MAILER-DAEMON>",
+      subject: "Undelivered Mail Returned to Sender",
+      charset: "us-ascii",
+      text: ["This is the mail system at host mx.example.", "", "                   The mail system"],
+    },
     queueId: "ABC123",
     myhostname: "mx.example",
     to: "s@example",
@@ -72,7 +78,14 @@ test("a notice is a multipart/report with the three parts and a closing boundary
     original: [Buffer.from("Subject: hi"), Buffer.from(""), Buffer.from("body")],
     headersOnly: false,
   }).toString();
-  assert.match(b, /^Subject: Undelivered Mail Returned to Sender$/m);
+  assert.match(
+    b,
+    /^From: Mail Delivery System <MAILER-DAEMON>\nSubject: Undelivered Mail Returned to Sender$/m,
+  );
+  assert.match(
+    b,
+    /^Content-Type: text\/plain; charset=us-ascii\n\nThis is the mail system at host mx\.example\.\n\n {19}The mail system\n\n<r@x>: gone\n\n--/m,
+  );
   assert.match(
     b,
     /^Content-Type: multipart\/report; report-type=delivery-status;\n\tboundary="ABC123\.\d+\/mx\.example"$/m,

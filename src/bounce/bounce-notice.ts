@@ -5,13 +5,12 @@
  *   const bytes = composeNotice({ kind: "failure", postmaster: false, ... });
  *
  * DESCRIPTION
- *   A notice is a multipart/report; report-type=delivery-status message
- *   with Postfix's headers (From: MAILER-DAEMON@$myhostname (Mail Delivery
- *   System), Subject: "Undelivered Mail Returned to Sender", "Delayed Mail
- *   (still being retried)", "Successful Mail Delivery Report", "Mail
- *   Delivery Status Report" (sendmail -bv and -v), or for postmaster "Postmaster Copy: Undelivered
- *   Mail" and "Postmaster Warning: Delayed Mail") and three parts:
- *     text/plain            what happened, one line per recipient
+ *   A notice is a multipart/report; report-type=delivery-status message.
+ *   Its From:, Subject: and the start of its text come from a bounce(5)
+ *   template (global/bounce-template.ts; cleanup makes the From: address
+ *   fully qualified); it has three parts:
+ *     text/plain            the template's text, then what happened, one
+ *                           paragraph per recipient
  *     message/delivery-status  Reporting-MTA, X-Postfix-Queue-ID,
  *                           X-Postfix-Sender, Arrival-Date, [Original-
  *                           Envelope-Id], then per recipient Final-
@@ -24,10 +23,20 @@
 import { rfc5322Date } from "../global/mail-date.js";
 import type { LogEntry } from "./bounce-log.js";
 
+/** What the template (bounce-template.ts) gives a notice: headers and expanded text. */
+export interface NoticeHead {
+  from: string;
+  subject: string;
+  charset: string;
+  /** The template's text, expanded, one element per line. */
+  text: string[];
+}
+
 export interface NoticeInput {
   kind: "failure" | "delay" | "success" | "verify";
-  /** A copy for postmaster (or a double bounce): postmaster subject lines. */
+  /** A copy for postmaster (or a double bounce): Auto-Submitted: auto-generated. */
   postmaster: boolean;
+  head: NoticeHead;
   queueId: string;
   myhostname: string;
   to: string;
@@ -38,19 +47,10 @@ export interface NoticeInput {
   envid?: string;
   /** Delay notices: when the message will be returned (seconds since the epoch). */
   willRetryUntil?: number;
-  /** Delay notices: delay_warning_time in seconds. */
-  warnAfter?: number;
   /** Lines of the original message (headers only, or all of it). */
   original: Buffer[];
   headersOnly: boolean;
 }
-
-const SUBJECTS = {
-  failure: ["Undelivered Mail Returned to Sender", "Postmaster Copy: Undelivered Mail"],
-  delay: ["Delayed Mail (still being retried)", "Postmaster Warning: Delayed Mail"],
-  success: ["Successful Mail Delivery Report", "Successful Mail Delivery Report"],
-  verify: ["Mail Delivery Status Report", "Mail Delivery Status Report"],
-} as const;
 
 const DESCRIPTIONS = {
   failure: "Undelivered Message",
@@ -59,45 +59,13 @@ const DESCRIPTIONS = {
   verify: "Message",
 };
 
-/** The human-readable text above the recipient lines. */
-function introText(n: NoticeInput): string {
-  const head = `This is the mail system at host ${n.myhostname}.\n\n`;
-  if (n.kind === "verify")
-    return (
-      head +
-      "Enclosed is the mail delivery report that you requested.\n\n                   The mail system\n"
-    );
-  if (n.kind === "success")
-    return (
-      head +
-      "Your message was successfully delivered to the destination(s)\n" +
-      "listed below. If the message was delivered to mailbox you will\n" +
-      "receive no further notifications. Otherwise you may still receive\n" +
-      "notifications of mail delivery errors from other systems.\n\n" +
-      "                   The mail system\n"
-    );
-  if (n.kind === "delay")
-    return (
-      head +
-      "####################################################################\n" +
-      "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n" +
-      "####################################################################\n\n" +
-      `Your message could not be delivered for more than ${Math.round((n.warnAfter ?? 0) / 3600)} hour(s).\n` +
-      `It will be retried until it is ${Math.round(((n.willRetryUntil ?? n.arrival) - n.arrival) / 86400)} day(s) old.\n\n` +
-      "For further assistance, please send mail to postmaster.\n\n" +
-      "If you do so, please include this problem report. You can\n" +
-      "delete your own text from the attached returned message.\n\n" +
-      "                   The mail system\n"
-    );
-  return (
-    head +
-    "I'm sorry to have to inform you that your message could not\n" +
-    "be delivered to one or more recipients. It's attached below.\n\n" +
-    "For further assistance, please send mail to postmaster.\n\n" +
-    "If you do so, please include this problem report. You can\n" +
-    "delete your own text from the attached returned message.\n\n" +
-    "                   The mail system\n"
-  );
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The charset of the text part: the template's, else utf-8 when the text needs it. */
+function textCharset(n: NoticeInput, text: string): string {
+  if (n.head.charset.toLowerCase() !== "us-ascii") return n.head.charset;
+  return ASCII.test(text) ? "us-ascii" : "utf-8";
 }
 
 /** The host name of a relay= value ("mx.example[192.0.2.1]:25"), or null for local ones. */
@@ -151,15 +119,17 @@ function statusPart(n: NoticeInput): string {
 export function composeNotice(n: NoticeInput): Buffer {
   const now = new Date();
   const boundary = `${n.queueId}.${Math.floor(now.getTime() / 1000)}/${n.myhostname}`;
-  const subject = SUBJECTS[n.kind][n.postmaster ? 1 : 0];
-  const lines = n.entries.map((e) => `<${e.recipient}>: ${e.reason}`).join("\n");
+  const notification = [
+    ...n.head.text,
+    ...n.entries.flatMap((e) => ["", `<${e.recipient}>: ${e.reason}`]),
+  ].join("\n");
   const origDesc = DESCRIPTIONS[n.kind];
   const text = [
     `Date: ${rfc5322Date(now)}`,
-    `From: MAILER-DAEMON@${n.myhostname} (Mail Delivery System)`,
-    `Subject: ${subject}`,
+    `From: ${n.head.from}`,
+    `Subject: ${n.head.subject}`,
     `To: ${n.to}`,
-    "Auto-Submitted: auto-replied",
+    `Auto-Submitted: ${n.postmaster ? "auto-generated" : "auto-replied"}`,
     "MIME-Version: 1.0",
     "Content-Type: multipart/report; report-type=delivery-status;",
     `\tboundary="${boundary}"`,
@@ -170,10 +140,9 @@ export function composeNotice(n: NoticeInput): Buffer {
     "",
     `--${boundary}`,
     "Content-Description: Notification",
-    "Content-Type: text/plain; charset=utf-8",
+    `Content-Type: text/plain; charset=${textCharset(n, notification)}`,
     "",
-    introText(n),
-    lines,
+    notification,
     "",
     `--${boundary}`,
     "Content-Description: Delivery report",

@@ -40,11 +40,14 @@ import { DSN_NOTIFY, contentLines, readEnvelope, type Envelope } from "../global
 import type { QueueName, QueuePaths } from "../global/queue-path.js";
 import type { BounceNoticeKind } from "../global/bounce-proto.js";
 import { readLog, removeLog, type LogEntry } from "./bounce-log.js";
-import { composeNotice, type NoticeInput } from "./bounce-notice.js";
+import { expandTemplate, templateFrom, type BounceTemplates } from "../global/bounce-template.js";
+import { composeNotice, type NoticeHead, type NoticeInput } from "./bounce-notice.js";
 
 export interface NotifyEnv {
   cfg: Config;
   paths: QueuePaths;
+  /** The notices' templates (built-in, or bounce_template_file's). */
+  templates: BounceTemplates;
 }
 
 export type NotifyResult = { ok: true } | { ok: false; reason: string };
@@ -100,18 +103,45 @@ async function post(
   return { ok: false, reason: `cleanup: ${r.reason}` };
 }
 
+/** The template part of a notice; postmaster copies get the Postmaster-Subject and no template text. */
+function noticeHead(ne: NotifyEnv, kind: NoticeInput["kind"], postmaster: boolean): NoticeHead | string {
+  const t = ne.templates[kind];
+  const head = {
+    from: templateFrom(t, ne.cfg),
+    subject: postmaster && t.postmasterSubject !== null ? t.postmasterSubject : t.subject,
+    charset: t.charset,
+    text: [] as string[],
+  };
+  if (postmaster) return head;
+  const x = expandTemplate(t, ne.cfg);
+  if (!x.ok) return x.error;
+  for (const w of x.warnings) msg.warn(w);
+  return { ...head, text: x.lines };
+}
+
+type BaseInput = Omit<NoticeInput, "to" | "postmaster" | "original" | "headersOnly" | "head">;
+
 /** Composes and posts one notice. */
 async function notice(
   ne: NotifyEnv,
-  base: Omit<NoticeInput, "to" | "postmaster" | "original" | "headersOnly">,
+  base: BaseInput,
   to: string,
   from: string,
   postmaster: boolean,
   orig: { path: string; env: Envelope; headersOnly: boolean },
 ): Promise<NotifyResult> {
   const limit = ne.cfg.int("bounce_size_limit");
+  const head = noticeHead(ne, base.kind, postmaster);
+  if (typeof head === "string") return { ok: false, reason: head };
   const lines = await original(orig.path, orig.env, orig.headersOnly, limit);
-  const bytes = composeNotice({ ...base, to, postmaster, original: lines, headersOnly: orig.headersOnly });
+  const bytes = composeNotice({
+    ...base,
+    head,
+    to,
+    postmaster,
+    original: lines,
+    headersOnly: orig.headersOnly,
+  });
   const r = await post(ne, from, to, bytes, postmaster ? "notify" : "bounce");
   if (!r.ok) return r;
   const what = {
@@ -128,7 +158,7 @@ interface Job {
   ne: NotifyEnv;
   id: string;
   env: Envelope;
-  base: Omit<NoticeInput, "to" | "postmaster" | "original" | "headersOnly">;
+  base: BaseInput;
   /** The entries whose NOTIFY asks for this kind of notice. */
   mine: LogEntry[];
   /** The original as RET and bounce_size_limit say; its headers only. */
@@ -240,7 +270,6 @@ export async function sendNotices(
     ...(kind === "delay"
       ? {
           willRetryUntil: arrival + cfg.time("maximal_queue_lifetime"),
-          warnAfter: cfg.time("delay_warning_time"),
         }
       : {}),
   };

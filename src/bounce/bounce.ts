@@ -12,8 +12,10 @@
  *   (bounce-log.ts) on behalf of a delivery agent or qmgr, durably before
  *   it answers; "notify" composes and posts the notices of a finished or
  *   delayed message (bounce-notify.ts, bounce-notice.ts) through cleanup.
- *   A request that fails answers "fail" with a reason: the caller defers
- *   and nothing is lost. A malformed request is answered "fail" and
+ *   The notices' text comes from bounce_template_file (read at start; a
+ *   file that cannot be read or parsed is fatal, as in Postfix) or the
+ *   built-in templates. A request that fails answers "fail" with a
+ *   reason: the caller defers and nothing is lost. A malformed request is answered "fail" and
  *   logged.
  */
 import type { Socket } from "node:net";
@@ -28,6 +30,7 @@ import {
   BounceRequest,
 } from "../global/bounce-proto.js";
 import { QueuePaths } from "../global/queue-path.js";
+import { TemplateError, loadTemplates } from "../global/bounce-template.js";
 import { multiServer, type ServerContext } from "../master/mail-server.js";
 import { appendLog } from "./bounce-log.js";
 import { sendNotices, type NotifyEnv } from "./bounce-notify.js";
@@ -75,7 +78,13 @@ let ne: NotifyEnv | null = null;
 await multiServer({
   name: "bounce",
   onStart(ctx) {
-    ne = { cfg: ctx.config, paths: new QueuePaths(ctx.config) };
+    try {
+      const templates = loadTemplates(ctx.config, (w) => msg.warn(w));
+      ne = { cfg: ctx.config, paths: new QueuePaths(ctx.config), templates };
+    } catch (err) {
+      if (err instanceof TemplateError) msg.fatal(err.message);
+      throw err;
+    }
   },
   async onConnection(sock, ctx) {
     if (ne !== null) await serve(sock, ctx, ne);

@@ -8,7 +8,7 @@
  *   After the content is read, what the headers and body decided is
  *   applied, in Postfix's order:
  *     - recipients extracted from headers (sendmail -t) are added, from the
- *       Resent- headers when there were any;
+ *       Resent- headers when there were any, with the NOTIFY of sendmail -N;
  *     - when the message has a recipient: always_bcc (CLEANUP_FLAG.MAP
  *       only) and the BCC addresses of header/body actions;
  *     - REDIRECT sends every recipient's copy to one address;
@@ -50,7 +50,9 @@ export interface FinalInput {
 /** Adds extracted, always_bcc and BCC-action recipients; applies REDIRECT. */
 async function finalRecipients(x: FinalInput): Promise<void> {
   const { st, env } = x;
-  for (const a of st.resentExtract ? st.resentExtracted : st.extracted) await env.recipient({ address: a });
+  const notify = st.extractNotify !== undefined ? { notify: st.extractNotify } : {};
+  for (const a of st.resentExtract ? st.resentExtracted : st.extracted)
+    await env.recipient({ address: a, ...notify });
   if (env.recipients.length === 0) return;
   if ((st.flags & CLEANUP_FLAG.MAP) !== 0 && x.tables.alwaysBcc !== "") await env.bcc(x.tables.alwaysBcc);
   for (const b of st.bcc) await env.bcc(unquote822Local(b));

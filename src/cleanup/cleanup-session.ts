@@ -25,6 +25,8 @@
  *     log_protocol_name, log_helo_name (or client_name, client_address,
  *     protocol, helo)     for action log lines
  *     full_name           for a missing From: header
+ *     extract_dsn_notify  the NOTIFY mask of the recipients taken from the
+ *                         headers (sendmail -t -N); not recorded
  *     access_hold, access_discard, access_filter (transport:nexthop),
  *     access_redirect (address), access_bcc (address, may repeat)
  *                         message actions from smtpd's access tables
@@ -45,7 +47,7 @@ import {
   SenderFrame,
 } from "../global/cleanup-proto.js";
 import { ConfigError } from "../global/config.js";
-import { QueueFileWriter, type Recipient } from "../global/queue-file.js";
+import { DSN_NOTIFY, QueueFileWriter, type Recipient } from "../global/queue-file.js";
 import type { QueuePaths } from "../global/queue-path.js";
 import { EnvelopeAddresses } from "./cleanup-addr.js";
 import { CleanupContent } from "./cleanup-content.js";
@@ -118,6 +120,7 @@ class Session {
         if (v.value.name === "rewrite_context" && !["local", "remote"].includes(v.value.value))
           return this.#violation(`bad rewriting context: ${v.value.value.slice(0, 100)}`);
         if (v.value.name.startsWith("access_")) return this.#accessAction(v.value.name, v.value.value);
+        if (v.value.name === "extract_dsn_notify") return this.#extractNotify(v.value.value);
         this.#attrs.set(v.value.name, v.value.value);
         return null;
       }
@@ -172,6 +175,15 @@ class Session {
     if (v.value.orcpt !== undefined) r.orcpt = v.value.orcpt;
     if (v.value.notify !== undefined) r.notify = v.value.notify;
     await this.#addrs.recipient(r);
+    return null;
+  }
+
+  /** Records the NOTIFY of the recipients that -t will extract (not stored as an attribute). */
+  #extractNotify(value: string): AttrInput | null {
+    const n = /^\d{1,2}$/.test(value) ? Number(value) : 0;
+    const valid = n === DSN_NOTIFY.NEVER || (n > 0 && n < 16 && (n & DSN_NOTIFY.NEVER) === 0);
+    if (!valid) return this.#violation(`bad extract_dsn_notify value: ${value.slice(0, 100)}`);
+    this.#st.extractNotify = n;
     return null;
   }
 

@@ -44,6 +44,8 @@ export class CleanupState {
   /** Recipients come from Resent- headers (sendmail -t with Resent-To/Cc/Bcc). */
   resentExtract = false;
   readonly resentExtracted: string[] = [];
+  /** The NOTIFY mask of extracted recipients (sendmail -t -N), or undefined for none. */
+  extractNotify: number | undefined = undefined;
   /** Called when a failure ends the message (the session stops reading content). */
   onFailure: (s: Stop) => void = () => undefined;
 

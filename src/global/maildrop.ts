@@ -59,6 +59,8 @@ export const MAILDROP_ATTRS: Readonly<Record<string, RegExp>> = {
   extract: /^yes$/,
   // Trace flags a user may ask for: USR_VRFY (sendmail -bv) and RECORD (sendmail -v); never MTA_VRFY.
   trace_flags: /^[246]$/,
+  /** sendmail -t -N: the NOTIFY mask (DSN_NOTIFY bits) of the recipients taken from the headers. */
+  extract_dsn_notify: /^(1|2|4|6|8|10|12|14)$/,
 };
 
 export class MaildropError extends Error {

@@ -27,6 +27,18 @@ export const LOCAL_PARAMS: readonly ParamDef[] = [
     fileEntries: true,
   }),
   p(
+    "local_login_sender_maps",
+    "list",
+    "static:*",
+    "tables from login name to the envelope senders that user may submit with",
+  ),
+  p(
+    "empty_address_local_login_sender_maps_lookup_key",
+    "str",
+    "<>",
+    "the local_login_sender_maps pattern that stands for the null sender",
+  ),
+  p(
     "sendmail_fix_line_endings",
     "str",
     "always",

@@ -168,6 +168,18 @@ export const MAIL_PARAMS: readonly ParamDef[] = [
   p("delay_notice_recipient", "str", "postmaster", "the postmaster for notify_classes delay"),
   p("soft_bounce", "bool", "no", "turn every bounce into a deferral (safety net)"),
   p(
+    "bounce_template_file",
+    "str",
+    "",
+    "a file of bounce(5) templates for the notices' text (empty: built-in)",
+  ),
+  p(
+    "header_from_format",
+    "str",
+    "standard",
+    "From: in notices: standard (Name <addr>) or obsolete (addr (Name))",
+  ),
+  p(
     "internal_mail_filter_classes",
     "list",
     "",

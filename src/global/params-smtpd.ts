@@ -29,6 +29,9 @@ export const SMTPD_PARAMS: readonly ParamDef[] = [
     { min: 1 },
   ),
   p("smtpd_recipient_limit", "int", "1000", "the most recipients in one transaction", { min: 1 }),
+  p("queue_minfree", "long", "0", "free bytes the queue file system must keep for smtpd to accept mail", {
+    min: 0,
+  }),
   p("smtpd_client_restrictions", "list", "", "restrictions applied to the client's name and address"),
   p("smtpd_helo_restrictions", "list", "", "restrictions applied to the HELO/EHLO name"),
   p("smtpd_sender_restrictions", "list", "", "restrictions applied to the MAIL FROM address"),

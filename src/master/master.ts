@@ -42,14 +42,20 @@ export function permissionFlag(): string {
     : "--experimental-permission";
 }
 
-/** Node options that jail a chroot=y daemon. */
+/**
+ * Node options that jail a chroot=y daemon. Files that Postfix reads before entering its
+ * chroot (bounce_template_file), or copies into it (/etc/hosts, for smtpd's client names),
+ * stay readable.
+ */
 function jailArgs(cfg: Config): string[] {
   const q = cfg.get("queue_directory");
+  const preJail = [cfg.get("bounce_template_file"), "/etc/hosts"].filter((f) => f.startsWith("/"));
   return [
     permissionFlag(),
     `--allow-fs-read=${installRoot()}`,
     `--allow-fs-read=${cfg.dir}`,
     `--allow-fs-read=${q}`,
+    ...preJail.map((f) => `--allow-fs-read=${f}`),
     `--allow-fs-write=${q}`,
     "--disable-warning=ExperimentalWarning",
   ];

@@ -10,7 +10,9 @@
  *   opened without following links and without blocking, and the open
  *   file must be the one that was checked. The submitter is the file's
  *   owner uid, taken from the open file, never from its content; that uid
- *   must pass authorized_submit_users.
+ *   must pass authorized_submit_users, and the file's sender must be one
+ *   that local_login_sender_maps gives the uid's login name (a refused
+ *   file is removed with a warning, as postdrop would have refused it).
  *
  *   The records are then read one by one (global/maildrop-reader.ts) and
  *   streamed to cleanup with the flags of a local submission, after a
@@ -30,6 +32,7 @@ import { CleanupClient } from "../global/cleanup-client.js";
 import type { Config } from "../global/config.js";
 import { MaildropReader } from "../global/maildrop-reader.js";
 import { checkUserAcl } from "../global/user-acl.js";
+import { checkLoginSender } from "../global/login-sender.js";
 
 export type PickupOutcome = "removed" | "kept" | "skipped";
 
@@ -125,6 +128,8 @@ function cleanupFlags(attrs: Map<string, string>): number {
   return attrs.get("extract") === "yes" ? base | CLEANUP_FLAG.EXTRACT : base;
 }
 
+type StreamProblem = { malformed: string } | { refused: string } | { retry: string };
+
 /** Streams the file's records to cleanup; null when all went, else the failure. */
 async function stream(
   env: PickupEnv,
@@ -132,7 +137,7 @@ async function stream(
   c: CleanupClient,
   copy: Copy,
   mtimeMs: number,
-): Promise<{ malformed: string } | null> {
+): Promise<StreamProblem | null> {
   const attrs = new Map<string, string>();
   let buf: Buffer[] = [];
   let size = 0;
@@ -152,8 +157,11 @@ async function stream(
     if (ev === null || ev.kind === "end") break;
     if (ev.kind === "attr") attrs.set(ev.name, ev.value);
     else if (ev.kind === "sender") {
+      const v = await checkLoginSender(env.cfg, copy.uid, ev.address);
+      if (v.status === "deny") return { refused: v.reason };
+      if (v.status === "tempfail") return { retry: v.reason };
       await c.flags(cleanupFlags(attrs));
-      for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v);
+      for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v); // extract_dsn_notify too
       await c.sender(ev.address);
       msg.info(`${c.queueId}: uid=${copy.uid} from=<${ev.address}>`);
     } else if (ev.kind === "rcpt") {
@@ -199,10 +207,12 @@ async function copyToCleanup(
   const bad = await stream(env, reader, c, copy, mtimeMs);
   if (bad !== null) {
     c.abort();
-    return removeFile(
-      path,
-      `${copy.label}: uid=${copy.uid}: malformed maildrop file: ${bad.malformed}; removed`,
-    );
+    if ("retry" in bad) {
+      msg.warn(`${copy.label}: uid=${copy.uid}: ${bad.retry}; will try again`);
+      return "kept";
+    }
+    const why = "refused" in bad ? bad.refused : `malformed maildrop file: ${bad.malformed}`;
+    return removeFile(path, `${copy.label}: uid=${copy.uid}: ${why}; removed`);
   }
   const r = await c.end();
   if (r.status === "ok") {

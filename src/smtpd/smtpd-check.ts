@@ -101,8 +101,9 @@ export function replyName(ctx: CheckContext, stage: Stage): string {
     case "etrn":
       return `<${ctx.etrnDomain ?? ""}>`;
     case "data":
-    case "end_of_data":
       return "<DATA>";
+    case "end_of_data":
+      return "<END-OF-MESSAGE>";
     default:
       return `<${ctx.recipient ?? ""}>`;
   }

@@ -18,7 +18,10 @@ import type { SmtpReader } from "./smtpd-reader.js";
 const BATCH = 65536;
 
 export type DataOutcome =
-  { kind: "done"; size: number } | { kind: "too-big" } | { kind: "bare-lf" } | { kind: "lost" };
+  | { kind: "done"; size: number; lines: number }
+  | { kind: "too-big" }
+  | { kind: "bare-lf" }
+  | { kind: "lost" };
 
 /** Buffers message bytes and hands them to cleanup in batches. */
 export class ContentSink {
@@ -62,13 +65,14 @@ export async function readData(
 ): Promise<DataOutcome> {
   let prevCrlf = true;
   let tooBig = false;
+  let lines = 0;
   for (;;) {
     const line = await r.line(Math.max(opts.lineLimit, 1 << 20), opts.timeoutMs);
     if (line === null || line.end === "none") return { kind: "lost" };
     if (line.end === "lf" && opts.forbidBareLf) return { kind: "bare-lf" };
     if (line.text.length === 1 && line.text[0] === 0x2e && line.end === "crlf" && prevCrlf) {
       await sink.flush();
-      return tooBig ? { kind: "too-big" } : { kind: "done", size: sink.total };
+      return tooBig ? { kind: "too-big" } : { kind: "done", size: sink.total, lines };
     }
     prevCrlf = line.end === "crlf";
     const text = line.text[0] === 0x2e ? line.text.subarray(1) : line.text;
@@ -76,6 +80,7 @@ export async function readData(
     if (!tooBig) {
       await sink.write(text);
       await sink.write(NL);
+      lines++;
     }
   }
 }

@@ -7,14 +7,18 @@
  *   skeleton), mynetworks as a name/address list (computed from
  *   mynetworks_style when empty), the trivial-rewrite client with its cache,
  *   and the DNS resolver (postern_dns_servers) that every lookup of the
- *   session uses, including the client's name (peerName: PTR, then a
- *   forward check, each failure recorded as temporary or permanent), and
+ *   session uses, including the client's name (peerName: /etc/hosts, then
+ *   PTR, as getnameinfo() finds it; then a forward check, again /etc/hosts
+ *   before DNS; each failure recorded as temporary or permanent, and a
+ *   name that does not resolve back logged as Postfix does), and
  *   the anvil client with the per-client limits (smtpd-anvil.ts).
  */
 import { networkInterfaces } from "node:os";
 import type { Config } from "../global/config.js";
 import { AnvilClient } from "../global/anvil-client.js";
-import { DnsLookup, ipv6Nibbles, reverseName } from "../global/dns-lookup.js";
+import { msg } from "../util/msg.js";
+import { DnsLookup, ipv6Nibbles, reverseName, type DnsResult } from "../global/dns-lookup.js";
+import { HostsFile } from "../global/hosts-file.js";
 import { NamadrList } from "../global/namadr-list.js";
 import { RewriteClient } from "../global/rewrite-client.js";
 import { validHostname } from "../global/resolve-host.js";
@@ -53,6 +57,9 @@ export interface SmtpdEnv {
   proxyProtocol: string;
   proxyTimeoutMs: number;
 }
+
+/** The system's /etc/hosts, shared by the sessions of a process. */
+const SYSTEM_HOSTS = new HostsFile();
 
 /** What a name lookup found: "ok", a permanent failure, or a temporary one. */
 export type PeerCode = "ok" | "perm" | "temp";
@@ -149,20 +156,33 @@ export function smtpdEnv(cfg: Config): SmtpdEnv {
 }
 
 /** The client's names as Postfix finds them: the PTR name, then a forward check of it. */
-export async function peerName(dns: DnsLookup, addr: string, enabled: boolean): Promise<PeerNames> {
+export async function peerName(
+  dns: DnsLookup,
+  addr: string,
+  enabled: boolean,
+  hosts: HostsFile = SYSTEM_HOSTS,
+): Promise<PeerNames> {
   const none: PeerNames = { name: "unknown", nameCode: "perm", reverseName: "unknown", reverseCode: "perm" };
   const plain = addr.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
   const rev = reverseName(plain);
   if (!enabled || rev === null) return none;
-  const ptr = await dns.query(rev, "PTR");
-  if (ptr.status === "tempfail") return { ...none, nameCode: "temp", reverseCode: "temp" };
-  const host = ptr.status === "found" ? (ptr.values[0] ?? "").toLowerCase() : "";
+  let host = (await hosts.nameOf(plain))?.toLowerCase() ?? "";
+  if (host === "") {
+    const ptr = await dns.query(rev, "PTR");
+    if (ptr.status === "tempfail") return { ...none, nameCode: "temp", reverseCode: "temp" };
+    host = ptr.status === "found" ? (ptr.values[0] ?? "").toLowerCase() : "";
+  }
   if (host === "" || !validHostname(host, false)) return none;
-  const fwd = await dns.addresses(host);
+  const listed = await hosts.addressesOf(host);
+  const fwd: DnsResult = listed.length > 0 ? { status: "found", values: listed } : await dns.addresses(host);
   const named = { ...none, reverseName: host, reverseCode: "ok" as const };
-  if (fwd.status === "tempfail") return { ...named, nameCode: "temp" };
+  if (fwd.status === "tempfail") {
+    msg.warn(`hostname ${host} does not resolve to address ${plain}: ${fwd.reason}`);
+    return { ...named, nameCode: "temp" };
+  }
   if (fwd.status === "found" && fwd.values.some((a) => sameAddr(a, plain)))
     return { ...named, name: host, nameCode: "ok" };
+  msg.warn(`hostname ${host} does not resolve to address ${plain}`);
   return named;
 }
 

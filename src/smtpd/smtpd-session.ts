@@ -31,6 +31,7 @@ import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
+import { queueSpaceCheck, spaceSettings } from "./smtpd-space.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -75,6 +76,8 @@ export class Session {
   #xforwardOk = false;
   #xforward = new Map<string, string>();
   #login: string | null = null;
+  /** The size of the message as received (lines with CRLF, or BDAT bytes), for END-OF-MESSAGE. */
+  #actSize = 0;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -310,6 +313,7 @@ export class Session {
     this.#bdatBad = null;
     this.#actions = [];
     this.#xforward = new Map();
+    this.#actSize = 0;
   }
 
   /** The restriction context for the current state. */
@@ -347,7 +351,7 @@ export class Session {
         protocol_name: this.#esmtp ? "ESMTP" : "SMTP",
         queue_id: this.#cleanup?.queueId ?? "",
         recipient_count: String(this.#rcpts.length),
-        size: String(this.#mail?.size ?? 0),
+        size: String(this.#actSize > 0 ? this.#actSize : (this.#mail?.size ?? 0)),
         instance: `${process.pid.toString(16)}.${this.#instance}`,
       },
     };
@@ -395,6 +399,14 @@ export class Session {
         this.#mail = null;
         return this.#error("MAIL", v);
       }
+    }
+    const space = await queueSpaceCheck(spaceSettings(this.#env.cfg));
+    if (space !== null) {
+      this.#mail = null;
+      msg.info(
+        `NOQUEUE: reject: MAIL from ${this.#client}: ${space}; proto=${this.#esmtp ? "ESMTP" : "SMTP"} helo=<${this.#helo}>`,
+      );
+      return this.#error("MAIL", space);
     }
     this.#count("MAIL", true);
     this.#reply("250 2.1.0 Ok");
@@ -488,7 +500,8 @@ export class Session {
     if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
     this.#reply("354 End data with <CR><LF>.<CR><LF>");
     const sink = new ContentSink(this.#cleanup);
-    await sink.write(await this.#head());
+    const head = await this.#head();
+    await sink.write(head);
     const excluded =
       this.#env.forbidBareLf === "yes" &&
       (await this.#env.bareLfExclusions.match(this.#name, this.#addr)).status === "match";
@@ -511,17 +524,26 @@ export class Session {
       msg.info(`disconnect: bare <LF> received from ${this.#client} after DATA`);
       throw new Quit();
     }
+    if (out.kind === "done") this.#actSize = out.size - head.length + out.lines;
     await this.#finish("DATA", out.kind === "too-big");
   }
 
-  /** Ends the transaction with cleanup's verdict. */
+  /** Ends the transaction: smtpd_end_of_data_restrictions, then cleanup's verdict. */
   async #finish(verb: string, tooBig: boolean): Promise<void> {
     const c = this.#cleanup;
-    this.#cleanup = null;
     if (tooBig || c === null) {
+      this.#cleanup = null;
       c?.abort();
       this.#reset();
       return this.#error(verb, "552 5.3.4 Error: message file too big");
+    }
+    const only = this.#rcpts.length === 1 ? (this.#rcpts[0]?.address ?? null) : null;
+    const eod = await this.#restrict("END-OF-MESSAGE", ["end_of_data"], only);
+    this.#cleanup = null;
+    if (eod !== null) {
+      c.abort();
+      this.#reset();
+      return this.#error(verb, eod);
     }
     const r = await c.end();
     this.#reset();
@@ -545,6 +567,7 @@ export class Session {
       this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null);
       if (this.#bdatBad === null) await this.#bdat.write(await this.#head());
     }
+    this.#actSize += n;
     const got = await readChunk(this.#r, this.#bdat, n, {
       timeoutMs: this.#env.timeoutMs,
       sizeLimit: this.#env.sizeLimit,

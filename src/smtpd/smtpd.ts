@@ -11,11 +11,14 @@
  *   built once at start (smtpd-env.ts). The restriction lists and access
  *   tables are the policy enforcement point (smtpd-check.ts), with DNS
  *   checks (smtpd-dns.ts), recipient validation (smtpd-unlisted.ts) and
- *   policy servers (smtpd-policy.ts).
+ *   policy servers (smtpd-policy.ts). queue_minfree is checked at MAIL
+ *   (smtpd-space.ts).
  */
+import { msg } from "../util/msg.js";
 import { multiServer } from "../master/mail-server.js";
 import { smtpdEnv, type SmtpdEnv } from "./smtpd-env.js";
 import { Session } from "./smtpd-session.js";
+import { spaceSettings, spaceWarning } from "./smtpd-space.js";
 
 let env: SmtpdEnv | null = null;
 
@@ -23,6 +26,8 @@ await multiServer({
   name: "smtpd",
   onStart(ctx) {
     env = smtpdEnv(ctx.config);
+    const advice = spaceWarning(spaceSettings(ctx.config));
+    if (advice !== null) msg.warn(advice);
   },
   async onConnection(sock) {
     if (env !== null) await new Session(env, sock).run();

@@ -13,7 +13,8 @@
  *   "mail" account (mail_owner; the tests' unprivileged users are nobody
  *   and a uid without an account, so that neither owns the queue).
  *   pickup and showq run chrooted, in the permission-model jail, as the
- *   stock master.cf has them. as() runs a Postern command as a given
+ *   stock master.cf has them (pickupChroot: false runs pickup outside the
+ *   jail, as a site must when pickup looks users up). as() runs a Postern command as a given
  *   uid/gid with MAIL_CONFIG set; script() runs a Node snippet as one.
  */
 import { spawn } from "node:child_process";
@@ -76,6 +77,7 @@ function runScript(who: Who, code: string, spool: string): Promise<CliResult> {
 export async function submitInstance(
   t: { after: (fn: () => Promise<void>) => void },
   main = "",
+  opts: { pickupChroot?: boolean } = {},
 ): Promise<SubmitInstance> {
   const recDir = mkdtempSync(join(tmpdir(), "postern-rec-"));
   chmodSync(recDir, 0o1777);
@@ -83,7 +85,7 @@ export async function submitInstance(
   const inst = makeInstance({
     main: `mail_owner = mail\ndefault_transport = sink\nmydestination =\nrelay_domains =\n${main}`,
     master: [
-      "pickup unix n - y 60 1 pickup",
+      `pickup unix n - ${opts.pickupChroot === false ? "n" : "y"} 60 1 pickup`,
       "cleanup unix - - n - 0 cleanup",
       "qmgr unix n - n 300 1 qmgr",
       "rewrite unix - - n - - trivial-rewrite",

@@ -7,6 +7,7 @@
  *   postconf [-c dir] -M[f|X|#] [service[/type] | service/type='entry' ...]
  *   postconf [-c dir] -F[e] [service[/type[/field]] ...]
  *   postconf [-c dir] -P[e|X] [service[/type[/name]] ...]
+ *   postconf [-c dir] -b | -t [template_file]
  *   postconf -m | -l | -a | -A
  *
  * DESCRIPTION
@@ -16,7 +17,10 @@
  *   (comments and order are kept; the file is replaced atomically under a
  *   lock). -M, -F and -P show or edit master.cf. -m lists the lookup table
  *   types, -l the mailbox locking methods, -a and -A the SASL server and
- *   client types. The configuration directory is -c, else $MAIL_CONFIG,
+ *   client types. -b prints the text of the delivery status notices
+ *   with $name expanded, as they would be sent, and -t the templates
+ *   themselves (bounce(5) format), from bounce_template_file or the named
+ *   file ("" for the built-in ones). The configuration directory is -c, else $MAIL_CONFIG,
  *   else /etc/postern. Problems go to standard error; unknown parameters in
  *   main.cf and master.cf draw "unused parameter" warnings.
  *   postconf.ts is the entry point; this module does the work.
@@ -41,8 +45,14 @@ import {
   type MasterEdit,
 } from "./postconf-master.js";
 import { formatParam } from "./postconf-print.js";
+import {
+  TemplateError,
+  dumpTemplates,
+  expandTemplates,
+  loadTemplates,
+} from "../../global/bounce-template.js";
 
-const USAGE = "usage: postconf [-c config_dir] [-aAdefFhlmMnPxX#] [-o name=value] [name...]";
+const USAGE = "usage: postconf [-c config_dir] [-aAbdefFhlmMnPtxX#] [-o name=value] [name...]";
 
 interface Flags {
   set: Set<string>;
@@ -52,7 +62,7 @@ interface Flags {
 
 /** Reads the command line into flags. */
 function parseFlags(argv: string[]): { flags: Flags; args: string[] } {
-  const r = getopt(argv, "aAc:defFhlmMno:pPvxX#");
+  const r = getopt(argv, "aAbc:defFhlmMno:pPtvxX#");
   if (!r.ok) throw new PostconfError(`${r.error}\n${USAGE}`);
   const flags: Flags = { set: new Set(), dir: undefined, overrides: [] };
   for (const [k, v] of r.opts) {
@@ -160,6 +170,22 @@ function expandOverride(cfg: Config, nv: string): string {
   return eq < 0 ? nv : `${nv.slice(0, eq)}=${cfg.expand(nv.slice(eq + 1))}`;
 }
 
+/** Runs -b and -t: the notice templates, expanded or as they are. */
+function showTemplates(cfg: Config, flags: Flags, args: string[]): string {
+  if (flags.set.has("b") && flags.set.has("t")) throw new PostconfError("specify one of -b and -t");
+  if (args.length > 1) throw new PostconfError("options -b and -t require at most one template file");
+  const file = args[0];
+  const c = file === undefined ? cfg : cfg.withOverrides([["bounce_template_file", file]], "command line");
+  const warn = (w: string): void => msg.warn(w);
+  try {
+    const ts = loadTemplates(c, warn);
+    return flags.set.has("b") ? expandTemplates(ts, c, warn) : dumpTemplates(ts, c);
+  } catch (err) {
+    if (err instanceof TemplateError) throw new PostconfError(err.message);
+    throw err;
+  }
+}
+
 /** Runs postconf; returns the exit status. */
 export async function postconf(argv: string[]): Promise<number> {
   msgInit({ tag: "postconf" });
@@ -191,6 +217,10 @@ export async function postconf(argv: string[]): Promise<number> {
   const cfg = Config.load(configDirectory(flags.dir)).withOverrides(flags.overrides, "command line -o");
   for (const p of [...cfg.main.problems, ...cfg.master.problems])
     msg.warn(`${p.file}, line ${p.line}: ${p.text}`);
+  if (has("b") || has("t")) {
+    process.stdout.write(showTemplates(cfg, flags, args));
+    return 0;
+  }
   if (has("e") && !has("M") && !has("F") && !has("P")) {
     await editMain(cfg, flags, args);
     return 0;

@@ -19,12 +19,14 @@
  *   Unlike Postfix's, this postdrop is not set-group-ID and needs no
  *   privilege: the maildrop directory is writable by everyone and pickup
  *   treats every file there as untrusted input (see README, Security).
- *   postdrop refuses users outside authorized_submit_users; pickup checks
- *   the list again, since anyone can write the file without postdrop.
+ *   postdrop refuses users outside authorized_submit_users, and a sender
+ *   that local_login_sender_maps does not give the user (as Postfix's
+ *   postdrop does); pickup checks both again, since anyone can write the
+ *   file without postdrop.
  *
  * DIAGNOSTICS
  *   One "postdrop: fatal: ..." line and a sysexits status: EX_NOPERM (not
- *   authorized), EX_DATAERR (malformed or too big input), EX_UNAVAILABLE
+ *   authorized, or "not authorized to use sender='...'"), EX_DATAERR (malformed or too big input), EX_UNAVAILABLE
  *   (no maildrop directory), EX_TEMPFAIL (write error). The file is
  *   removed when the input is incomplete or a signal arrives.
  */
@@ -38,19 +40,29 @@ import { MaildropReader } from "../../global/maildrop-reader.js";
 import { sendTrigger } from "../../global/qmgr-trigger.js";
 import { EX } from "../../global/sys-exits.js";
 import { checkUserAcl } from "../../global/user-acl.js";
+import { checkLoginSender } from "../../global/login-sender.js";
 
 const RCPT_MAX = 100_000;
 const ENVELOPE_ALLOWANCE = 64 << 20;
 
-/** Reads the new file back with pickup's rules; the problem, or null when it is well-formed. */
-async function check(cfg: Config, path: string): Promise<string | null> {
+interface Problem {
+  status: number;
+  text: string;
+}
+
+/** Reads the new file back with pickup's rules (and local_login_sender_maps); the problem, or null. */
+async function check(cfg: Config, path: string, uid: number): Promise<Problem | null> {
   const fh = await open(path, "r");
   try {
     const reader = new MaildropReader(fh, { contentMax: cfg.int("message_size_limit"), rcptMax: RCPT_MAX });
     for (;;) {
       const s = await reader.next();
-      if (!s.ok) return `malformed input: ${s.reason} (offset ${s.offset})`;
+      if (!s.ok) return { status: EX.DATAERR, text: `malformed input: ${s.reason} (offset ${s.offset})` };
       if (s.ev === null) return null;
+      if (s.ev.kind !== "sender") continue;
+      const v = await checkLoginSender(cfg, uid, s.ev.address);
+      if (v.status !== "permit")
+        return { status: v.status === "deny" ? EX.NOPERM : EX.TEMPFAIL, text: v.reason };
     }
   } finally {
     await fh.close();
@@ -78,8 +90,12 @@ async function postdrop(argv: string[]): Promise<number> {
   try {
     w = await MaildropWriter.create(cfg.get("queue_directory"), { contentMax: 0 });
     for await (const chunk of process.stdin) await w.raw(chunk as Buffer, max);
-    const problem = await w.commitRaw((path) => check(cfg, path));
-    if (problem !== null) fatalStatus(EX.DATAERR, `uid=${uid}: ${problem}`);
+    const found: { problem: Problem | null } = { problem: null };
+    const text = await w.commitRaw(async (path) => {
+      found.problem = await check(cfg, path, uid);
+      return found.problem?.text ?? null;
+    });
+    if (text !== null) fatalStatus(found.problem?.status ?? EX.DATAERR, `uid=${uid}: ${text}`);
   } catch (err) {
     await w?.abort();
     if (err instanceof MaildropError)

@@ -48,6 +48,9 @@ test("modes", () => {
   assert.equal(opts(["-q"]).mode, "flush");
   assert.equal(opts(["-q1h"]).mode, "ignore");
   assert.equal(opts(["-bd", "-q30m"]).mode, "daemon");
+  assert.equal(opts(["-q30m", "-bd"]).mode, "daemon");
+  assert.equal(opts(["-q30m", "-bp"]).mode, "ignore", "an interval outside daemon mode: do nothing");
+  assert.equal(opts(["-t", "-q30m"]).mode, "ignore", "not a conflict with -t: the mode stays delivery");
   assert.equal(opts(["-bh"]).mode, "ignore");
   assert.equal(opts(["-bv", "x"]).verify, true);
   assert.equal(opts(["-qRexample.com"]).siteToFlush, "example.com");
@@ -72,6 +75,10 @@ test("DSN, body type, configuration, rewriting context", () => {
   assert.equal(o.dsnNotify, 2 | 8);
   assert.equal(o.dsnRet, "hdrs");
   assert.equal(o.dsnEnvid, "env-1");
+  assert.equal(opts(["-Venv-2", "x"]).dsnEnvid, "env-2", "attached value");
+  assert.equal(opts(["-V", "env", "x"]).dsnEnvid, "env", "three characters: an envid, not old VERP");
+  assert.deepEqual(opts(["-V", "a\tb", "x"]).warnings, ["bad syntax in -V option value -- ignored"]);
+  assert.deepEqual(opts(["-V", "e".repeat(101), "x"]).warnings, ["too long -V option value -- ignored"]);
   assert.equal(o.rewriteContext, "remote");
   assert.equal(o.configDir, "/etc/postern");
   assert.equal(opts(["-C/srv/mail", "x"]).configDir, "/srv/mail");
@@ -112,6 +119,16 @@ test("ignored options are accepted, unsupported ones refused with EX_USAGE", () 
     [["-Z"], 64, "invalid option -- 'Z'"],
     [["-f"], 64, "option requires an argument -- 'f'"],
     [["-XV", "x"], 69, "-XV: VERP is not supported by this Postern build"],
+    [
+      ["-V", "+=", "x"],
+      69,
+      "-XV: VERP is not supported by this Postern build (option -V is deprecated; specify -XV instead)",
+    ],
+    [
+      ["-V+=", "x"],
+      69,
+      "-XV+=: VERP is not supported by this Postern build (option -V+= is deprecated; specify -XV+= instead)",
+    ],
   ] as Array<[string[], number, string]>) {
     const r = parseSendmailArgs(argv, "sendmail");
     assert.deepEqual(r, { ok: false, status, error: text }, argv.join(" "));

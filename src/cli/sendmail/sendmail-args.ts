@@ -10,18 +10,25 @@
  *   f:h:imno:p:r:q:tvx" without permutation: they end at "--" or at the
  *   first word that is not an option, and everything after is a
  *   recipient. "-q" alone (flush) and "-XV" are not getopt-compatible and
- *   are taken first, as Postfix does. What each option does:
+ *   are taken first, as Postfix does; so are the VERP options of Postfix
+ *   2.2 and earlier, "-V" before a two-character word and "-Vxy" (as -XV,
+ *   named as deprecated). What each option does:
  *     -bm (default) deliver   -bp list the queue    -bs SMTP on stdin/stdout
  *     -bi, -I newaliases      -bd, -bl start the mail system
  *     -bv verify              -bh, -bH ignored
  *     -t recipients from headers, added to those on the command line
  *     -i, -oi, -oitrue  a line with only "." does not end the input
  *     -f, -r sender   -F full name   -G gateway (remote rewriting context)
- *     -N dsn (never, or success,failure,delay)   -R full|hdrs   -V envid
+ *     -N dsn (never, or success,failure,delay): the NOTIFY of every
+ *        recipient, from the command line or (-t) the headers
+ *     -R full|hdrs   -V envid (the message's ENVID)
  *     -B 7BIT|8BITMIME   -C config_dir or main.cf path   -v verbose
- *     -q flush   -qRsite (or -qR site)   -qIqueue_id   -q<interval> ignored
+ *     -q flush (postqueue -f)   -qRsite or -qR site (postqueue -s site)
+ *     -qIqueue_id (postqueue -i id)   -q<interval>: with -bd ignored, else
+ *     the command does nothing and exits 0 (Postfix's sendmail does too)
  *     -oAalias_db (with -bi)   -L, -h, -A, -U, -O, -c, -e, -m, -p, -x and the
- *     other -o forms are accepted and ignored; -n and -qS are refused.
+ *     other -o forms are accepted and ignored; -n and -qS are refused (as
+ *     in Postfix, where -qS is not implemented either).
  *   The program name selects the default mode: mailq lists the queue,
  *   newaliases rebuilds the aliases. Problems are results with a sysexits
  *   status, never throws.
@@ -89,6 +96,8 @@ class Parser {
   readonly opts: SendmailOptions;
   #argv: readonly string[];
   #i = 0;
+  /** -q<interval> was given: a no-op unless the mode is daemon. */
+  #queueInterval = false;
 
   constructor(argv: readonly string[], program: string) {
     this.#argv = argv;
@@ -117,7 +126,10 @@ class Parser {
       if (bad !== null) return bad;
     }
     this.opts.recipients = this.#argv.slice(this.#i);
-    return this.#conflicts() ?? { ok: true, opts: this.opts };
+    const bad = this.#conflicts();
+    if (bad !== null) return bad;
+    if (this.#queueInterval && this.opts.mode !== "daemon") this.opts.mode = "ignore";
+    return { ok: true, opts: this.opts };
   }
 
   /** Handles one option word (possibly several grouped flags). */
@@ -127,6 +139,12 @@ class Parser {
       else this.opts.mode = "flush";
       return null;
     }
+    const old = this.#oldVerp(a);
+    if (old !== null)
+      return fail(
+        EX.UNAVAILABLE,
+        `${old}: VERP is not supported by this Postern build (option ${a} is deprecated; specify ${old} instead)`,
+      );
     if (a === "-XV") return fail(EX.UNAVAILABLE, "-XV: VERP is not supported by this Postern build");
     for (let j = 1; j < a.length; j++) {
       const ch = a[j] ?? "";
@@ -143,6 +161,13 @@ class Parser {
       }
       return this.#withArg(ch, value);
     }
+    return null;
+  }
+
+  /** The -XV form of an old VERP option: "-V" before a two-character word, or "-Vxy"; else null. */
+  #oldVerp(a: string): string | null {
+    if (a === "-V" && this.#argv[this.#i + 1]?.length === 2) return "-XV";
+    if (a.startsWith("-V") && a.length === 4) return `-X${a.slice(1)}`;
     return null;
   }
 
@@ -265,7 +290,7 @@ class Parser {
   #qOption(v: string): SendmailArgs | null {
     const o = this.opts;
     if (/^\d/.test(v)) {
-      if (o.mode !== "daemon") o.mode = "ignore";
+      this.#queueInterval = true;
       return null;
     }
     const rest = v.slice(1) || this.#optionalNext();

@@ -6,14 +6,16 @@
  *
  * DESCRIPTION
  *   What "sendmail [options] [recipient ...]" does in delivery mode, as in
- *   Postfix: authorized_submit_users is checked (pickup checks it again:
- *   this check only gives a clear message early); the sender is -f/-r (the
+ *   Postfix: authorized_submit_users and local_login_sender_maps are
+ *   checked (pickup checks them again: this check only gives a clear
+ *   message early); the sender is -f/-r (the
  *   first address of it) or the login name of the real uid; the full name
  *   is -F, else $NAME, else the account's GECOS name. Each command-line
  *   recipient is parsed like a header's address list, so "a, b" and
  *   "Name <a>" work. With -t the maildrop file asks cleanup to take the
  *   recipients from To:, Cc: and Bcc: (or the Resent- ones) and to drop
- *   Bcc:; this program reads the headers too, only to refuse a message
+ *   Bcc:; -N sets the NOTIFY of every recipient, those on the command line
+ *   and those from the headers, and -V the message's ENVID; this program reads the headers too, only to refuse a message
  *   that would have no recipient at all. The message lines are read by
  *   MessageLines (sendmail-input.ts) and written to a maildrop file
  *   (global/maildrop.ts); then pickup is woken. With -bv the file carries
@@ -39,6 +41,7 @@ import { EX } from "../../global/sys-exits.js";
 import { DEL_REQ_FLAG, TRACE_FLAGS_ATTR } from "../../global/deliver-proto.js";
 import { tok822Grep, tok822Internalize, tok822Parse } from "../../global/tok822.js";
 import { checkUserAcl } from "../../global/user-acl.js";
+import { checkLoginSender } from "../../global/login-sender.js";
 import type { SendmailOptions } from "./sendmail-args.js";
 import { LineSource, MessageLines, type FixEol, type Line } from "./sendmail-input.js";
 
@@ -212,6 +215,9 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
   const trace = o.verify ? DEL_REQ_FLAG.USR_VRFY : o.verbose === 1 ? DEL_REQ_FLAG.RECORD : 0;
   const sender = await envelopeSender(o, uid);
   const who = `${sender}(${uid})`;
+  const lsm = await checkLoginSender(cfg, uid, sender);
+  if (lsm.status === "deny") fatalStatus(EX.NOPERM, `${who}: ${lsm.reason}`);
+  if (lsm.status === "tempfail") fatalStatus(EX.TEMPFAIL, `${who}: ${lsm.reason}`);
   const rcpts = o.recipients.flatMap((r) => {
     const a = addressList(r);
     return a.length > 0 ? a : [""];
@@ -232,6 +238,7 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
     if (o.dsnRet !== undefined) w.attr("dsn_ret", o.dsnRet);
     if (o.extract) w.attr("extract", "yes");
     if (trace !== 0) w.attr(TRACE_FLAGS_ATTR, String(trace));
+    if (o.extract && o.dsnNotify !== undefined) w.attr("extract_dsn_notify", String(o.dsnNotify));
     w.sender(sender);
     for (const r of rcpts)
       w.rcpt({ address: r, ...(o.dsnNotify !== undefined ? { notify: o.dsnNotify } : {}) });

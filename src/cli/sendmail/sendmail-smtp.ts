@@ -14,7 +14,8 @@
  *   local submission. Commands: HELO, EHLO (PIPELINING, SIZE, 8BITMIME,
  *   DSN, ENHANCEDSTATUSCODES), MAIL FROM (SIZE, BODY, RET, ENVID), RCPT TO
  *   (NOTIFY, ORCPT accepted), DATA (dot-unstuffed, the size limited by
- *   message_size_limit), RSET, NOOP, VRFY (252), QUIT. A command line is
+ *   message_size_limit), RSET, NOOP, VRFY (252), QUIT. A sender that
+ *   local_login_sender_maps does not allow the user is refused at MAIL. A command line is
  *   at most COMMAND_MAX bytes. Input ends the session at EOF.
  */
 import type { Readable, Writable } from "node:stream";
@@ -27,6 +28,7 @@ import {
   maildropAddressProblem,
 } from "../../global/maildrop.js";
 import { EX } from "../../global/sys-exits.js";
+import { checkLoginSender } from "../../global/login-sender.js";
 import { tok822Internalize, tok822ScanAddr } from "../../global/tok822.js";
 import { dsnNotifyMask } from "./sendmail-args.js";
 import { checkSubmitter, wakePickup } from "./sendmail-enqueue.js";
@@ -106,7 +108,7 @@ class Session {
       case "EHLO":
         return this.#hello(verb, arg);
       case "MAIL":
-        this.#mail(arg);
+        await this.#mail(arg);
         return true;
       case "RCPT":
         this.#rcpt(arg);
@@ -158,7 +160,7 @@ class Session {
   }
 
   /** MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [RET=FULL|HDRS] [ENVID=x]. */
-  #mail(arg: string): void {
+  async #mail(arg: string): Promise<void> {
     if (!this.#helo) return this.#reply("503", "5.5.1 Error: send HELO/EHLO first");
     if (this.#txn !== null) return this.#reply("503", "5.5.1 Error: nested MAIL command");
     const m = /^FROM:(.*)$/i.exec(arg);
@@ -177,6 +179,10 @@ class Session {
     if (ret === "full" || ret === "hdrs") txn.ret = ret;
     const envid = p.params.get("ENVID");
     if (envid !== undefined && /^[\x21-\x7e]{1,100}$/.test(envid)) txn.envid = envid;
+    const v = await checkLoginSender(this.#cfg, process.getuid?.() ?? 0, p.address);
+    if (v.status === "deny") return this.#reply("550", `5.7.1 Error: ${v.reason}`);
+    if (v.status === "tempfail")
+      return this.#reply("451", "4.3.0 Error: local_login_sender_maps lookup failed");
     this.#txn = txn;
     this.#reply("250", "2.1.0 Ok");
   }
