@@ -24,7 +24,7 @@ import { join } from "node:path";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { installRoot } from "../src/global/install-paths.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { processTree } from "./bench-proc.js";
+import { processTree } from "../src/testing/proc-tree.js";
 
 export type SystemName = "Postern" | "Postfix";
 
