@@ -109,7 +109,7 @@ async function queue(inst: Instance, rcpt: string): Promise<string> {
 test("corrupt and truncated queue files are logged by name and moved to corrupt/", async (t) => {
   const { inst, record, base } = await instance(t);
   const paths = new QueuePaths(Config.load(inst.etc));
-  const good = await queue(inst, "good@sink.example");
+  await queue(inst, "good@sink.example");
   const garbage = await queue(inst, "garbage@sink.example");
   const cut = await queue(inst, "cut@sink.example");
   const gp = paths.path("incoming", garbage);
