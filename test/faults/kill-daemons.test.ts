@@ -22,7 +22,8 @@
  *   "postsuper -s" silent), the queue must drain, and after "postsuper
  *   -p" no temporary queue file may remain. Maildir tmp/ leftovers of a
  *   killed local are counted (Maildir readers clean them, as with
- *   Postfix).
+ *   Postfix), and so are delivery logs (defer/, bounce/) left by a kill
+ *   between the removal of a finished message and that of its logs.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -41,9 +42,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readMasterPid } from "../../src/global/master-pid.js";
 import { readEnvelope } from "../../src/global/queue-file.js";
-import { LineClient, freePort, makeInstance, sleep, type Instance } from "../../src/testing/instance.js";
+import {
+  LineClient,
+  freePort,
+  makeInstance,
+  processesOf,
+  sleep,
+  type Instance,
+} from "../../src/testing/instance.js";
 import { DOMAIN, makeWorld } from "../../src/testing/local-world.js";
-import { cmdline, daemonPids } from "../../src/testing/proc-tree.js";
+import { cmdline, daemonPids, processTree } from "../../src/testing/proc-tree.js";
 import { runCli } from "../../src/testing/run-cli.js";
 
 const CLIENTS = 20;
@@ -287,6 +295,14 @@ test(
     assert.equal((await inst.postern("stop")).code, 0);
     const again = await inst.start();
     assert.equal(again.code, 0, again.stderr);
+    // Daemons of a killed master must not live on beside the new one (they would share the queue).
+    const tree = processTree(readMasterPid(inst.lib) ?? 0);
+    const strays = processesOf(inst.etc).filter(
+      (p) => !tree.includes(p) && cmdline(p).includes("/dist/src/"),
+    );
+    t.diagnostic(
+      `${strays.length} daemons of an earlier master still running${strays.map((p) => `; ${p} ${cmdline(p)}`).join("")}`,
+    );
     await inst.postern("flush");
     const end = Date.now() + 90_000;
     const missing = (): Acked[] => {
