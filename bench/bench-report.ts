@@ -186,7 +186,7 @@ export function svg(rows: Row[], caption: string): string {
   const gap = 10;
   const top = 60;
   const H = top + rows.length * (barH + gap) + 50;
-  const span = 4; // log2: 1/16 .. 16
+  const span = 6; // log2: 1/64 .. 64
   const x = (ratio: number): number => {
     const l = Math.max(-span, Math.min(span, Math.log2(ratio)));
     return left + ((l + span) / (2 * span)) * (W - left - right);
