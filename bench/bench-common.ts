@@ -1,13 +1,36 @@
 /*
- * bench-common - what the benchmarks share: options and a plain SMTP sender
+ * bench-common - what the benchmarks share: options, load tools, counters and the disk's own rate
  *
  * DESCRIPTION
  *   option() reads a numeric "--name N" argument. smtpSend() delivers n
- *   messages over one SMTP session (used to fill Postfix's queue through its
- *   own smtpd); message(i) gives the recipient and the content (LF line
- *   ends, converted and dot-stuffed here).
+ *   messages over one SMTP session (message(i) gives the recipients and
+ *   the content, LF line ends, converted and dot-stuffed here).
+ *   smtpSource() runs Postfix's smtp-source (Debian package postfix).
+ *   openIdle() holds SMTP sessions open after EHLO. countFiles() and
+ *   waitFor() watch a queue or mailbox; diskLoop() measures the disk's
+ *   durable-write rate (create, write 2 KB, fsync, rename, directory
+ *   fsync) in a directory: the physical limit of one stream of queued
+ *   messages. ensureFileLimit() re-runs the benchmark under a shell
+ *   "ulimit -n" when the open-file limit is too low for many sessions.
  */
-import { connect } from "node:net";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+
+export const SMTP_SOURCE = "/usr/sbin/smtp-source";
+export const SMTP_SINK = "/usr/sbin/smtp-sink";
 
 /** A numeric option "--name N", or the default. */
 export function option(name: string, def: number): number {
@@ -17,18 +40,68 @@ export function option(name: string, def: number): number {
   return v;
 }
 
+/** Waits a while. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The value at a percentile of sorted samples. */
+export function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** The median of some numbers (NaN for none). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? (s[m] ?? NaN) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+/** Counts the files under a directory tree, dot files excluded (0 when it does not exist). */
+export function countFiles(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) n += countFiles(join(dir, e.name));
+    else if (!e.name.startsWith(".")) n++;
+  }
+  return n;
+}
+
+/** Waits until cond() holds; throws after limitMs naming what it waited for and the state(). */
+export async function waitFor(
+  what: string,
+  cond: () => boolean,
+  limitMs: number,
+  state: () => string = () => "",
+): Promise<void> {
+  const end = Date.now() + limitMs;
+  while (!cond()) {
+    if (Date.now() > end)
+      throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what} ${state()}`);
+    await sleep(20);
+  }
+}
+
 /** Sends n messages over one SMTP session on 127.0.0.1:port. */
 export async function smtpSend(
   port: number,
   n: number,
-  message: (i: number) => { rcpt: string; content: string },
+  message: (i: number) => { rcpt: string | string[]; content: string },
 ): Promise<void> {
   const sock = connect(port, "127.0.0.1");
   let buf = "";
+  let closed = false;
   const waiters: Array<() => void> = [];
   sock.setEncoding("utf8");
   sock.on("data", (d: string) => {
     buf += d;
+    waiters.splice(0).forEach((w) => w());
+  });
+  sock.on("error", () => undefined);
+  sock.on("close", () => {
+    closed = true;
     waiters.splice(0).forEach((w) => w());
   });
   const reply = async (): Promise<string> => {
@@ -36,25 +109,165 @@ export async function smtpSend(
       const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
       if (m !== null) {
         buf = buf.slice(m.index + m[0].length);
-        return m[1] ?? "";
+        return m[0].trim();
       }
+      if (closed) throw new Error("SMTP connection closed");
       await new Promise<void>((r) => waiters.push(r));
     }
   };
   const cmd = async (line: string, want: string): Promise<void> => {
     sock.write(`${line}\r\n`);
-    const code = await reply();
-    if (!code.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${code}`);
+    const r = await reply();
+    if (!r.startsWith(want)) throw new Error(`SMTP "${line.slice(0, 40)}": ${r}`);
   };
-  if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
-  await cmd("EHLO bench.example.org", "2");
-  for (let i = 0; i < n; i++) {
-    const m = message(i);
-    await cmd("MAIL FROM:<bench@example.org>", "2");
-    await cmd(`RCPT TO:<${m.rcpt}>`, "2");
-    await cmd("DATA", "3");
-    await cmd(`${m.content.replace(/\n/g, "\r\n").replace(/^\./gm, "..")}.`, "2");
+  try {
+    if (!(await reply()).startsWith("2")) throw new Error("no SMTP greeting");
+    await cmd("EHLO bench.example.org", "2");
+    for (let i = 0; i < n; i++) {
+      const m = message(i);
+      await cmd("MAIL FROM:<bench@example.org>", "2");
+      for (const r of typeof m.rcpt === "string" ? [m.rcpt] : m.rcpt) await cmd(`RCPT TO:<${r}>`, "2");
+      await cmd("DATA", "3");
+      await cmd(`${m.content.replace(/\n/g, "\r\n").replace(/^\./gm, "..")}.`, "2");
+    }
+    await cmd("QUIT", "2");
+  } finally {
+    sock.destroy();
   }
-  await cmd("QUIT", "2");
-  sock.destroy();
+}
+
+/** Runs smtp-source: messages of size bytes over sessions sessions; killed after budgetMs. */
+export async function smtpSource(
+  port: number,
+  o: { messages: number; sessions: number; size: number; rcpt: string; subject?: string; budgetMs: number },
+): Promise<{ ms: number; code: number | null; err: string }> {
+  const args = ["-m", String(o.messages), "-s", String(o.sessions), "-l", String(o.size)];
+  if (o.subject !== undefined) args.push("-S", o.subject);
+  args.push("-f", "bench@sender.example", "-t", o.rcpt, `127.0.0.1:${port}`);
+  const t0 = performance.now();
+  const p = spawn(SMTP_SOURCE, args, { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  p.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const timer = setTimeout(() => p.kill("SIGKILL"), o.budgetMs);
+  const code = await new Promise<number | null>((r) => p.on("close", r));
+  clearTimeout(timer);
+  return { ms: performance.now() - t0, code, err: err.trim().slice(0, 300) };
+}
+
+/** Opens one SMTP session to the greeting and an EHLO reply. */
+export function openSession(port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, "127.0.0.1");
+    let buf = "";
+    let ehlo = false;
+    const timer = setTimeout(() => fail(new Error("timed out")), timeoutMs);
+    const fail = (e: Error): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      reject(e);
+    };
+    sock.setEncoding("latin1");
+    sock.on("error", fail);
+    sock.on("close", () => fail(new Error("closed")));
+    sock.on("data", (d: string) => {
+      buf += d;
+      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
+      if (m === null) return;
+      buf = buf.slice(m.index + m[0].length);
+      if (!ehlo && m[1] === "220") {
+        ehlo = true;
+        sock.write("EHLO idle.bench.example\r\n");
+      } else if (ehlo && m[1] === "250") {
+        clearTimeout(timer);
+        sock.removeAllListeners("close");
+        sock.removeAllListeners("data");
+        sock.on("close", () => undefined);
+        resolve(sock);
+      } else fail(new Error(`reply ${m[0].trim()}`));
+    });
+  });
+}
+
+/** Opens up to n idle sessions, parallel at a time, until the deadline; with each one's set-up time (ms). */
+export async function openIdle(
+  port: number,
+  n: number,
+  deadline: number,
+  parallel = 100,
+): Promise<{ socks: Socket[]; setupMs: number[]; err: string }> {
+  const socks: Socket[] = [];
+  const setupMs: number[] = [];
+  let next = 0;
+  let err = "";
+  const worker = async (): Promise<void> => {
+    while (next < n && Date.now() < deadline && err === "") {
+      next++;
+      const t0 = performance.now();
+      try {
+        socks.push(await openSession(port, Math.max(1000, deadline - Date.now())));
+        setupMs.push(performance.now() - t0);
+      } catch (e) {
+        err = (e as Error).message;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return { socks, setupMs, err };
+}
+
+const BLOCK = Buffer.alloc(2048, "z");
+
+/** One writer: create, write 2 KB, fsync, rename, fsync the directory; ops/s (files removed after). */
+export function diskLoop(dir: string, count: number, budgetMs: number): { ops: number; ms: number } {
+  const t0 = performance.now();
+  let ops = 0;
+  for (; ops < count && performance.now() - t0 < budgetMs; ops++) {
+    const tmp = join(dir, `.bench-sync-${ops}`);
+    const fd = openSync(tmp, "wx", 0o600);
+    writeSync(fd, BLOCK);
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, join(dir, `bench-sync-${ops}`));
+    const d = openSync(dir, "r");
+    fsyncSync(d);
+    closeSync(d);
+  }
+  const ms = performance.now() - t0;
+  for (let i = 0; i < ops; i++) unlinkSync(join(dir, `bench-sync-${i}`));
+  return { ops, ms };
+}
+
+/** The soft and hard limits on open files, from /proc/self/limits. */
+export function fileLimits(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+  const n = (s: string | undefined): number => (s === "unlimited" ? Infinity : Number(s ?? 0));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+/**
+ * Makes sure this process may open need files: as root it runs itself again under
+ * "sh -c 'ulimit -n need'" (children inherit the limit) and exits with that run's status;
+ * otherwise it says what to do. Returns when the limit is (or cannot be made) enough.
+ */
+export function ensureFileLimit(need: number): void {
+  const lim = fileLimits();
+  if (lim.soft >= need) return;
+  if (process.getuid?.() === 0 && process.env["BENCH_ULIMIT_RAISED"] === undefined) {
+    console.log(`raising the open-file limit from ${lim.soft} to ${need} (ulimit -n)`);
+    const r = spawnSync(
+      "sh",
+      [
+        "-c",
+        `ulimit -n ${need} || echo "could not raise it: going on with $(ulimit -n)"; exec "$0" "$@"`,
+        process.execPath,
+        ...process.execArgv,
+        ...process.argv.slice(1),
+      ],
+      { stdio: "inherit", env: { ...process.env, BENCH_ULIMIT_RAISED: "1" } },
+    );
+    process.exit(r.status ?? 1);
+  }
+  console.log(
+    `open-file limit ${lim.soft} < ${need}: fewer sessions may open (raise the hard limit, ulimit -Hn, first)`,
+  );
 }

@@ -22,7 +22,8 @@
  *   Prints messages/s, per-message latency, the loops' rates and the ratios.
  *   Bounded in count and time; runs as root or as an ordinary user.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { readdirSync, unlinkSync } from "node:fs";
+import { diskLoop, pct } from "./bench-common.js";
 import { open, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -60,11 +61,6 @@ function message(n: number): Buffer {
   return Buffer.from((head + body).padEnd(2047, "y") + "\n");
 }
 
-/** The value at a percentile of sorted samples. */
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
-
 /** Submits one message; resolves with its latency in ms, or null when it was not queued. */
 async function submit(spool: string, n: number): Promise<number | null> {
   const t0 = performance.now();
@@ -96,24 +92,6 @@ async function cleanupRate(spool: string, a: Args): Promise<{ lat: number[]; ms:
 }
 
 const BLOCK = Buffer.alloc(2048, "z");
-
-/** One writer, synchronous calls: create, write 2 KB, fsync, rename, fsync the directory. */
-function diskLoopSync(dir: string, count: number, budgetMs: number): { ops: number; ms: number } {
-  const t0 = performance.now();
-  let ops = 0;
-  for (; ops < count && performance.now() - t0 < budgetMs; ops++) {
-    const tmp = join(dir, `.bench-sync-${ops}`);
-    const fd = openSync(tmp, "wx", 0o600);
-    writeSync(fd, BLOCK);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, join(dir, `bench-sync-${ops}`));
-    const d = openSync(dir, "r");
-    fsyncSync(d);
-    closeSync(d);
-  }
-  return { ops, ms: performance.now() - t0 };
-}
 
 /** Several writers in this process, asynchronous calls, the same steps. */
 async function diskLoopAsync(
@@ -161,8 +139,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < 20; i++) await submit(inst.spool, -1);
     const c = await cleanupRate(inst.spool, a);
     const incoming = join(inst.spool, "incoming");
-    const one = diskLoopSync(incoming, a.messages, a.budgetMs);
-    removeBenchFiles(incoming);
+    const one = diskLoop(incoming, a.messages, a.budgetMs);
     const many = await diskLoopAsync(incoming, a.clients, a.messages, a.budgetMs);
     removeBenchFiles(incoming);
     const rate = (ops: number, ms: number): number => (ops * 1000) / ms;

@@ -23,14 +23,14 @@
  *   the end.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
 import { makeInstance, sleep } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
-import { option, smtpSend } from "./bench-common.js";
+import { countFiles, option, smtpSend, waitFor } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const HOST = "bench.example.test";
@@ -39,24 +39,6 @@ const HOST = "bench.example.test";
 function message(i: number): string {
   const body = Array.from({ length: 25 }, (_, j) => `line ${j} of message ${i} ${"-".repeat(60)}`).join("\n");
   return `From: bench@example.org\nTo: user@${HOST}\nSubject: bench ${i}\n\n${body}\n`;
-}
-
-/** Counts the files under a directory tree (0 when it does not exist). */
-function countFiles(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true }))
-    n += e.isDirectory() ? countFiles(join(dir, e.name)) : 1;
-  return n;
-}
-
-/** Waits until a count reaches a target; the seconds it took, or throws after the limit. */
-async function waitCount(what: string, count: () => number, target: number, limitMs: number): Promise<void> {
-  const end = Date.now() + limitMs;
-  while (count() < target) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${count()} of ${target})`);
-    await sleep(10);
-  }
 }
 
 interface User {
@@ -98,13 +80,13 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
       const e = await c.client.end();
       if (e.status !== "ok") throw new Error(`cleanup: ${JSON.stringify(e)}`);
     }
-    await waitCount("held messages", () => countFiles(join(inst.spool, "hold")), n, 60_000);
+    await waitFor("held messages", () => countFiles(join(inst.spool, "hold")) >= n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);
     const t0 = process.hrtime.bigint();
     await runCli("postsuper", ["-c", inst.etc, "-H", "ALL"]);
     await inst.postern("flush");
-    await waitCount("Postern deliveries", () => countFiles(md) - before, n, 600_000);
+    await waitFor("Postern deliveries", () => countFiles(md) - before >= n, 600_000);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
     await inst.postern("abort");
@@ -180,13 +162,13 @@ async function postfix(dir: string, user: User, n: number, conc: number): Promis
   try {
     await sleep(1000);
     await smtpSend(port, n, (i) => ({ rcpt: `${user.name}@${HOST}`, content: message(i) }));
-    await waitCount("held messages", () => countFiles(join(base, "spool", "hold")), n, 60_000);
+    await waitFor("held messages", () => countFiles(join(base, "spool", "hold")) >= n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);
     const t0 = process.hrtime.bigint();
     execFileSync("/usr/sbin/postsuper", ["-c", etc, "-H", "ALL"], { stdio: "pipe" });
     pf("flush");
-    await waitCount("Postfix deliveries", () => countFiles(md) - before, n, 600_000);
+    await waitFor("Postfix deliveries", () => countFiles(md) - before >= n, 600_000);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
     spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });

@@ -37,7 +37,7 @@
  *   otherwise, with the reason printed. All processes and directories are
  *   removed at the end.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
   chownSync,
@@ -49,30 +49,14 @@ import {
   rmSync,
   writeFileSync,
 } from "node:fs";
-import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { option } from "./bench-common.js";
+import { SMTP_SOURCE, countFiles, ensureFileLimit, openIdle, option, smtpSource } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
-const SMTP_SOURCE = "/usr/sbin/smtp-source";
 const SESSIONS = 20;
-const OPEN_PARALLEL = 100;
-
-/** The soft and hard limits on open files, from /proc/self/limits. */
-function fileLimits(): { soft: number; hard: number } {
-  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-  const n = (s: string | undefined): number => (s === "unlimited" ? Infinity : Number(s ?? 0));
-  return { soft: n(m?.[1]), hard: n(m?.[2]) };
-}
-
-/** Counts the queue files in a directory (0 when it does not exist). */
-function countFiles(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).filter((n) => !n.startsWith(".")).length;
-}
 
 /** The main.cf settings both systems share. */
 function common(idle: number): string[] {
@@ -95,77 +79,21 @@ async function throughput(
   budgetMs: number,
 ): Promise<{ rate: number; text: string }> {
   const before = countFiles(incoming);
-  const t0 = Date.now();
-  const args = ["-m", String(n), "-s", String(SESSIONS), "-l", "2048"];
-  args.push("-f", "bench@sender.example", "-t", "bob@example.org", `127.0.0.1:${port}`);
-  const p = spawn(SMTP_SOURCE, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  p.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => p.kill("SIGKILL"), budgetMs);
-  const code = await new Promise<number | null>((r) => p.on("close", r));
-  clearTimeout(timer);
-  const seconds = (Date.now() - t0) / 1000;
+  const r = await smtpSource(port, {
+    messages: n,
+    sessions: SESSIONS,
+    size: 2048,
+    rcpt: "bob@example.org",
+    budgetMs,
+  });
+  const seconds = r.ms / 1000;
+  const code = r.code;
+  const err = r.err;
   await sleep(500);
   const got = countFiles(incoming) - before;
   const rate = got / seconds;
   const note = code === 0 ? "" : ` (smtp-source exit ${code}${err ? `: ${err.trim().slice(0, 200)}` : ""})`;
   return { rate, text: `${got} msgs in ${seconds.toFixed(2)} s, ${rate.toFixed(0)} msg/s${note}` };
-}
-
-/** Opens one SMTP session to the greeting and an EHLO reply. */
-function openSession(port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = connect(port, "127.0.0.1");
-    let buf = "";
-    let ehlo = false;
-    const timer = setTimeout(() => fail(new Error("timed out")), timeoutMs);
-    const fail = (e: Error): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      reject(e);
-    };
-    sock.setEncoding("latin1");
-    sock.on("error", fail);
-    sock.on("close", () => fail(new Error("closed")));
-    sock.on("data", (d: string) => {
-      buf += d;
-      const m = /^(\d{3}) [^\n]*\n/m.exec(buf);
-      if (m === null) return;
-      buf = buf.slice(m.index + m[0].length);
-      if (!ehlo && m[1] === "220") {
-        ehlo = true;
-        sock.write("EHLO idle.bench.example\r\n");
-      } else if (ehlo && m[1] === "250") {
-        clearTimeout(timer);
-        sock.removeAllListeners("close");
-        sock.removeAllListeners("data");
-        resolve(sock);
-      } else fail(new Error(`reply ${m[0].trim()}`));
-    });
-  });
-}
-
-/** Opens up to n idle sessions, OPEN_PARALLEL at a time, until the deadline. */
-async function openIdle(
-  port: number,
-  n: number,
-  deadline: number,
-): Promise<{ socks: Socket[]; err: string }> {
-  const socks: Socket[] = [];
-  let next = 0;
-  let err = "";
-  const worker = async (): Promise<void> => {
-    while (next < n && Date.now() < deadline && err === "") {
-      next++;
-      try {
-        socks.push(await openSession(port, Math.max(1000, deadline - Date.now())));
-      } catch (e) {
-        err = (e as Error).message;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: OPEN_PARALLEL }, worker));
-  return { socks, err };
 }
 
 /** The sum of VmRSS (KiB) and the count of a master's children that are smtpd processes. */
@@ -325,28 +253,7 @@ async function main(): Promise<void> {
   const idle = option("idle", 5000);
   const clientLimit = option("client-limit", 1000);
   const budgetMs = option("budget", 120) * 1000;
-  const need = 2 * idle + 1000;
-  const lim = fileLimits();
-  // Node raises its soft limit to the hard limit as it starts; only root can raise the hard limit.
-  if (lim.soft < need && process.getuid?.() === 0 && process.env["BENCH_SMTPD_ULIMIT"] === undefined) {
-    const to = need;
-    console.log(`raising the open-file limit from ${lim.soft} to ${to} (ulimit -n)`);
-    const r = spawnSync(
-      "sh",
-      [
-        "-c",
-        `ulimit -n ${to} || echo "could not raise it: going on with $(ulimit -n)"; exec "$0" "$@"`,
-        process.execPath,
-        ...process.argv.slice(1),
-      ],
-      { stdio: "inherit", env: { ...process.env, BENCH_SMTPD_ULIMIT: "1" } },
-    );
-    process.exit(r.status ?? 1);
-  }
-  if (lim.soft < need)
-    console.log(
-      `open-file limit ${lim.soft} < ${need}: fewer idle sessions may open (raise the hard limit, ulimit -Hn, before running it)`,
-    );
+  ensureFileLimit(2 * idle + 1000);
   if (!existsSync(SMTP_SOURCE)) {
     console.log(`${SMTP_SOURCE} is not installed (Debian package postfix): nothing to measure`);
     return;

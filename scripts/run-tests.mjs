@@ -3,6 +3,8 @@
 // (dist/src/**/*.test.js) in parallel, then the end-to-end tests
 // (dist/test/**/*.test.js) one file at a time. Node 20's --test takes no
 // glob, so the files are listed here. Arguments filter by substring.
+// The fault-injection suite (dist/test/faults/, slow) runs only with --faults, which
+// runs it together with the fast fault tests that npm test also runs (dist/test/fault-*).
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
@@ -23,8 +25,13 @@ function find(dir) {
   return out.sort();
 }
 
-const filters = process.argv.slice(2);
-const pick = (files) => files.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+const faults = process.argv.includes("--faults");
+const filters = process.argv.slice(2).filter((a) => a !== "--faults");
+const isFault = (f) => f.includes("/faults/") || /\/fault-[^/]*$/.test(f);
+const pick = (files) =>
+  files
+    .filter((f) => (faults ? isFault(f) : !f.includes("/faults/")))
+    .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 let failed = false;
 for (const [dir, conc] of [
   ["dist/src", "2"],

@@ -9,12 +9,16 @@
  *   ("ID nexthop recipient pid start-ms end-ms"), and decides by the recipient's local part:
  *     defer-*  deferred (4.4.1)        fail-*   bounced (5.1.1)
  *     slow-*   waits 200 ms first      site-*   the whole site fails (site_fail)
+ *     hang-*   waits until the file <record>.release exists (at most 60 s), then delivered
+ *     crash-*  while <record>.crash exists, the process kills itself (SIGKILL) before delivering
+ *     acrash-* delivered and recorded, then, while <record>.crash exists, the
+ *              process kills itself before it can report (the delivery is repeated)
  *   everything else is delivered. The nexthop "down" makes every delivery a
  *   site failure, and a nexthop starting with "slow" delays each delivery by 50 ms.
  *   With a second argument, the content of each message with a delivered
  *   recipient is written to that directory as <queue ID>.eml.
  */
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { contentLines, readEnvelope } from "../global/queue-file.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
@@ -54,8 +58,13 @@ await agentServer({
     if (req.nexthop.startsWith("slow")) await sleep(50);
     const results: RcptResult[] = [];
     let lines = "";
+    const crashing = existsSync(`${record}.crash`);
     for (const r of req.recipients) {
       if (r.address.startsWith("slow-")) await sleep(200);
+      if (r.address.startsWith("crash-") && crashing) process.kill(process.pid, "SIGKILL");
+      if (r.address.startsWith("hang-"))
+        for (const end = Date.now() + 60_000; !existsSync(`${record}.release`) && Date.now() < end;)
+          await sleep(100);
       if (r.address.startsWith("defer-"))
         results.push({ status: "deferred", dsn: "4.4.1", text: "test deferral" });
       else if (r.address.startsWith("fail-"))
@@ -72,6 +81,8 @@ await agentServer({
         join(copies, `${req.queueId}.eml`),
       );
     if (lines !== "") appendFileSync(record, lines);
+    if (crashing && req.recipients.some((r) => r.address.startsWith("acrash-")))
+      process.kill(process.pid, "SIGKILL");
     return { siteFail: false, relay: `${req.nexthop}[127.0.0.9]:25`, results };
   },
 });

@@ -1,0 +1,237 @@
+/*
+ * bench-sut - a Postern or a Postfix instance with the same settings, for side-by-side runs
+ *
+ * SYNOPSIS
+ *   const sut = await startSut("Postfix", dir, { main: [...], services: ["smtpd", "cleanup", "rewrite"] });
+ *   ... sut.port, sut.spool, sut.masterPid, await sut.tool("flush") ...
+ *   await sut.stop();
+ *
+ * DESCRIPTION
+ *   Both systems get the same main.cf lines (the caller's, plus loopback
+ *   interfaces and no chroot) and the same named services in master.cf,
+ *   each with its own queue, configuration and log under a temporary
+ *   directory; an SMTP service, when asked for, listens on a free loopback
+ *   port. Postern is this checkout's build (src/testing/instance.ts);
+ *   Postfix is Debian's /usr/sbin/postfix run as a private instance (it
+ *   needs root), with the support services its daemons always talk to
+ *   (postlogd, proxymap, anvil, bounce, ...). Neither touches a system
+ *   mail service. tool() runs the system's own postsuper, sendmail or
+ *   "flush" on this instance.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { installRoot } from "../src/global/install-paths.js";
+import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { processTree } from "../src/testing/proc-tree.js";
+
+export type SystemName = "Postern" | "Postfix";
+
+export const POSTFIX = "/usr/sbin/postfix";
+
+/** A service both systems can run, by its master.cf name. */
+export type Service = "smtpd" | "cleanup" | "rewrite" | "qmgr" | "local" | "pickup" | "smtp" | "bounce";
+
+export interface SutSpec {
+  main: string[];
+  services: Service[];
+}
+
+export interface ToolResult {
+  code: number | null;
+  stderr: string;
+}
+
+export interface Sut {
+  name: SystemName;
+  etc: string;
+  spool: string;
+  /** The SMTP service's port (0 without smtpd). */
+  port: number;
+  masterPid: number;
+  log(): string;
+  /** Runs this system's postsuper, sendmail or a queue flush against this instance. */
+  tool(name: "postsuper" | "sendmail" | "flush", args?: string[], input?: Buffer): Promise<ToolResult>;
+  stop(): Promise<void>;
+}
+
+/** The master.cf lines of a service: [Postern, Postfix]. */
+function serviceLines(s: Service, port: number): [string, string] {
+  switch (s) {
+    case "smtpd":
+      return [`${port} inet n - n - - smtpd`, `127.0.0.1:${port} inet n - n - - smtpd`];
+    case "cleanup":
+      return ["cleanup unix - - n - 0 cleanup", "cleanup unix n - n - 0 cleanup"];
+    case "rewrite":
+      return ["rewrite unix - - n - - trivial-rewrite", "rewrite unix - - n - - trivial-rewrite"];
+    case "qmgr":
+      return ["qmgr unix n - n 300 1 qmgr", "qmgr unix n - n 300 1 qmgr"];
+    case "local":
+      return ["local unix - n n - - local", "local unix - n n - - local"];
+    case "pickup":
+      return ["pickup unix n - n 60 1 pickup", "pickup unix n - n 60 1 pickup"];
+    case "smtp":
+      return ["smtp unix - - n - - smtp", "smtp unix - - n - - smtp"];
+    case "bounce":
+      return ["bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce", ""];
+  }
+}
+
+/** Postfix's services that its daemons expect whatever the workload. */
+const POSTFIX_SUPPORT = [
+  "bounce unix - - n - 0 bounce",
+  "defer unix - - n - 0 bounce",
+  "trace unix - - n - 0 bounce",
+  "flush unix n - n 1000? 0 flush",
+  "proxymap unix - - n - - proxymap",
+  "showq unix n - n - - showq",
+  "error unix - - n - - error",
+  "retry unix - - n - - error",
+  "anvil unix - - n - 1 anvil",
+  "scache unix - - n - 1 scache",
+  "postlog unix-dgram n - n - 1 postlogd",
+];
+
+/** Runs a program; resolves with its exit code and standard error. */
+function run(cmd: string, args: string[], input?: Buffer, env?: NodeJS.ProcessEnv): Promise<ToolResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ["pipe", "ignore", "pipe"], env: env ?? process.env });
+    let stderr = "";
+    p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stderr }));
+    p.stdin.on("error", () => undefined);
+    p.stdin.end(input ?? Buffer.alloc(0));
+  });
+}
+
+/** Reads a log file, "" when it does not exist yet. */
+function readLog(path: string): string {
+  try {
+    return readFileSync(path, "latin1");
+  } catch {
+    return "";
+  }
+}
+
+/** Kills whatever is left of a process tree. */
+function killTree(root: number): void {
+  for (const p of processTree(root).reverse()) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Starts this checkout's Postern. */
+async function startPostern(spec: SutSpec): Promise<Sut> {
+  const port = spec.services.includes("smtpd") ? await freePort() : 0;
+  const inst = makeInstance({
+    main: spec.main.join("\n"),
+    master: spec.services.map((s) => serviceLines(s, port)[0]).join("\n") + "\n",
+  });
+  const r = await inst.start();
+  if (r.code !== 0) {
+    inst.cleanup();
+    throw new Error(`postern start: ${r.stderr.trim()}`);
+  }
+  const masterPid = readMasterPid(inst.lib) ?? 0;
+  const bin = (tool: string): string => join(installRoot(), "bin", tool);
+  return {
+    name: "Postern",
+    etc: inst.etc,
+    spool: inst.spool,
+    port,
+    masterPid,
+    log: () => inst.log(),
+    tool: (name, args = [], input) =>
+      name === "flush"
+        ? inst.postern("flush")
+        : run(
+            process.execPath,
+            [bin(name), ...(name === "sendmail" ? ["-C"] : ["-c"]), inst.etc, ...args],
+            input,
+          ),
+    stop: async () => {
+      await inst.postern("abort");
+      killTree(masterPid);
+      inst.cleanup();
+    },
+  };
+}
+
+/** Starts Debian's Postfix as a private instance under dir. */
+async function startPostfix(dir: string, spec: SutSpec): Promise<Sut> {
+  const etc = join(dir, "etc");
+  const spool = join(dir, "spool");
+  const maillog = join(dir, "maillog");
+  for (const d of [etc, spool, join(dir, "data")]) mkdirSync(d, { recursive: true });
+  chownSync(join(dir, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
+  const port = spec.services.includes("smtpd") ? await freePort() : 0;
+  const main = [
+    "compatibility_level = 3.6",
+    `queue_directory = ${spool}`,
+    `data_directory = ${dir}/data`,
+    "mail_owner = postfix",
+    "setgid_group = postdrop",
+    "inet_interfaces = 127.0.0.1",
+    "inet_protocols = ipv4",
+    `maillog_file = ${maillog}`,
+    `maillog_file_prefixes = ${dir}`,
+    "shlib_directory = /usr/lib/postfix",
+    "daemon_directory = /usr/lib/postfix/sbin",
+    "meta_directory = /etc/postfix",
+    "alias_database =",
+    "biff = no",
+    "in_flow_delay = 0",
+    "smtp_dns_support_level = disabled",
+    ...spec.main,
+  ];
+  writeFileSync(join(etc, "main.cf"), main.join("\n") + "\n");
+  const services = spec.services.map((s) => serviceLines(s, port)[1]).filter((l) => l !== "");
+  writeFileSync(join(etc, "master.cf"), [...services, ...POSTFIX_SUPPORT, ""].join("\n"));
+  const pf = spawnSync(POSTFIX, ["-c", etc, "start"], { stdio: "pipe" });
+  if (pf.status !== 0)
+    throw new Error(`postfix start: ${pf.stderr.toString().trim()} (see ${maillog})`.slice(0, 400));
+  const pidFile = join(spool, "pid", "master.pid");
+  const until = Date.now() + 10_000;
+  while (!existsSync(pidFile) && Date.now() < until) await sleep(50);
+  const masterPid = Number(readLog(pidFile).trim());
+  if (!(masterPid > 0)) throw new Error(`postfix start: no ${pidFile}`);
+  await sleep(500);
+  return {
+    name: "Postfix",
+    etc,
+    spool,
+    port,
+    masterPid,
+    log: () => readLog(maillog),
+    tool: (name, args = [], input) =>
+      name === "flush"
+        ? run(POSTFIX, ["-c", etc, "flush"])
+        : run(`/usr/sbin/${name}`, [name === "sendmail" ? "-C" : "-c", etc, ...args], input),
+    stop: async () => {
+      spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+      const end = Date.now() + 10_000;
+      while (processTree(masterPid).length > 0 && Date.now() < end) await sleep(100);
+      killTree(masterPid);
+    },
+  };
+}
+
+/** Starts one system with a spec; Postfix lives under dir (made here). */
+export function startSut(name: SystemName, dir: string, spec: SutSpec): Promise<Sut> {
+  if (name === "Postern") return startPostern(spec);
+  mkdirSync(dir, { recursive: true });
+  return startPostfix(dir, spec);
+}
+
+/** Why Postfix cannot be compared here, or null when it can. */
+export function postfixMissing(): string | null {
+  if (!existsSync(POSTFIX)) return `${POSTFIX} is not installed (Debian package postfix)`;
+  if (process.getuid?.() !== 0) return "a private Postfix instance needs root";
+  return null;
+}
