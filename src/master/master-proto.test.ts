@@ -10,6 +10,19 @@ test("valid child messages pass, with their fields", () => {
   assert.deepEqual(parseChildMessage({ t: "ready", capacity: 50 }), { t: "ready", capacity: 50 });
   assert.deepEqual(parseChildMessage({ t: "done", extra: 1 }), { t: "done" });
   assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd" }), { t: "pass", service: "smtpd" });
+  assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd", data: "RUhMTw0K" }), {
+    t: "pass",
+    service: "smtpd",
+    data: "RUhMTw0K",
+  });
+  assert.deepEqual(parseMasterMessage({ t: "conn", data: "RUhMTw0K" }), { t: "conn", data: "RUhMTw0K" });
+});
+
+test("the bytes a handed-over connection carries are bounded base64", () => {
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: "not base64!" }), null);
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: "A".repeat(20_000) }), null);
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: 5 }), null);
+  assert.equal(parseMasterMessage({ t: "conn", data: "%%" }), null);
 });
 
 test("malformed child messages are refused", () => {

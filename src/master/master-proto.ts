@@ -9,9 +9,11 @@
  *   child to master
  *     ready  { capacity }   the skeleton is up and takes `capacity` clients at once
  *     done                  one client connection or trigger has been handled
- *     pass   { service }    with a socket: hand this connection to a "pass" service
+ *     pass   { service, data? }  with a socket: hand this connection to a "pass"
+ *                           service; data (base64) is what the client already
+ *                           sent and the child read, so the next server sees it
  *   master to child
- *     conn                  with a socket: serve this client
+ *     conn   { data? }      with a socket: serve this client (data as for pass)
  *     trigger { data }      a wakeup or other trigger (a few bytes)
  *     retire                take no more work; exit when the current work is done
  *
@@ -19,10 +21,20 @@
  *   with parseChildMessage() and anything else is logged and ignored.
  */
 
-export type ChildMessage = { t: "ready"; capacity: number } | { t: "done" } | { t: "pass"; service: string };
-export type MasterMessage = { t: "conn" } | { t: "trigger"; data: string } | { t: "retire" };
+export type ChildMessage =
+  { t: "ready"; capacity: number } | { t: "done" } | { t: "pass"; service: string; data?: string };
+export type MasterMessage = { t: "conn"; data?: string } | { t: "trigger"; data: string } | { t: "retire" };
 
 const MAX_CAPACITY = 100_000;
+/** The most bytes a connection may carry along when it is handed over (as base64 text). */
+export const PASS_DATA_MAX = 8192;
+const B64_MAX = Math.ceil(PASS_DATA_MAX / 3) * 4;
+
+/** Validates the optional base64 "data" of a pass or conn message: undefined when absent, null when bad. */
+function passData(d: unknown): string | undefined | null {
+  if (d === undefined) return undefined;
+  return typeof d === "string" && d.length <= B64_MAX && /^[A-Za-z0-9+/]*={0,2}$/.test(d) ? d : null;
+}
 
 /** Returns a plain object's own string-keyed fields, or null. */
 function fields(m: unknown): Record<string, unknown> | null {
@@ -44,9 +56,9 @@ export function parseChildMessage(m: unknown): ChildMessage | null {
       return { t: "done" };
     case "pass": {
       const s = f["service"];
-      return typeof s === "string" && /^[A-Za-z0-9_.:[\]-]{1,100}$/.test(s)
-        ? { t: "pass", service: s }
-        : null;
+      const data = passData(f["data"]);
+      if (typeof s !== "string" || !/^[A-Za-z0-9_.:[\]-]{1,100}$/.test(s) || data === null) return null;
+      return data === undefined ? { t: "pass", service: s } : { t: "pass", service: s, data };
     }
     default:
       return null;
@@ -58,8 +70,11 @@ export function parseMasterMessage(m: unknown): MasterMessage | null {
   const f = fields(m);
   if (f === null) return null;
   switch (f["t"]) {
-    case "conn":
-      return { t: "conn" };
+    case "conn": {
+      const data = passData(f["data"]);
+      if (data === null) return null;
+      return data === undefined ? { t: "conn" } : { t: "conn", data };
+    }
     case "retire":
       return { t: "retire" };
     case "trigger": {

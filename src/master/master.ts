@@ -22,7 +22,7 @@
  *   SIGINT and SIGQUIT stop at once. With -w, master writes "ready" to file
  *   descriptor 3 once it serves, so "postern start" knows it is up.
  */
-import { writeSync, closeSync } from "node:fs";
+import { chownSync, closeSync, writeSync } from "node:fs";
 import { getopt } from "../util/getopt.js";
 import { StderrSink, msg, msgInit, type MsgSink } from "../util/msg.js";
 import { FileSink, SyslogSink } from "../util/msg-sinks.js";
@@ -112,7 +112,7 @@ class Master {
       sink,
       jailArgs: jailArgs(cfg),
       env: childEnv(cfg),
-      passTo: (name, sock) => this.#passTo(name, sock),
+      passTo: (name, sock, data) => this.#passTo(name, sock, data),
     };
   }
 
@@ -141,13 +141,13 @@ class Master {
   }
 
   /** Finds the pass service for a connection handed over by another service. */
-  #passTo(name: string, sock: Parameters<MasterEnv["passTo"]>[1]): boolean {
+  #passTo(name: string, sock: Parameters<MasterEnv["passTo"]>[1], data: Buffer | undefined): boolean {
     const svc = this.#services.get(`${name}/pass`);
     if (svc === undefined) {
       msg.warn(`no pass service named ${name}`);
       return false;
     }
-    svc.accept(sock);
+    svc.accept(sock, data);
     return true;
   }
 
@@ -227,6 +227,16 @@ function privileges(cfg: Config): MasterEnv["owner"] {
   return { uid: user.uid, gid: user.gid };
 }
 
+/** Gives data_directory to mail_owner, as Postfix does: daemons keep state there (postscreen's cache). */
+function ownDataDirectory(dir: string, owner: MasterEnv["owner"]): void {
+  if (owner === null) return;
+  try {
+    chownSync(dir, owner.uid, owner.gid);
+  } catch (err) {
+    msg.warn(`data_directory ${dir}: cannot give it to mail_owner: ${(err as Error).message}`);
+  }
+}
+
 /** Tells "postern start" that master is up. */
 function notifyReady(wait: boolean): void {
   if (!wait) return;
@@ -257,6 +267,7 @@ async function main(): Promise<void> {
   const lockErr = lockInstance(cfg.get("data_directory"));
   if (lockErr !== null) return msg.fatal(lockErr);
   makeQueueTree(cfg.get("queue_directory"), owner);
+  ownDataDirectory(cfg.get("data_directory"), owner);
   const master = new Master(cfg, owner, sink);
   const err = await master.start();
   if (err !== null) {
