@@ -9,6 +9,9 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { nsdAvailable, startNsd, zone, type NsdServer } from "../src/testing/dns-server.js";
 import { postscreenInstance } from "../src/testing/postscreen-instance.js";
 import { smtpCmd, smtpConnect } from "../src/testing/smtpd-instance.js";
@@ -73,4 +76,199 @@ test("a good client passes (PASS NEW) and its message goes through smtpd on the 
     /DISCONNECT \[127\.0\.0\.2\]/,
     "a client handed to smtpd is not disconnected by postscreen",
   );
+});
+
+/** Connects from a loopback address and returns the client and its log name "[addr]:port". */
+async function connectFrom(
+  port: number,
+  from: string,
+): Promise<{ c: LineClient; name: string; port: number }> {
+  const c = await smtpConnect(port, from);
+  const local = c.localPort;
+  return { c, name: `[${from}]:${local}`, port: local };
+}
+
+/** A regular expression that matches text literally. */
+function lit(text: string): RegExp {
+  return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+}
+
+/** A cidr access table for postscreen_access_list, in a temporary directory removed after the test. */
+function accessTable(t: { after: (fn: () => void) => void }, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), "postern-ps-"));
+  chmodSync(dir, 0o755);
+  const path = join(dir, "postscreen_access.cidr");
+  writeFileSync(path, text);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return path;
+}
+
+const SITES =
+  "postscreen_dnsbl_sites = bl.test=127.0.0.[2..11]*3, bl2.test*2, wl.test=127.0.[0..255].1*-5\npostscreen_dnsbl_threshold = 4\n";
+
+test("enforce: a pregreeting bot and a listed client meet postscreen's engine, which rejects their mail", async (t) => {
+  const acl = accessTable(t, "127.0.0.8 reject\n127.0.0.9 permit\n");
+  const inst = await postscreenInstance(
+    t,
+    [
+      "postscreen_greet_wait = 1s",
+      "postscreen_greet_action = enforce",
+      "postscreen_dnsbl_action = enforce",
+      "postscreen_dnsbl_reply_map = inline:{ bl.test=zen.example }",
+      "postscreen_dnsbl_allowlist_threshold = -2",
+      "postscreen_denylist_action = enforce",
+      `postscreen_access_list = permit_mynetworks, cidr:${acl}`,
+      SITES,
+      dnsMain(),
+    ].join("\n"),
+  );
+  const bot = await connectFrom(inst.port, "127.0.0.2");
+  bot.c.sendRaw("EHLO bot.example\r\n");
+  await inst.waitLog(lit(`PREGREET 18 after `));
+  assert.match(
+    inst.log(),
+    new RegExp(
+      `PREGREET 18 after [\\d.]+ from \\[127\\.0\\.0\\.2\\]:${bot.port}: EHLO bot\\.example\\\\r\\\\n`,
+    ),
+  );
+  assert.equal(
+    await bot.c.line(),
+    "220-mx.example.org ESMTP Postern",
+    "no second banner line for a pregreeter",
+  );
+  assert.match(await smtpCmd(bot.c, null), /^250-mx\.example\.org/, "the engine answers the early EHLO");
+  assert.equal(await smtpCmd(bot.c, "MAIL FROM:<bot@bad.example>"), "250 2.1.0 Ok");
+  assert.equal(await smtpCmd(bot.c, "RCPT TO:<user@example.org>"), "550 5.5.1 Protocol error");
+  await inst.waitLog(
+    lit(
+      `NOQUEUE: reject: RCPT from ${bot.name}: 550 5.5.1 Protocol error; from=<bot@bad.example>, to=<user@example.org>, proto=ESMTP, helo=<bot.example>`,
+    ),
+  );
+  assert.equal(await smtpCmd(bot.c, "QUIT"), "221 2.0.0 Bye");
+  await inst.waitLog(lit(`DISCONNECT ${bot.name}`));
+
+  const listed = await connectFrom(inst.port, "127.0.0.4");
+  assert.equal(
+    await greeting(listed.c),
+    "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern",
+  );
+  await inst.waitLog(lit(`DNSBL rank 5 for ${listed.name}`));
+  assert.match(await smtpCmd(listed.c, "EHLO listed.example"), /^250-mx\.example\.org/);
+  assert.doesNotMatch(await smtpCmd(listed.c, "NOOP"), /PIPELINING/);
+  assert.equal(await smtpCmd(listed.c, "MAIL FROM:<a@listed.example>"), "250 2.1.0 Ok");
+  const reject = "550 5.7.1 Service unavailable; client [127.0.0.4] blocked using zen.example";
+  assert.equal(await smtpCmd(listed.c, "RCPT TO:<user@example.org>"), reject);
+  await inst.waitLog(
+    lit(
+      `NOQUEUE: reject: RCPT from ${listed.name}: ${reject}; from=<a@listed.example>, to=<user@example.org>, proto=ESMTP, helo=<listed.example>`,
+    ),
+  );
+  listed.c.close();
+
+  const below = await connectFrom(inst.port, "127.0.0.3");
+  assert.equal(await greeting(below.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  assert.match(await sendMail(below.c), /^250 2\.0\.0 Ok: queued as /, "a score below the threshold passes");
+  await inst.waitLog(lit(`PASS NEW ${below.name}`));
+  assert.doesNotMatch(inst.log(), lit(`DNSBL rank 3 for ${below.name}`));
+  below.c.close();
+
+  const allowed = await connectFrom(inst.port, "127.0.0.6");
+  assert.equal(
+    await greeting(allowed.c),
+    "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern",
+  );
+  await inst.waitLog(lit(`PASS NEW ${allowed.name}`));
+  allowed.c.close();
+
+  const denied = await connectFrom(inst.port, "127.0.0.8");
+  assert.equal(
+    await greeting(denied.c),
+    "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern",
+  );
+  await inst.waitLog(lit(`DENYLISTED ${denied.name}`));
+  assert.match(await smtpCmd(denied.c, "HELO denied.example"), /^250 /);
+  assert.equal(await smtpCmd(denied.c, "MAIL FROM:<>"), "250 2.1.0 Ok");
+  assert.equal(
+    await smtpCmd(denied.c, "RCPT TO:<user@example.org>"),
+    "550 5.3.2 Service currently unavailable",
+  );
+  denied.c.close();
+
+  const permitted = await connectFrom(inst.port, "127.0.0.9");
+  assert.equal(await greeting(permitted.c), "220 mx.example.org ESMTP Postern", "smtpd greets at once");
+  await inst.waitLog(lit(`ALLOWLISTED ${permitted.name}`));
+  assert.match(await sendMail(permitted.c), /^250 2\.0\.0 Ok: queued as /);
+  permitted.c.close();
+});
+
+test("drop and ignore: listed and denied clients are cut off; early talk under ignore reaches smtpd", async (t) => {
+  const acl = accessTable(t, "127.0.0.8 reject\n");
+  const inst = await postscreenInstance(
+    t,
+    [
+      "postscreen_greet_wait = 1s",
+      "postscreen_dnsbl_action = drop",
+      "postscreen_blacklist_action = drop",
+      "smtpd_forbid_unauth_pipelining = no",
+      `postscreen_access_list = permit_mynetworks, cidr:${acl}`,
+      SITES,
+      dnsMain(),
+    ].join("\n"),
+  );
+  const listed = await connectFrom(inst.port, "127.0.0.4");
+  assert.equal(await listed.c.line(), "220-mx.example.org ESMTP Postern");
+  assert.equal(
+    await listed.c.line(),
+    "521 5.7.1 Service unavailable; client [127.0.0.4] blocked using bl.test",
+  );
+  await assert.rejects(listed.c.line(), /connection closed/);
+  await inst.waitLog(lit(`DISCONNECT ${listed.name}`));
+
+  const denied = await connectFrom(inst.port, "127.0.0.8");
+  assert.equal(await denied.c.line(), "521 5.3.2 Service currently unavailable");
+  await inst.waitLog(lit(`DENYLISTED ${denied.name}`));
+
+  const early = await connectFrom(inst.port, "127.0.0.2");
+  early.c.sendRaw("EHLO early.example\r\n");
+  assert.equal(await greeting(early.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  assert.match(
+    await smtpCmd(early.c, null),
+    /^250-mx\.example\.org/,
+    "smtpd answers the EHLO postscreen read",
+  );
+  await inst.waitLog(lit(`PREGREET 20 after `));
+  await inst.waitLog(/smtpd\[\d+\]: connect from [^\s]*\[127\.0\.0\.2\]/);
+  assert.doesNotMatch(
+    inst.log(),
+    lit(`PASS NEW ${early.name}`),
+    "a pregreeter under ignore is not remembered",
+  );
+  early.c.close();
+});
+
+test("a passed client is remembered: PASS OLD at once next time, also after a restart", async (t) => {
+  const inst = await postscreenInstance(t, "postscreen_greet_wait = 1s\n" + dnsMain());
+  const first = await connectFrom(inst.port, "127.0.0.2");
+  assert.equal(await greeting(first.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  assert.match(await smtpCmd(first.c, "QUIT"), /^221 /);
+  await inst.waitLog(lit(`PASS NEW ${first.name}`));
+
+  const second = await connectFrom(inst.port, "127.0.0.2");
+  assert.equal(
+    await greeting(second.c),
+    "220 mx.example.org ESMTP Postern",
+    "no teaser: smtpd greets at once",
+  );
+  assert.match(await sendMail(second.c), /^250 2\.0\.0 Ok: queued as /);
+  await inst.waitLog(lit(`PASS OLD ${second.name}`));
+  second.c.close();
+
+  await inst.restart();
+  const third = await connectFrom(inst.port, "127.0.0.2");
+  assert.equal(await greeting(third.c), "220 mx.example.org ESMTP Postern");
+  await inst.waitLog(lit(`PASS OLD ${third.name}`));
+  third.c.close();
+  const other = await connectFrom(inst.port, "127.0.0.3");
+  assert.equal(await greeting(other.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  other.c.close();
 });

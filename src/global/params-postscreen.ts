@@ -36,6 +36,7 @@ export const POSTSCREEN_PARAMS: readonly ParamDef[] = [
     "int",
     "${postscreen_dnsbl_whitelist_threshold?{$postscreen_dnsbl_whitelist_threshold}:{0}}",
     "a DNSBL score at or below this (when negative) lets a client skip the other tests",
+    { min: -1_000_000 },
   ),
   p(
     "postscreen_dnsbl_action",

@@ -36,7 +36,7 @@ import { Config, ConfigError } from "../global/config.js";
 import { configDirectory } from "../global/install-paths.js";
 import { splitNameValue } from "../global/main-cf.js";
 import type { ServiceType } from "../global/master-cf.js";
-import { PASS_DATA_MAX, parseMasterMessage, type ChildMessage } from "./master-proto.js";
+import { PASS_DATA_MAX, parseMasterMessage, takeBuffered, type ChildMessage } from "./master-proto.js";
 
 export interface ServerContext {
   config: Config;
@@ -264,10 +264,7 @@ const handedOver = new WeakSet<Socket>();
  */
 export function passConnection(socket: Socket, service: string, data?: Buffer): Promise<boolean> {
   return new Promise((resolve) => {
-    socket.pause();
-    const parts = data !== undefined ? [data] : [];
-    for (let chunk: unknown; (chunk = socket.read()) !== null;) if (Buffer.isBuffer(chunk)) parts.push(chunk);
-    const pre = Buffer.concat(parts);
+    const pre = Buffer.concat([...(data !== undefined ? [data] : []), ...takeBuffered(socket)]);
     if (!process.connected || process.send === undefined || pre.length > PASS_DATA_MAX || socket.destroyed)
       return resolve(false);
     const m: ChildMessage =

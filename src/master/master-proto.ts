@@ -20,6 +20,7 @@
  *   master treats what a child says as untrusted: every message is checked
  *   with parseChildMessage() and anything else is logged and ignored.
  */
+import type { Socket } from "node:net";
 
 export type ChildMessage =
   { t: "ready"; capacity: number } | { t: "done" } | { t: "pass"; service: string; data?: string };
@@ -39,6 +40,26 @@ function passData(d: unknown): string | undefined | null {
 /** Returns a plain object's own string-keyed fields, or null. */
 function fields(m: unknown): Record<string, unknown> | null {
   return typeof m === "object" && m !== null && !Array.isArray(m) ? (m as Record<string, unknown>) : null;
+}
+
+/**
+ * Stops reading a socket that is about to be handed to another process
+ * and returns what it had read but nobody consumed. Bytes read after the
+ * hand-off began would be lost, so the kernel must keep them for the next
+ * owner: the read is stopped on the handle itself, since Socket.pause()
+ * only stops the stream, not the reading.
+ */
+export function takeBuffered(sock: Socket): Buffer[] {
+  const handle = (sock as unknown as { _handle?: { readStop?: () => number; reading?: boolean } })._handle;
+  if (handle?.readStop !== undefined) {
+    handle.readStop();
+    handle.reading = false;
+  }
+  sock.pause();
+  const parts: Buffer[] = [];
+  if (sock.readableLength === 0) return parts;
+  for (let chunk: unknown; (chunk = sock.read()) !== null;) if (Buffer.isBuffer(chunk)) parts.push(chunk);
+  return parts;
 }
 
 /** Validates a message from a child. */

@@ -29,7 +29,7 @@ import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
 import { endpoints, listen } from "./master-listen.js";
-import { PASS_DATA_MAX, parseChildMessage } from "./master-proto.js";
+import { PASS_DATA_MAX, parseChildMessage, takeBuffered } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
 
 export interface MasterEnv {
@@ -223,9 +223,7 @@ export class Service {
 
   /** Sends a client connection to a child, with the bytes read from it so far. */
   #handConn(c: Child, w: Waiting): void {
-    const parts = w.data !== undefined ? [w.data] : [];
-    for (let chunk: unknown; (chunk = w.sock.read()) !== null;) if (Buffer.isBuffer(chunk)) parts.push(chunk);
-    const data = Buffer.concat(parts);
+    const data = Buffer.concat([...(w.data !== undefined ? [w.data] : []), ...takeBuffered(w.sock)]);
     if (data.length > PASS_DATA_MAX) {
       msg.warn(`service ${this.spec.key}: a handed-over connection carries too much data; dropping it`);
       w.sock.destroy();

@@ -83,6 +83,7 @@ export class PsSession {
     this.addr = (sock.remoteAddress ?? "unknown").replace(/^::ffff:(?=\d+\.)/, "");
     this.port = String(sock.remotePort ?? 0);
     sock.setNoDelay(true);
+    sock.pause();
   }
 
   /** "[addr]:port" for the log. */
@@ -267,12 +268,15 @@ export class PsSession {
         gone = true;
         finish();
       };
-      if (pregr) sock.on("data", onData);
-      else sock.pause();
       sock.on("close", onClose);
+      if (pregr) {
+        sock.on("data", onData);
+        sock.resume();
+      }
       void dn?.done.then(() => {
         dnsDone = true;
-        if (!pregr || pregreet) finish();
+        const allowed = env.allowThreshold < 0 && dn.result.score <= env.allowThreshold;
+        if (!pregr || pregreet || allowed) finish();
       });
     });
     this.sock.pause();
