@@ -272,3 +272,76 @@ test("a passed client is remembered: PASS OLD at once next time, also after a re
   assert.equal(await greeting(other.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
   other.c.close();
 });
+
+test("deep protocol tests: a client that passes must come back (450), then goes straight to smtpd", async (t) => {
+  const inst = await postscreenInstance(
+    t,
+    [
+      "postscreen_greet_wait = 1s",
+      "postscreen_pipelining_enable = yes",
+      "postscreen_non_smtp_command_enable = yes",
+      "postscreen_bare_newline_enable = yes",
+      "postscreen_bare_newline_action = enforce",
+      dnsMain(),
+    ].join("\n"),
+  );
+  const good = await connectFrom(inst.port, "127.0.0.2");
+  assert.equal(await greeting(good.c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  const ehlo = await smtpCmd(good.c, "EHLO good.example");
+  assert.match(ehlo, /^250-mx\.example\.org/);
+  assert.doesNotMatch(ehlo, /PIPELINING/, "postscreen's engine does not offer PIPELINING");
+  assert.equal(await smtpCmd(good.c, "MAIL FROM:<a@good.example>"), "250 2.1.0 Ok");
+  assert.equal(
+    await smtpCmd(good.c, "RCPT TO:<user@example.org>"),
+    "450 4.3.2 Service currently unavailable",
+  );
+  assert.equal(await smtpCmd(good.c, "QUIT"), "221 2.0.0 Bye");
+  await inst.waitLog(lit(`PASS NEW ${good.name}`));
+  await inst.waitLog(lit(`DISCONNECT ${good.name}`));
+  const back = await connectFrom(inst.port, "127.0.0.2");
+  assert.equal(
+    await greeting(back.c),
+    "220 mx.example.org ESMTP Postern",
+    "smtpd greets the returning client",
+  );
+  assert.match(await sendMail(back.c), /^250 2\.0\.0 Ok: queued as /);
+  await inst.waitLog(lit(`PASS OLD ${back.name}`));
+  back.c.close();
+
+  const piper = await connectFrom(inst.port, "127.0.0.3");
+  assert.match(await greeting(piper.c), /\n220 /);
+  piper.c.sendRaw("EHLO piper.example\r\nMAIL FROM:<p@piper.example>\r\n");
+  assert.match(await smtpCmd(piper.c, null), /^250-/);
+  assert.equal(await smtpCmd(piper.c, null), "250 2.1.0 Ok");
+  await inst.waitLog(
+    lit(`COMMAND PIPELINING from ${piper.name} after EHLO: MAIL FROM:<p@piper.example>\\r\\n`),
+  );
+  assert.equal(await smtpCmd(piper.c, "RCPT TO:<user@example.org>"), "550 5.5.1 Protocol error");
+  piper.c.close();
+
+  const web = await connectFrom(inst.port, "127.0.0.4");
+  assert.match(await greeting(web.c), /\n220 /);
+  web.c.send("GET / HTTP/1.0");
+  assert.equal(await web.c.line(), "521 5.7.0 Error: I can break rules, too. Goodbye.");
+  await inst.waitLog(lit(`NON-SMTP COMMAND from ${web.name} after CONNECT: GET GET / HTTP/1.0`));
+  await inst.waitLog(lit(`DISCONNECT ${web.name}`));
+
+  const lf = await connectFrom(inst.port, "127.0.0.5");
+  assert.match(await greeting(lf.c), /\n220 /);
+  lf.c.sendRaw("HELO lf.example\n");
+  assert.equal(await smtpCmd(lf.c, null), "250 mx.example.org");
+  await inst.waitLog(lit(`BARE NEWLINE from ${lf.name} after CONNECT`));
+  assert.equal(await smtpCmd(lf.c, "MAIL FROM:<>"), "250 2.1.0 Ok");
+  assert.equal(await smtpCmd(lf.c, "RCPT TO:<user@example.org>"), "550 5.5.1 Protocol error");
+  lf.c.close();
+
+  const quitter = await connectFrom(inst.port, "127.0.0.6");
+  assert.equal(await quitter.c.line(), "220-mx.example.org ESMTP Postern");
+  quitter.c.close();
+  await inst.waitLog(
+    new RegExp(
+      `HANGUP after [\\d.]+ from \\[127\\.0\\.0\\.6\\]:${quitter.port} in tests before SMTP handshake`,
+    ),
+  );
+  await inst.waitLog(lit(`DISCONNECT ${quitter.name}`));
+});

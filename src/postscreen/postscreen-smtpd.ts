@@ -28,6 +28,23 @@ import { printable } from "./postscreen-misc.js";
 import type { PsSession } from "./postscreen-session.js";
 
 const LINE_MAX = 2048;
+const KNOWN = new Set([
+  "HELO",
+  "EHLO",
+  "MAIL",
+  "RCPT",
+  "DATA",
+  "BDAT",
+  "RSET",
+  "NOOP",
+  "VRFY",
+  "ETRN",
+  "QUIT",
+  "STARTTLS",
+  "XCLIENT",
+  "XFORWARD",
+  "AUTH",
+]);
 
 interface Line {
   text: string;
@@ -60,6 +77,11 @@ class LineReader {
     s.sock.on("close", end);
     s.sock.on("end", end);
     s.sock.resume();
+  }
+
+  /** The input waiting behind the last line (for the log). */
+  get waiting(): Buffer {
+    return this.#buf;
   }
 
   async line(timeoutMs: number): Promise<Line | null> {
@@ -136,9 +158,10 @@ export async function psSmtpd(s: PsSession): Promise<"done" | "concluded"> {
       if (await s.failWith(T_BARLF, env.barlfAction, "550 5.5.1 Protocol error", "521 5.5.1 Protocol error"))
         return "concluded";
     }
-    if (s.due(T_NSMTP) && (env.forbidden.has(verb) || /^[!-9;-~]+:/.test(line.text))) {
+    const known = KNOWN.has(verb);
+    if (s.due(T_NSMTP) && !known && (env.forbidden.has(verb) || /^[!-9;-~]+:/.test(line.text))) {
       msg.info(
-        `NON-SMTP COMMAND from ${s.client} after ${where}: ${printable(Buffer.from(line.text, "latin1"))}`,
+        `NON-SMTP COMMAND from ${s.client} after ${where}: ${printable(Buffer.from(verb, "latin1"))} ${printable(Buffer.from(line.text, "latin1"))}`,
       );
       if (
         await s.failWith(
@@ -152,7 +175,7 @@ export async function psSmtpd(s: PsSession): Promise<"done" | "concluded"> {
     }
     if (line.more && s.due(T_PIPEL)) {
       msg.info(
-        `COMMAND PIPELINING from ${s.client} after ${where}: ${printable(Buffer.from(line.text, "latin1"))}`,
+        `COMMAND PIPELINING from ${s.client} after ${printable(Buffer.from(verb, "latin1"))}: ${printable(r.waiting)}`,
       );
       if (await s.failWith(T_PIPEL, env.pipelAction, "550 5.5.1 Protocol error", "521 5.5.1 Protocol error"))
         return "concluded";
