@@ -345,3 +345,23 @@ test("deep protocol tests: a client that passes must come back (450), then goes 
   );
   await inst.waitLog(lit(`DISCONNECT ${quitter.name}`));
 });
+
+test("behind a load balancer: the PROXY header names the client, for postscreen and for smtpd", async (t) => {
+  const inst = await postscreenInstance(
+    t,
+    ["postscreen_greet_wait = 1s", "postscreen_upstream_proxy_protocol = haproxy", dnsMain()].join("\n"),
+  );
+  const c = await smtpConnect(inst.port, "127.0.0.2");
+  c.sendRaw("PROXY TCP4 198.51.100.7 192.0.2.25 4321 25\r\n");
+  assert.equal(await greeting(c), "220-mx.example.org ESMTP Postern\n220 mx.example.org ESMTP Postern");
+  assert.match(await sendMail(c), /^250 2\.0\.0 Ok: queued as /);
+  c.close();
+  await inst.waitLog(lit("CONNECT from [198.51.100.7]:4321 to [192.0.2.25]:25"));
+  await inst.waitLog(lit("PASS NEW [198.51.100.7]:4321"));
+  await inst.waitLog(/smtpd\[\d+\]: connect from [^\s]*\[198\.51\.100\.7\]/);
+
+  const bad = await smtpConnect(inst.port, "127.0.0.3");
+  bad.send("EHLO no-proxy.example");
+  assert.equal(await bad.line(), "421 4.3.2 No system resources");
+  await inst.waitLog(/warning: haproxy read: not a proxy protocol header from \[127\.0\.0\.3\]/);
+});

@@ -24,7 +24,9 @@
  *   A daemon may hand a live client connection to a "pass" service
  *   through master with passConnection() (postscreen hands the clients it
  *   let through to smtpd): the bytes it already read go along, and the next
- *   daemon reads them first, as if they had just arrived.
+ *   daemon reads them first, as if they had just arrived. When a proxy
+ *   named the real client (PROXY protocol), the endpoints go along too,
+ *   and the socket reports them as its remote and local address.
  *
  *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
  */
@@ -36,7 +38,13 @@ import { Config, ConfigError } from "../global/config.js";
 import { configDirectory } from "../global/install-paths.js";
 import { splitNameValue } from "../global/main-cf.js";
 import type { ServiceType } from "../global/master-cf.js";
-import { PASS_DATA_MAX, parseMasterMessage, takeBuffered, type ChildMessage } from "./master-proto.js";
+import {
+  PASS_DATA_MAX,
+  parseMasterMessage,
+  takeBuffered,
+  type ChildMessage,
+  type PeerInfo,
+} from "./master-proto.js";
 
 export interface ServerContext {
   config: Config;
@@ -192,13 +200,25 @@ async function start(
     if (m === null) return msg.warn("ignoring a malformed message from master");
     if (m.t === "retire") sk.retire("master asked");
     else if (m.t === "trigger") handlers.trigger(sk, Buffer.from(m.data, "latin1"));
-    else if (isSocket(handle))
+    else if (isSocket(handle)) {
+      if (m.peer !== undefined) showPeer(handle, m.peer);
       handlers.conn(sk, handle, m.data !== undefined ? Buffer.from(m.data, "base64") : undefined);
+    }
   });
   process.on("disconnect", () => sk.retire("master went away"));
   process.on("SIGINT", () => undefined);
   process.on("SIGHUP", () => undefined);
   tell({ t: "ready", capacity: capacity(ctx) });
+}
+
+/** Makes a socket report the endpoints a proxy named (the daemon reads them as usual). */
+function showPeer(socket: Socket, p: PeerInfo): void {
+  Object.defineProperties(socket, {
+    remoteAddress: { value: p.addr },
+    remotePort: { value: p.port },
+    localAddress: { value: p.serverAddr },
+    localPort: { value: p.serverPort },
+  });
 }
 
 /** True for a net.Socket handle passed by master. */
@@ -262,13 +282,19 @@ const handedOver = new WeakSet<Socket>();
  * socket is closed here once master has it; the client stays connected.
  * Resolves false when it could not be handed over (the caller closes it).
  */
-export function passConnection(socket: Socket, service: string, data?: Buffer): Promise<boolean> {
+export function passConnection(
+  socket: Socket,
+  service: string,
+  data?: Buffer,
+  peer?: PeerInfo,
+): Promise<boolean> {
   return new Promise((resolve) => {
     const pre = Buffer.concat([...(data !== undefined ? [data] : []), ...takeBuffered(socket)]);
     if (!process.connected || process.send === undefined || pre.length > PASS_DATA_MAX || socket.destroyed)
       return resolve(false);
-    const m: ChildMessage =
-      pre.length > 0 ? { t: "pass", service, data: pre.toString("base64") } : { t: "pass", service };
+    const m: ChildMessage & { t: "pass" } = { t: "pass", service };
+    if (pre.length > 0) m.data = pre.toString("base64");
+    if (peer !== undefined) m.peer = peer;
     handedOver.add(socket);
     process.send(m, socket, { keepOpen: false }, (err: Error | null) => {
       if (err !== null) {

@@ -16,6 +16,13 @@ test("valid child messages pass, with their fields", () => {
     data: "RUhMTw0K",
   });
   assert.deepEqual(parseMasterMessage({ t: "conn", data: "RUhMTw0K" }), { t: "conn", data: "RUhMTw0K" });
+  const peer = { addr: "198.51.100.7", port: 4321, serverAddr: "192.0.2.1", serverPort: 25 };
+  assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd", peer }), {
+    t: "pass",
+    service: "smtpd",
+    peer,
+  });
+  assert.deepEqual(parseMasterMessage({ t: "conn", peer }), { t: "conn", peer });
 });
 
 test("the bytes a handed-over connection carries are bounded base64", () => {
@@ -23,6 +30,13 @@ test("the bytes a handed-over connection carries are bounded base64", () => {
   assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: "A".repeat(20_000) }), null);
   assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: 5 }), null);
   assert.equal(parseMasterMessage({ t: "conn", data: "%%" }), null);
+  for (const peer of [
+    { addr: "not-an-ip", port: 1, serverAddr: "192.0.2.1", serverPort: 25 },
+    { addr: "192.0.2.7", port: 70000, serverAddr: "192.0.2.1", serverPort: 25 },
+    { addr: "192.0.2.7", port: 1, serverAddr: "192.0.2.1" },
+    "192.0.2.7",
+  ])
+    assert.equal(parseChildMessage({ t: "pass", service: "smtpd", peer }), null, JSON.stringify(peer));
 });
 
 test("malformed child messages are refused", () => {

@@ -9,22 +9,36 @@
  *   child to master
  *     ready  { capacity }   the skeleton is up and takes `capacity` clients at once
  *     done                  one client connection or trigger has been handled
- *     pass   { service, data? }  with a socket: hand this connection to a "pass"
- *                           service; data (base64) is what the client already
- *                           sent and the child read, so the next server sees it
+ *     pass   { service, data?, peer? }  with a socket: hand this connection to a
+ *                           "pass" service; data (base64) is what the client
+ *                           already sent and the child read, so the next
+ *                           server sees it; peer names the real endpoints
+ *                           when they are not the socket's own (a PROXY
+ *                           protocol header named them)
  *   master to child
- *     conn   { data? }      with a socket: serve this client (data as for pass)
+ *     conn   { data?, peer? }  with a socket: serve this client (as for pass)
  *     trigger { data }      a wakeup or other trigger (a few bytes)
  *     retire                take no more work; exit when the current work is done
  *
  *   master treats what a child says as untrusted: every message is checked
  *   with parseChildMessage() and anything else is logged and ignored.
  */
-import type { Socket } from "node:net";
+import { isIP, type Socket } from "node:net";
+
+/** The client and server endpoints of a connection, when a proxy named them. */
+export interface PeerInfo {
+  addr: string;
+  port: number;
+  serverAddr: string;
+  serverPort: number;
+}
 
 export type ChildMessage =
-  { t: "ready"; capacity: number } | { t: "done" } | { t: "pass"; service: string; data?: string };
-export type MasterMessage = { t: "conn"; data?: string } | { t: "trigger"; data: string } | { t: "retire" };
+  | { t: "ready"; capacity: number }
+  | { t: "done" }
+  | { t: "pass"; service: string; data?: string; peer?: PeerInfo };
+export type MasterMessage =
+  { t: "conn"; data?: string; peer?: PeerInfo } | { t: "trigger"; data: string } | { t: "retire" };
 
 const MAX_CAPACITY = 100_000;
 /** The most bytes a connection may carry along when it is handed over (as base64 text). */
@@ -40,6 +54,29 @@ function passData(d: unknown): string | undefined | null {
 /** Returns a plain object's own string-keyed fields, or null. */
 function fields(m: unknown): Record<string, unknown> | null {
   return typeof m === "object" && m !== null && !Array.isArray(m) ? (m as Record<string, unknown>) : null;
+}
+
+/** Validates the optional "peer" of a pass or conn message: undefined when absent, null when bad. */
+function peerInfo(p: unknown): PeerInfo | undefined | null {
+  if (p === undefined) return undefined;
+  const f = fields(p);
+  if (f === null) return null;
+  const { addr, port, serverAddr, serverPort } = f;
+  const okPort = (n: unknown): n is number =>
+    typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 65535;
+  if (
+    typeof addr !== "string" ||
+    typeof serverAddr !== "string" ||
+    isIP(addr) === 0 ||
+    isIP(serverAddr) === 0
+  )
+    return null;
+  return okPort(port) && okPort(serverPort) ? { addr, port, serverAddr, serverPort } : null;
+}
+
+/** Builds a conn or pass message without absent optional fields. */
+function withExtras<T extends object>(m: T, data: string | undefined, peer: PeerInfo | undefined): T {
+  return { ...m, ...(data !== undefined ? { data } : {}), ...(peer !== undefined ? { peer } : {}) };
 }
 
 /**
@@ -78,8 +115,10 @@ export function parseChildMessage(m: unknown): ChildMessage | null {
     case "pass": {
       const s = f["service"];
       const data = passData(f["data"]);
-      if (typeof s !== "string" || !/^[A-Za-z0-9_.:[\]-]{1,100}$/.test(s) || data === null) return null;
-      return data === undefined ? { t: "pass", service: s } : { t: "pass", service: s, data };
+      const peer = peerInfo(f["peer"]);
+      if (typeof s !== "string" || !/^[A-Za-z0-9_.:[\]-]{1,100}$/.test(s) || data === null || peer === null)
+        return null;
+      return withExtras({ t: "pass" as const, service: s }, data, peer);
     }
     default:
       return null;
@@ -93,8 +132,9 @@ export function parseMasterMessage(m: unknown): MasterMessage | null {
   switch (f["t"]) {
     case "conn": {
       const data = passData(f["data"]);
-      if (data === null) return null;
-      return data === undefined ? { t: "conn" } : { t: "conn", data };
+      const peer = peerInfo(f["peer"]);
+      if (data === null || peer === null) return null;
+      return withExtras({ t: "conn" as const }, data, peer);
     }
     case "retire":
       return { t: "retire" };

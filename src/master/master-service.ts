@@ -29,7 +29,7 @@ import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
 import { endpoints, listen } from "./master-listen.js";
-import { PASS_DATA_MAX, parseChildMessage, takeBuffered } from "./master-proto.js";
+import { PASS_DATA_MAX, parseChildMessage, takeBuffered, type PeerInfo } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
 
 export interface MasterEnv {
@@ -40,7 +40,7 @@ export interface MasterEnv {
   jailArgs: string[];
   env: NodeJS.ProcessEnv;
   /** Hands a connection (and the bytes already read from it) to a pass service; false when there is none. */
-  passTo: (service: string, socket: Socket, data: Buffer | undefined) => boolean;
+  passTo: (service: string, socket: Socket, data: Buffer | undefined, peer: PeerInfo | undefined) => boolean;
 }
 
 interface Child {
@@ -61,6 +61,7 @@ interface Child {
 interface Waiting {
   sock: Socket;
   data: Buffer | undefined;
+  peer: PeerInfo | undefined;
 }
 
 const PENDING_MAX = 1000;
@@ -119,7 +120,7 @@ export class Service {
   }
 
   /** Takes a client connection (from a listener or passed by another service). */
-  accept(sock: Socket, data?: Buffer): void {
+  accept(sock: Socket, data?: Buffer, peer?: PeerInfo): void {
     sock.on("error", () => undefined);
     if (this.#stopped || this.#pending.length >= PENDING_MAX) {
       if (this.#pending.length >= PENDING_MAX)
@@ -127,7 +128,7 @@ export class Service {
       sock.destroy();
       return;
     }
-    this.#pending.push({ sock, data });
+    this.#pending.push({ sock, data, peer });
     this.#dispatch();
   }
 
@@ -230,13 +231,16 @@ export class Service {
       this.#dispatch();
       return;
     }
-    this.#hand(c, data.length > 0 ? { t: "conn", data: data.toString("base64") } : { t: "conn" }, w.sock);
+    const m: { t: "conn"; data?: string; peer?: PeerInfo } = { t: "conn" };
+    if (data.length > 0) m.data = data.toString("base64");
+    if (w.peer !== undefined) m.peer = w.peer;
+    this.#hand(c, m, w.sock);
   }
 
   /** Sends work to a child and counts it. */
   #hand(
     c: Child,
-    m: { t: "conn"; data?: string } | { t: "trigger"; data: string },
+    m: { t: "conn"; data?: string; peer?: PeerInfo } | { t: "trigger"; data: string },
     sock: Socket | undefined,
   ): void {
     c.active++;
@@ -333,7 +337,7 @@ export class Service {
       const sock = handle as Socket | undefined;
       if (sock === undefined || typeof sock.destroy !== "function") return;
       const data = m.data !== undefined ? Buffer.from(m.data, "base64") : undefined;
-      if (!this.#env.passTo(m.service, sock, data)) sock.destroy();
+      if (!this.#env.passTo(m.service, sock, data, m.peer)) sock.destroy();
     }
     this.#dispatch();
   }

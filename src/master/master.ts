@@ -112,7 +112,7 @@ class Master {
       sink,
       jailArgs: jailArgs(cfg),
       env: childEnv(cfg),
-      passTo: (name, sock, data) => this.#passTo(name, sock, data),
+      passTo: (name, sock, data, peer) => this.#passTo(name, sock, data, peer),
     };
   }
 
@@ -141,13 +141,18 @@ class Master {
   }
 
   /** Finds the pass service for a connection handed over by another service. */
-  #passTo(name: string, sock: Parameters<MasterEnv["passTo"]>[1], data: Buffer | undefined): boolean {
+  #passTo(
+    name: string,
+    sock: Parameters<MasterEnv["passTo"]>[1],
+    data: Buffer | undefined,
+    peer: Parameters<MasterEnv["passTo"]>[3],
+  ): boolean {
     const svc = this.#services.get(`${name}/pass`);
     if (svc === undefined) {
       msg.warn(`no pass service named ${name}`);
       return false;
     }
-    svc.accept(sock, data);
+    svc.accept(sock, data, peer);
     return true;
   }
 

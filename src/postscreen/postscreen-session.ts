@@ -26,7 +26,8 @@
 import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
 import { passConnection } from "../master/mail-server.js";
-import { PASS_DATA_MAX } from "../master/master-proto.js";
+import { PASS_DATA_MAX, type PeerInfo } from "../master/master-proto.js";
+import { parseProxy, type ProxyParse } from "./postscreen-haproxy.js";
 import { dnsblScore } from "./postscreen-dnsbl.js";
 import {
   T_BARLF,
@@ -57,8 +58,10 @@ export function parseStamps(value: string): number[] | null {
 export class PsSession {
   readonly env: PsEnv;
   readonly sock: Socket;
-  readonly addr: string;
-  readonly port: string;
+  addr: string;
+  port: string;
+  /** The endpoints a PROXY header named (handed on to smtpd), else null. */
+  peer: PeerInfo | null = null;
   readonly start = Date.now();
   /** Expiry time of each test (seconds; 0 never passed, 1 disabled). */
   stamps: number[] = new Array<number>(N).fill(0);
@@ -133,9 +136,12 @@ export class PsSession {
   /** Runs the session to its end (closed, or handed to smtpd). */
   async run(): Promise<void> {
     const env = this.env;
-    msg.info(
-      `CONNECT from ${this.client} to [${(this.sock.localAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "")}]:${this.sock.localPort ?? 0}`,
-    );
+    if (env.proxyProtocol === "haproxy" && !(await this.#readProxy())) return;
+    const server =
+      this.peer !== null
+        ? `[${this.peer.serverAddr}]:${this.peer.serverPort}`
+        : `[${(this.sock.localAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "")}]:${this.sock.localPort ?? 0}`;
+    msg.info(`CONNECT from ${this.client} to ${server}`);
     const count = (env.perClient.get(this.addr) ?? 0) + 1;
     env.perClient.set(this.addr, count);
     try {
@@ -145,6 +151,46 @@ export class PsSession {
       if (left <= 0) env.perClient.delete(this.addr);
       else env.perClient.set(this.addr, left);
     }
+  }
+
+  /** Reads the PROXY header that names the real client; false when the session ends. */
+  async #readProxy(): Promise<boolean> {
+    const sock = this.sock;
+    let buf: Buffer = Buffer.alloc(0);
+    const r = await new Promise<ProxyParse>((resolve) => {
+      const timer = setTimeout(
+        () => done({ status: "bad", reason: "time limit exceeded" }),
+        this.env.proxyTimeoutMs,
+      );
+      const onData = (d: Buffer): void => {
+        buf = Buffer.concat([buf, d]);
+        const p = parseProxy(buf);
+        if (p.status !== "need") done(p);
+      };
+      const onClose = (): void => done({ status: "bad", reason: "lost connection" });
+      function done(p: ProxyParse): void {
+        clearTimeout(timer);
+        sock.off("data", onData);
+        sock.off("close", onClose);
+        sock.pause();
+        resolve(p);
+      }
+      sock.on("data", onData);
+      sock.on("close", onClose);
+      sock.resume();
+    });
+    if (r.status !== "ok") {
+      msg.warn(`haproxy read: ${r.status === "bad" ? r.reason : "incomplete header"} from ${this.client}`);
+      if (!sock.destroyed) sock.end("421 4.3.2 No system resources\r\n");
+      return false;
+    }
+    if (r.used < buf.length) sock.unshift(buf.subarray(r.used));
+    if (r.endpoints !== null) {
+      this.peer = r.endpoints;
+      this.addr = r.endpoints.addr;
+      this.port = String(r.endpoints.port);
+    }
+    return true;
   }
 
   /** The decisions before any test: limits, access list, cache. */
@@ -338,7 +384,8 @@ export class PsSession {
       msg.info(`PASS ${this.isNew ? "NEW" : "OLD"} ${this.client}`);
     if (this.updated && env.cache !== null) await env.cache.set(this.addr, this.stamps.join(";"));
     if (!this.noforward) {
-      if (await passConnection(this.sock, env.passService, Buffer.concat(this.preread))) return;
+      const peer = this.peer ?? undefined;
+      if (await passConnection(this.sock, env.passService, Buffer.concat(this.preread), peer)) return;
       msg.warn(`cannot hand ${this.client} to service ${env.passService}`);
       this.finalReply = "421 4.3.2 All server ports are busy";
     }

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openPsCache } from "./postscreen-cache.js";
 import { dnsblPrefix, filterMatch, parseDnsblSites } from "./postscreen-dnsbl.js";
+import { parseProxy } from "./postscreen-haproxy.js";
 import { formatDelta, parseAction, printable } from "./postscreen-misc.js";
 import { parseStamps } from "./postscreen-session.js";
 
@@ -90,4 +91,34 @@ test("cache entries: five expiry times; the file cache survives reopening and dr
   third?.close();
   assert.equal(openPsCache(""), null);
   assert.throws(() => openPsCache("texthash:/x"), /cannot hold the postscreen cache/);
+});
+
+test("PROXY headers: v1 TCP4/TCP6/UNKNOWN, v2 IPv4 and LOCAL, partial and bad input", () => {
+  assert.deepEqual(parseProxy(Buffer.from("PROXY TCP4 198.51.100.7 192.0.2.1 4321 25\r\nEHLO")), {
+    status: "ok",
+    used: 43,
+    endpoints: { addr: "198.51.100.7", port: 4321, serverAddr: "192.0.2.1", serverPort: 25 },
+  });
+  assert.deepEqual(parseProxy(Buffer.from("PROXY TCP6 2001:db8::7 2001:db8::1 4321 25\r\n")), {
+    status: "ok",
+    used: 44,
+    endpoints: { addr: "2001:db8::7", port: 4321, serverAddr: "2001:db8::1", serverPort: 25 },
+  });
+  assert.deepEqual(parseProxy(Buffer.from("PROXY UNKNOWN\r\n")), { status: "ok", used: 15, endpoints: null });
+  assert.deepEqual(parseProxy(Buffer.from("PRO")), { status: "need" });
+  assert.deepEqual(parseProxy(Buffer.from("PROXY TCP4 198.51")), { status: "need" });
+  assert.equal(parseProxy(Buffer.from("GET / HTTP/1.0\r\n")).status, "bad");
+  assert.equal(parseProxy(Buffer.from("PROXY TCP4 999.1.1.1 192.0.2.1 1 25\r\n")).status, "bad");
+  assert.equal(parseProxy(Buffer.from(`PROXY TCP4 ${"1".repeat(200)}`)).status, "bad");
+  const sig = Buffer.from("0d0a0d0a000d0a515549540a", "hex");
+  const body = Buffer.from([198, 51, 100, 7, 192, 0, 2, 1, 0x10, 0xe1, 0, 25]);
+  const v2 = Buffer.concat([sig, Buffer.from([0x21, 0x11, 0, 12]), body, Buffer.from("EHLO")]);
+  assert.deepEqual(parseProxy(v2), {
+    status: "ok",
+    used: 28,
+    endpoints: { addr: "198.51.100.7", port: 4321, serverAddr: "192.0.2.1", serverPort: 25 },
+  });
+  assert.deepEqual(parseProxy(v2.subarray(0, 20)), { status: "need" });
+  const local = Buffer.concat([sig, Buffer.from([0x20, 0x00, 0, 0])]);
+  assert.deepEqual(parseProxy(local), { status: "ok", used: 16, endpoints: null });
 });
