@@ -59,6 +59,8 @@ export interface ServerContext {
 
 interface CommonOptions {
   name: string;
+  /** Master's word on how many handed-over connections wait for a pass service (see passConnection). */
+  onPassQueue?: (service: string, waiting: number) => void;
   /** Called once before the first client; may read configuration and open tables. */
   onStart?: (ctx: ServerContext) => void | Promise<void>;
 }
@@ -200,6 +202,7 @@ async function start(
     if (m === null) return msg.warn("ignoring a malformed message from master");
     if (m.t === "retire") sk.retire("master asked");
     else if (m.t === "trigger") handlers.trigger(sk, Buffer.from(m.data, "latin1"));
+    else if (m.t === "passq") opts.onPassQueue?.(m.service, m.waiting);
     else if (isSocket(handle)) {
       if (m.peer !== undefined) showPeer(handle, m.peer);
       handlers.conn(sk, handle, m.data !== undefined ? Buffer.from(m.data, "base64") : undefined);

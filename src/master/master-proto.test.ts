@@ -23,6 +23,12 @@ test("valid child messages pass, with their fields", () => {
     peer,
   });
   assert.deepEqual(parseMasterMessage({ t: "conn", peer }), { t: "conn", peer });
+  assert.deepEqual(parseMasterMessage({ t: "passq", service: "smtpd", waiting: 3 }), {
+    t: "passq",
+    service: "smtpd",
+    waiting: 3,
+  });
+  assert.equal(parseMasterMessage({ t: "passq", service: "smtpd", waiting: -1 }), null);
 });
 
 test("the bytes a handed-over connection carries are bounded base64", () => {
@@ -63,7 +69,7 @@ test("fuzz: no value makes the checks throw, and only well-formed messages pass"
       const r = parseChildMessage(m);
       if (r !== null) assert.ok(["ready", "done", "pass"].includes(r.t));
       const q = parseMasterMessage(m);
-      if (q !== null) assert.ok(["conn", "trigger", "retire"].includes(q.t));
+      if (q !== null) assert.ok(["conn", "trigger", "retire", "passq"].includes(q.t));
     }),
     { numRuns: 2000 },
   );

@@ -19,6 +19,9 @@
  *     conn   { data?, peer? }  with a socket: serve this client (as for pass)
  *     trigger { data }      a wakeup or other trigger (a few bytes)
  *     retire                take no more work; exit when the current work is done
+ *     passq  { service, waiting }  how many handed-over connections wait for a
+ *                           process of that pass service (sent to postscreen
+ *                           when it changes: its "all server ports busy" check)
  *
  *   master treats what a child says as untrusted: every message is checked
  *   with parseChildMessage() and anything else is logged and ignored.
@@ -38,7 +41,10 @@ export type ChildMessage =
   | { t: "done" }
   | { t: "pass"; service: string; data?: string; peer?: PeerInfo };
 export type MasterMessage =
-  { t: "conn"; data?: string; peer?: PeerInfo } | { t: "trigger"; data: string } | { t: "retire" };
+  | { t: "conn"; data?: string; peer?: PeerInfo }
+  | { t: "trigger"; data: string }
+  | { t: "retire" }
+  | { t: "passq"; service: string; waiting: number };
 
 const MAX_CAPACITY = 100_000;
 /** The most bytes a connection may carry along when it is handed over (as base64 text). */
@@ -138,6 +144,16 @@ export function parseMasterMessage(m: unknown): MasterMessage | null {
     }
     case "retire":
       return { t: "retire" };
+    case "passq": {
+      const { service, waiting } = f;
+      return typeof service === "string" &&
+        service.length <= 100 &&
+        typeof waiting === "number" &&
+        Number.isInteger(waiting) &&
+        waiting >= 0
+        ? { t: "passq", service, waiting }
+        : null;
+    }
     case "trigger": {
       const d = f["data"];
       return typeof d === "string" && d.length <= 1024 ? { t: "trigger", data: d } : null;

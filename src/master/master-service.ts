@@ -41,6 +41,8 @@ export interface MasterEnv {
   env: NodeJS.ProcessEnv;
   /** Hands a connection (and the bytes already read from it) to a pass service; false when there is none. */
   passTo: (service: string, socket: Socket, data: Buffer | undefined, peer: PeerInfo | undefined) => boolean;
+  /** Tells the screening services how many handed-over connections wait for a pass service. */
+  passQueue: (service: string, waiting: number) => void;
 }
 
 interface Child {
@@ -82,6 +84,7 @@ export class Service {
   #timers: NodeJS.Timeout[] = [];
   #external = 0;
   #cfgCache: { base: Config; spec: ServiceSpec; cfg: Config } | null = null;
+  #reportedWaiting = 0;
 
   constructor(spec: ServiceSpec, env: MasterEnv) {
     this.spec = spec;
@@ -195,6 +198,22 @@ export class Service {
 
   /** Hands waiting work to children with room, starting children as needed. */
   #dispatch(): void {
+    this.#dispatchWork();
+    if (this.spec.type === "pass" && this.#pending.length !== this.#reportedWaiting) {
+      this.#reportedWaiting = this.#pending.length;
+      this.#env.passQueue(this.spec.entry.service, this.#pending.length);
+    }
+  }
+
+  /** Tells this service's processes (postscreen) how many connections wait for a pass service. */
+  tellPassQueue(service: string, waiting: number): void {
+    if (this.spec.maxprocCounts !== "processes") return;
+    for (const c of this.#children)
+      if (c.ready && c.proc.connected) c.proc.send({ t: "passq", service, waiting }, () => undefined);
+  }
+
+  /** Hands out what can be handed out now. */
+  #dispatchWork(): void {
     if (this.#stopped) return;
     while ((this.#pending.length > 0 || this.#triggers.size > 0) && this.#room()) {
       if (this.spec.exec.kind === "external" && this.#pending.length > 0) {

@@ -53,4 +53,9 @@ test("loopback listeners are local-only; others are not", () => {
   assert.equal(spec("127.0.0.1:25 inet n - n - - smtpd\n").localOnly, true);
   assert.equal(spec("25 inet n - n - - smtpd\n").localOnly, false);
   assert.equal(spec("qmgr unix n - n 300 1 qmgr\n").localOnly, true);
+  assert.equal(
+    spec("smtpd pass - - n - - smtpd\n").localOnly,
+    false,
+    "a pass service serves network clients",
+  );
 });

@@ -45,7 +45,7 @@ export interface ServiceSpec {
   maxprocCounts: "clients" | "processes";
   exec: Exec;
   args: string[];
-  /** All listen addresses are loopback or Unix sockets. */
+  /** All listen addresses are loopback or Unix sockets (a pass service takes network clients: not local). */
   localOnly: boolean;
   /** The text that identifies the entry; a reload restarts a service whose text changed. */
   fingerprint: string;
@@ -89,7 +89,7 @@ export function serviceSpec(e: MasterEntry, cfg: Config): ServiceSpec {
     maxprocCounts: isEventDaemon(e.command) ? "processes" : "clients",
     exec: resolveExec(e.command, cfg),
     args: e.args,
-    localOnly: e.type !== "inet" || loopback,
+    localOnly: (e.type !== "inet" && e.type !== "pass") || loopback,
     fingerprint: JSON.stringify([
       e.service,
       e.type,

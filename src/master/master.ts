@@ -113,6 +113,9 @@ class Master {
       jailArgs: jailArgs(cfg),
       env: childEnv(cfg),
       passTo: (name, sock, data, peer) => this.#passTo(name, sock, data, peer),
+      passQueue: (name, waiting) => {
+        for (const svc of this.#services.values()) svc.tellPassQueue(name, waiting);
+      },
     };
   }
 

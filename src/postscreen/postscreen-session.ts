@@ -220,7 +220,7 @@ export class PsSession {
       msg.info(`PASS OLD ${this.client}`);
       return this.conclude();
     }
-    if (env.preQueueLimit > 0 && env.screening > env.preQueueLimit) {
+    if (env.preQueueLimit > 0 && env.screening - env.postQueue >= env.preQueueLimit) {
       msg.info(`reject: connect from ${this.client}: all screening ports busy`);
       return this.#drop("421 4.3.2 All screening ports are busy");
     }

@@ -40,6 +40,9 @@ async function cleanupCache(e: PsEnv): Promise<void> {
 await multiServer({
   name: "postscreen",
   capacity: (ctx) => ctx.config.int("postern_postscreen_client_limit"),
+  onPassQueue(service, waiting) {
+    if (env !== null && service === env.passService) env.postQueue = waiting;
+  },
   onStart(ctx) {
     const e = psEnv(ctx.config);
     env = e;

@@ -10,7 +10,8 @@
  *   by postscreen ("PORT inet n - n - 1 postscreen") and smtpd is the pass
  *   service behind it ("smtpd pass - - n - - smtpd"), the way Postfix
  *   configures them. The instance is aborted and removed when the test
- *   ends; restart() stops and starts it again on the same directory.
+ *   ends; restart() stops and starts it again on the same directory. The
+ *   smtpd line may be replaced (a lower maxproc, -o settings).
  */
 import assert from "node:assert/strict";
 import { freePort, makeInstance, type Instance } from "./instance.js";
@@ -26,6 +27,7 @@ export async function postscreenInstance(
   t: TestContext,
   main = "",
   extraMaster = "",
+  smtpd = "smtpd pass - - n - - smtpd",
 ): Promise<PostscreenInstance> {
   const port = await freePort();
   const inst = makeInstance({
@@ -39,7 +41,7 @@ export async function postscreenInstance(
     ].join("\n"),
     master: [
       `${port} inet n - n - 1 postscreen`,
-      "smtpd pass - - n - - smtpd",
+      smtpd,
       "cleanup unix - - n - 0 cleanup",
       "rewrite unix - - n - - trivial-rewrite",
       extraMaster,
