@@ -10,16 +10,17 @@
  *   The btree, hash and lmdb types keep the cache in Postern's table file
  *   format: postscreen holds the entries in memory and writes the file
  *   (atomically, by rename) a moment after each change and when it exits,
- *   so the results survive a restart. (A cache shared by a fleet of hosts
- *   through memcache needs table updates, which Postern's table layer does
- *   not offer yet; such a setting is refused with a clear message.) Every
+ *   so the results survive a restart. A memcache: table (memcache_table(5),
+ *   e.g. memcache:/etc/postern/postscreen_cache.cf) is shared by a fleet of
+ *   hosts that name the same memcached: every lookup and update goes to it,
+ *   and memcached drops entries after the table's ttl. For file caches, every
  *   postscreen_cache_cleanup_interval, entries whose tests all expired
  *   longer ago than postscreen_cache_retention_time are removed.
  */
 import { existsSync } from "node:fs";
 import { msg } from "../util/msg.js";
 import { dbEntries, dbSuffix, dbWrite } from "../global/dict-db.js";
-import { DictFlag } from "../global/dict.js";
+import { dictOpen, DictFlag, type Dict } from "../global/dict.js";
 
 export interface PsCacheStore {
   get(addr: string): Promise<string | undefined>;
@@ -104,6 +105,40 @@ class FileCache implements PsCacheStore {
   }
 }
 
+/** A server cache (memcache): shared by every host that names the same memcached. */
+class ServerCache implements PsCacheStore {
+  #dict: Dict;
+  #update: (key: string, value: string) => Promise<boolean>;
+
+  constructor(spec: string) {
+    this.#dict = dictOpen(spec, { flags: DictFlag.FOLD_FIX });
+    const update = this.#dict.update;
+    if (update === undefined) throw new Error(`postscreen_cache_map: ${spec}: this table cannot be updated`);
+    this.#update = update;
+  }
+
+  async get(addr: string): Promise<string | undefined> {
+    const r = await this.#dict.lookup(addr);
+    if (r.status === "tempfail") msg.warn(`postscreen cache lookup for ${addr}: ${r.reason}`);
+    return r.status === "found" ? r.value : undefined;
+  }
+
+  async set(addr: string, value: string): Promise<void> {
+    if (!(await this.#update(addr, value))) msg.warn(`postscreen cache update for ${addr} failed`);
+  }
+
+  /** memcached expires entries by itself (the table's ttl). */
+  cleanup(): Promise<{ retained: number; dropped: number }> {
+    return Promise.resolve({ retained: 0, dropped: 0 });
+  }
+
+  flush(): void {}
+
+  close(): void {
+    this.#dict.close();
+  }
+}
+
 /** Opens postscreen_cache_map; "" means no cache. Throws with a clear message for unusable types. */
 export function openPsCache(spec: string): PsCacheStore | null {
   if (spec.trim() === "") return null;
@@ -111,7 +146,8 @@ export function openPsCache(spec: string): PsCacheStore | null {
   const type = colon > 0 ? spec.slice(0, colon) : "";
   const name = spec.slice(colon + 1);
   if (type === "btree" || type === "hash" || type === "lmdb") return new FileCache(name + dbSuffix(type));
+  if (type === "memcache") return new ServerCache(spec);
   throw new Error(
-    `postscreen_cache_map: table type "${type}" cannot hold the postscreen cache in this Postern build (use btree, hash or lmdb)`,
+    `postscreen_cache_map: table type "${type}" cannot hold the postscreen cache (use btree, hash, lmdb or memcache)`,
   );
 }
