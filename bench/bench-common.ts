@@ -13,16 +13,19 @@
  *   messages. ensureFileLimit() re-runs the benchmark under a shell
  *   "ulimit -n" when the open-file limit is too low for many sessions.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
+  chownSync,
   closeSync,
   existsSync,
   fsyncSync,
+  mkdirSync,
   openSync,
   readFileSync,
   readdirSync,
   renameSync,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from "node:fs";
 import { connect, type Socket } from "node:net";
@@ -270,4 +273,80 @@ export function ensureFileLimit(need: number): void {
   console.log(
     `open-file limit ${lim.soft} < ${need}: fewer sessions may open (raise the hard limit, ulimit -Hn, first)`,
   );
+}
+
+/** A private Postfix instance (Debian's /usr/sbin/postfix, as root) under dir, started and ready. */
+export interface PostfixInstance {
+  base: string;
+  spool: string;
+  masterPid: number;
+  stop(): void;
+}
+
+/** Starts a private Postfix instance with the given main.cf lines and master.cf service lines. */
+export async function startPostfix(
+  dir: string,
+  main: string[],
+  services: string[],
+): Promise<PostfixInstance> {
+  const base = join(dir, "postfix");
+  const etc = join(base, "etc");
+  const spool = join(base, "spool");
+  mkdirSync(etc, { recursive: true });
+  mkdirSync(spool);
+  mkdirSync(join(base, "data"));
+  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
+  writeFileSync(
+    join(etc, "main.cf"),
+    [
+      "compatibility_level = 3.6",
+      `queue_directory = ${spool}`,
+      `data_directory = ${base}/data`,
+      "mail_owner = postfix",
+      "setgid_group = postdrop",
+      "in_flow_delay = 0",
+      "alias_maps =",
+      "alias_database =",
+      "inet_interfaces = 127.0.0.1",
+      "inet_protocols = ipv4",
+      `maillog_file = ${base}/maillog`,
+      `maillog_file_prefixes = ${base}`,
+      "shlib_directory = /usr/lib/postfix",
+      "daemon_directory = /usr/lib/postfix/sbin",
+      "meta_directory = /etc/postfix",
+      ...main,
+      "",
+    ].join("\n"),
+  );
+  writeFileSync(
+    join(etc, "master.cf"),
+    [
+      ...services,
+      "cleanup unix n - n - 0 cleanup",
+      "rewrite unix - - n - - trivial-rewrite",
+      "bounce unix - - n - 0 bounce",
+      "defer unix - - n - 0 bounce",
+      "trace unix - - n - 0 bounce",
+      "proxymap unix - - n - - proxymap",
+      "anvil unix - - n - 1 anvil",
+      "postlog unix-dgram n - n - 1 postlogd",
+      "",
+    ].join("\n"),
+  );
+  const pf = (...args: string[]): void => {
+    const r = spawnSync("/usr/sbin/postfix", ["-c", etc, ...args], { stdio: "pipe" });
+    if (r.status !== 0)
+      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
+  };
+  pf("start");
+  await new Promise((r) => setTimeout(r, 1000));
+  return {
+    base,
+    spool,
+    masterPid: Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim()),
+    stop: () => {
+      spawnSync("/usr/sbin/postfix", ["-c", etc, "abort"], { stdio: "pipe" });
+      spawnSync("/usr/sbin/postfix", ["-c", etc, "stop"], { stdio: "pipe" });
+    },
+  };
 }

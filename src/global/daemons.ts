@@ -41,6 +41,14 @@ export const POSTERN_DAEMONS: readonly string[] = [
   "virtual",
 ];
 
+/** Event-driven daemons whose master.cf maxproc counts processes (each holds many clients). */
+const EVENT_DAEMONS: readonly string[] = ["postscreen"];
+
+/** True for a daemon whose maxproc counts processes rather than clients. */
+export function isEventDaemon(command: string): boolean {
+  return EVENT_DAEMONS.includes(command);
+}
+
 /** True for a stock service program name. */
 export function isPosternDaemon(command: string): boolean {
   return POSTERN_DAEMONS.includes(command);

@@ -16,7 +16,9 @@
  *   domain, data_size_limit (10240), line_size_limit (1024), max_try (2),
  *   retry_pause (1 second) and timeout (2 seconds).
  *
- *   A lookup sends "get key" in memcached's text protocol. When memcached
+ *   A lookup sends "get key" in memcached's text protocol; update() (for
+ *   daemons that keep state in the table, such as postscreen's cache)
+ *   sends "set key" with the ttl. When memcached
  *   does not have the key (or cannot be reached) and a backup table is
  *   configured, the backup table answers, and a value found there is
  *   stored in memcached with "set" for ttl seconds (when memcached could
@@ -138,17 +140,17 @@ class MemcacheDict implements DictImpl {
     return r instanceof NetError ? { ok: false, reason: r.message } : { ok: true, value: r };
   }
 
-  /** Stores a value in memcached (the result only matters for the log). */
-  async #set(mk: string, value: string): Promise<void> {
+  /** Stores a value in memcached; false when it could not. */
+  async #set(mk: string, value: string): Promise<boolean> {
     const s = this.#s;
     const data = Buffer.from(value, "utf8");
     if (data.length > s.maxData) {
       msg.warn(
         `database memcache:${this.name}: data for key ${mk} is too long (data_size_limit=${s.maxData}) -- not stored`,
       );
-      return;
+      return false;
     }
-    await this.#retry("update", () =>
+    const r = await this.#retry("update", () =>
       this.#client.exchange(s.timeoutMs, async (conn, deadline) => {
         conn.write(
           Buffer.concat([
@@ -161,6 +163,17 @@ class MemcacheDict implements DictImpl {
         if (line !== "STORED") throw new NetError("PROTOCOL", `update failed: ${printable(line, 100)}`);
       }),
     );
+    return !(r instanceof NetError);
+  }
+
+  /** Stores a value for a key (a daemon's update, such as postscreen's cache), for ttl seconds. */
+  async update(rawKey: string, value: string): Promise<boolean> {
+    const key = foldKey(rawKey, this.flags, "fixed");
+    if (key === "") return false;
+    const verdict = await this.#domain.check(key);
+    if (!verdict.ok || !verdict.match) return false;
+    const mk = this.#memcacheKey(key);
+    return mk === null ? false : this.#set(mk, value);
   }
 
   /** Looks up a key in memcached, then in the backup table. */

@@ -99,6 +99,7 @@ class SharedDict implements Dict {
   readonly type: string;
   readonly name: string;
   readonly flags: number;
+  update?: (key: string, value: string) => Promise<boolean>;
   #impl: DictImpl;
   #key: string;
   #refs = 1;
@@ -110,6 +111,16 @@ class SharedDict implements Dict {
     this.flags = impl.flags;
     this.#impl = impl;
     this.#key = key;
+    const update = impl.update?.bind(impl);
+    if (update !== undefined)
+      this.update = async (k, v) => {
+        try {
+          return await update(k, v);
+        } catch (err) {
+          msg.warn(`${this.type}:${this.name} update error for "${k}": ${errorText(err)}`);
+          return false;
+        }
+      };
   }
 
   /** Looks up a key; an exception in the table becomes a temporary failure. */

@@ -63,6 +63,8 @@ export interface Dict {
   readonly flags: number;
   /** Looks up one key. Never rejects: failures are { status: "tempfail" }. */
   lookup(key: string): Promise<DictResult>;
+  /** Stores a value, for the types that take updates from daemons (memcache); false when it failed. */
+  update?: (key: string, value: string) => Promise<boolean>;
   /** Releases the table (reference counted when it came from dictOpen). */
   close(): void;
 }
@@ -73,6 +75,7 @@ export interface DictImpl {
   readonly name: string;
   readonly flags: number;
   lookup(key: string): DictResult | Promise<DictResult>;
+  update?: (key: string, value: string) => Promise<boolean>;
   close(): void;
 }
 

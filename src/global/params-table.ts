@@ -10,12 +10,14 @@
  *
  *   Defaults marked runtime are filled in when the configuration is loaded
  *   (host name, the install's directories). The entries live in
- *   params-base.ts, params-mail.ts, params-smtpd.ts, params-local.ts and params-verify.ts.
+ *   params-*.ts files, one per area (base, mail, smtpd, local, verify,
+ *   postscreen, ...).
  */
 import type { ParamDef } from "./params.js";
 import { BASE_PARAMS } from "./params-base.js";
 import { LOCAL_PARAMS } from "./params-local.js";
 import { MAIL_PARAMS } from "./params-mail.js";
+import { POSTSCREEN_PARAMS } from "./params-postscreen.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 
@@ -25,6 +27,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...BASE_PARAMS,
   ...MAIL_PARAMS,
   ...SMTPD_PARAMS,
+  ...POSTSCREEN_PARAMS,
   ...LOCAL_PARAMS,
   ...VERIFY_PARAMS,
 ];

@@ -21,6 +21,13 @@
  *   error (watchdog); multi-client connections may stay open for long (their
  *   protocols have their own idle limits).
  *
+ *   A daemon may hand a live client connection to a "pass" service
+ *   through master with passConnection() (postscreen hands the clients it
+ *   let through to smtpd): the bytes it already read go along, and the next
+ *   daemon reads them first, as if they had just arrived. When a proxy
+ *   named the real client (PROXY protocol), the endpoints go along too,
+ *   and the socket reports them as its remote and local address.
+ *
  *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
  */
 import type { Socket } from "node:net";
@@ -31,7 +38,13 @@ import { Config, ConfigError } from "../global/config.js";
 import { configDirectory } from "../global/install-paths.js";
 import { splitNameValue } from "../global/main-cf.js";
 import type { ServiceType } from "../global/master-cf.js";
-import { parseMasterMessage, type ChildMessage } from "./master-proto.js";
+import {
+  PASS_DATA_MAX,
+  parseMasterMessage,
+  takeBuffered,
+  type ChildMessage,
+  type PeerInfo,
+} from "./master-proto.js";
 
 export interface ServerContext {
   config: Config;
@@ -46,11 +59,15 @@ export interface ServerContext {
 
 interface CommonOptions {
   name: string;
+  /** Master's word on how many handed-over connections wait for a pass service (see passConnection). */
+  onPassQueue?: (service: string, waiting: number) => void;
   /** Called once before the first client; may read configuration and open tables. */
   onStart?: (ctx: ServerContext) => void | Promise<void>;
 }
 
 export interface ConnectionServerOptions extends CommonOptions {
+  /** multiServer: how many clients one process takes (default postern_process_client_limit). */
+  capacity?: (ctx: ServerContext) => number;
   /** Serves one client; the returned promise settles when the daemon is done with it. */
   onConnection: (socket: Socket, ctx: ServerContext) => void | Promise<void>;
   /** Handles master's wakeup (a master.cf wakeup time on a client service, such as flush). */
@@ -158,7 +175,7 @@ async function start(
   opts: CommonOptions,
   capacity: (ctx: ServerContext) => number,
   handlers: {
-    conn: (sk: Skeleton, socket: Socket) => void;
+    conn: (sk: Skeleton, socket: Socket, data: Buffer | undefined) => void;
     trigger: (sk: Skeleton, data: Buffer) => void;
   },
 ): Promise<void> {
@@ -185,12 +202,26 @@ async function start(
     if (m === null) return msg.warn("ignoring a malformed message from master");
     if (m.t === "retire") sk.retire("master asked");
     else if (m.t === "trigger") handlers.trigger(sk, Buffer.from(m.data, "latin1"));
-    else if (isSocket(handle)) handlers.conn(sk, handle);
+    else if (m.t === "passq") opts.onPassQueue?.(m.service, m.waiting);
+    else if (isSocket(handle)) {
+      if (m.peer !== undefined) showPeer(handle, m.peer);
+      handlers.conn(sk, handle, m.data !== undefined ? Buffer.from(m.data, "base64") : undefined);
+    }
   });
   process.on("disconnect", () => sk.retire("master went away"));
   process.on("SIGINT", () => undefined);
   process.on("SIGHUP", () => undefined);
   tell({ t: "ready", capacity: capacity(ctx) });
+}
+
+/** Makes a socket report the endpoints a proxy named (the daemon reads them as usual). */
+function showPeer(socket: Socket, p: PeerInfo): void {
+  Object.defineProperties(socket, {
+    remoteAddress: { value: p.addr },
+    remotePort: { value: p.port },
+    localAddress: { value: p.serverAddr },
+    localPort: { value: p.serverPort },
+  });
 }
 
 /** True for a net.Socket handle passed by master. */
@@ -207,16 +238,17 @@ function isSocket(h: unknown): h is Socket {
 function serveConnection(
   opts: ConnectionServerOptions,
   watchdog: boolean,
-): (sk: Skeleton, socket: Socket) => void {
-  return (sk, socket) => {
+): (sk: Skeleton, socket: Socket, data: Buffer | undefined) => void {
+  return (sk, socket, data) => {
     socket.on("error", (err) => msg.debug(`client connection: ${err.message}`));
+    if (data !== undefined && data.length > 0) socket.unshift(data);
     void sk.run(
       "client",
       async () => {
         const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
         socket.resume();
         await opts.onConnection(socket, sk.ctx);
-        if (!socket.destroyed) socket.end();
+        if (!socket.destroyed && !handedOver.has(socket)) socket.end();
         await closed;
       },
       watchdog,
@@ -239,9 +271,43 @@ export function singleServer(opts: ConnectionServerOptions): Promise<void> {
 
 /** A daemon that serves many clients at once. */
 export function multiServer(opts: ConnectionServerOptions): Promise<void> {
-  return start(opts, (ctx) => ctx.config.int("postern_process_client_limit"), {
+  return start(opts, opts.capacity ?? ((ctx) => ctx.config.int("postern_process_client_limit")), {
     conn: serveConnection(opts, false),
     trigger: serveWakeup(opts),
+  });
+}
+
+const handedOver = new WeakSet<Socket>();
+
+/**
+ * Hands a live client connection to the pass service `service` through
+ * master, with the bytes already read from it (at most PASS_DATA_MAX). The
+ * socket is closed here once master has it; the client stays connected.
+ * Resolves false when it could not be handed over (the caller closes it).
+ */
+export function passConnection(
+  socket: Socket,
+  service: string,
+  data?: Buffer,
+  peer?: PeerInfo,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    const pre = Buffer.concat([...(data !== undefined ? [data] : []), ...takeBuffered(socket)]);
+    if (!process.connected || process.send === undefined || pre.length > PASS_DATA_MAX || socket.destroyed)
+      return resolve(false);
+    const m: ChildMessage & { t: "pass" } = { t: "pass", service };
+    if (pre.length > 0) m.data = pre.toString("base64");
+    if (peer !== undefined) m.peer = peer;
+    handedOver.add(socket);
+    process.send(m, socket, { keepOpen: false }, (err: Error | null) => {
+      if (err !== null) {
+        handedOver.delete(socket);
+        msg.warn(`cannot hand the connection to ${service}: ${err.message}`);
+        return resolve(false);
+      }
+      socket.destroy();
+      resolve(true);
+    });
   });
 }
 

@@ -10,6 +10,39 @@ test("valid child messages pass, with their fields", () => {
   assert.deepEqual(parseChildMessage({ t: "ready", capacity: 50 }), { t: "ready", capacity: 50 });
   assert.deepEqual(parseChildMessage({ t: "done", extra: 1 }), { t: "done" });
   assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd" }), { t: "pass", service: "smtpd" });
+  assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd", data: "RUhMTw0K" }), {
+    t: "pass",
+    service: "smtpd",
+    data: "RUhMTw0K",
+  });
+  assert.deepEqual(parseMasterMessage({ t: "conn", data: "RUhMTw0K" }), { t: "conn", data: "RUhMTw0K" });
+  const peer = { addr: "198.51.100.7", port: 4321, serverAddr: "192.0.2.1", serverPort: 25 };
+  assert.deepEqual(parseChildMessage({ t: "pass", service: "smtpd", peer }), {
+    t: "pass",
+    service: "smtpd",
+    peer,
+  });
+  assert.deepEqual(parseMasterMessage({ t: "conn", peer }), { t: "conn", peer });
+  assert.deepEqual(parseMasterMessage({ t: "passq", service: "smtpd", waiting: 3 }), {
+    t: "passq",
+    service: "smtpd",
+    waiting: 3,
+  });
+  assert.equal(parseMasterMessage({ t: "passq", service: "smtpd", waiting: -1 }), null);
+});
+
+test("the bytes a handed-over connection carries are bounded base64", () => {
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: "not base64!" }), null);
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: "A".repeat(20_000) }), null);
+  assert.equal(parseChildMessage({ t: "pass", service: "smtpd", data: 5 }), null);
+  assert.equal(parseMasterMessage({ t: "conn", data: "%%" }), null);
+  for (const peer of [
+    { addr: "not-an-ip", port: 1, serverAddr: "192.0.2.1", serverPort: 25 },
+    { addr: "192.0.2.7", port: 70000, serverAddr: "192.0.2.1", serverPort: 25 },
+    { addr: "192.0.2.7", port: 1, serverAddr: "192.0.2.1" },
+    "192.0.2.7",
+  ])
+    assert.equal(parseChildMessage({ t: "pass", service: "smtpd", peer }), null, JSON.stringify(peer));
 });
 
 test("malformed child messages are refused", () => {
@@ -36,7 +69,7 @@ test("fuzz: no value makes the checks throw, and only well-formed messages pass"
       const r = parseChildMessage(m);
       if (r !== null) assert.ok(["ready", "done", "pass"].includes(r.t));
       const q = parseMasterMessage(m);
-      if (q !== null) assert.ok(["conn", "trigger", "retire"].includes(q.t));
+      if (q !== null) assert.ok(["conn", "trigger", "retire", "passq"].includes(q.t));
     }),
     { numRuns: 2000 },
   );

@@ -16,6 +16,11 @@
  *   are busy, master warns and starts new ones with stress=yes for a while.
  *   Programs that are not Postern daemons run once per connection with the
  *   socket as standard input and output.
+ *   For an event-driven screening daemon (postscreen) maxproc counts
+ *   processes, as in Postfix: one such process holds thousands of clients.
+ *   A connection handed over by another service (pass) may carry the bytes
+ *   that service already read; they travel on with the socket, together
+ *   with anything master itself read while the connection waited.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import type { Server, Socket } from "node:net";
@@ -24,7 +29,7 @@ import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
 import { endpoints, listen } from "./master-listen.js";
-import { parseChildMessage } from "./master-proto.js";
+import { PASS_DATA_MAX, parseChildMessage, takeBuffered, type PeerInfo } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
 
 export interface MasterEnv {
@@ -34,8 +39,10 @@ export interface MasterEnv {
   /** execArgv for chroot=y services (the permission-model jail). */
   jailArgs: string[];
   env: NodeJS.ProcessEnv;
-  /** Hands a connection to a pass service; false when there is none. */
-  passTo: (service: string, socket: Socket) => boolean;
+  /** Hands a connection (and the bytes already read from it) to a pass service; false when there is none. */
+  passTo: (service: string, socket: Socket, data: Buffer | undefined, peer: PeerInfo | undefined) => boolean;
+  /** Tells the screening services how many handed-over connections wait for a pass service. */
+  passQueue: (service: string, waiting: number) => void;
 }
 
 interface Child {
@@ -52,6 +59,13 @@ interface Child {
   retiring: boolean;
 }
 
+/** A connection waiting for a process, with what was read from it before. */
+interface Waiting {
+  sock: Socket;
+  data: Buffer | undefined;
+  peer: PeerInfo | undefined;
+}
+
 const PENDING_MAX = 1000;
 const STRESS_HOLD_MS = 60_000;
 
@@ -60,7 +74,7 @@ export class Service {
   #env: MasterEnv;
   #servers: Server[] = [];
   #children = new Set<Child>();
-  #pending: Socket[] = [];
+  #pending: Waiting[] = [];
   #triggers = new Set<string>();
   #throttledUntil = 0;
   #stressUntil = 0;
@@ -70,6 +84,7 @@ export class Service {
   #timers: NodeJS.Timeout[] = [];
   #external = 0;
   #cfgCache: { base: Config; spec: ServiceSpec; cfg: Config } | null = null;
+  #reportedWaiting = 0;
 
   constructor(spec: ServiceSpec, env: MasterEnv) {
     this.spec = spec;
@@ -108,7 +123,7 @@ export class Service {
   }
 
   /** Takes a client connection (from a listener or passed by another service). */
-  accept(sock: Socket): void {
+  accept(sock: Socket, data?: Buffer, peer?: PeerInfo): void {
     sock.on("error", () => undefined);
     if (this.#stopped || this.#pending.length >= PENDING_MAX) {
       if (this.#pending.length >= PENDING_MAX)
@@ -116,7 +131,7 @@ export class Service {
       sock.destroy();
       return;
     }
-    this.#pending.push(sock);
+    this.#pending.push({ sock, data, peer });
     this.#dispatch();
   }
 
@@ -144,7 +159,7 @@ export class Service {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#closeServers();
-    for (const s of this.#pending.splice(0)) s.destroy();
+    for (const w of this.#pending.splice(0)) w.sock.destroy();
     this.retireAll();
     const deadline = Date.now() + graceMs;
     while (this.#children.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -175,15 +190,34 @@ export class Service {
 
   /** True when the service may take one more client. */
   #room(): boolean {
-    return this.spec.maxproc === 0 || this.#activeTotal() < this.spec.maxproc;
+    if (this.spec.maxproc === 0) return true;
+    if (this.spec.maxprocCounts === "processes")
+      return this.#children.size < this.spec.maxproc || this.#pick() !== null;
+    return this.#activeTotal() < this.spec.maxproc;
   }
 
   /** Hands waiting work to children with room, starting children as needed. */
   #dispatch(): void {
+    this.#dispatchWork();
+    if (this.spec.type === "pass" && this.#pending.length !== this.#reportedWaiting) {
+      this.#reportedWaiting = this.#pending.length;
+      this.#env.passQueue(this.spec.entry.service, this.#pending.length);
+    }
+  }
+
+  /** Tells this service's processes (postscreen) how many connections wait for a pass service. */
+  tellPassQueue(service: string, waiting: number): void {
+    if (this.spec.maxprocCounts !== "processes") return;
+    for (const c of this.#children)
+      if (c.ready && c.proc.connected) c.proc.send({ t: "passq", service, waiting }, () => undefined);
+  }
+
+  /** Hands out what can be handed out now. */
+  #dispatchWork(): void {
     if (this.#stopped) return;
     while ((this.#pending.length > 0 || this.#triggers.size > 0) && this.#room()) {
       if (this.spec.exec.kind === "external" && this.#pending.length > 0) {
-        this.#runExternal(this.#pending.shift() as Socket);
+        this.#runExternal((this.#pending.shift() as Waiting).sock);
         continue;
       }
       const child = this.#pick();
@@ -192,7 +226,7 @@ export class Service {
       if (!data.done) {
         this.#triggers.delete(data.value);
         this.#hand(child, { t: "trigger", data: data.value }, undefined);
-      } else this.#hand(child, { t: "conn" }, this.#pending.shift());
+      } else this.#handConn(child, this.#pending.shift() as Waiting);
     }
     if (this.#pending.length > 0 || this.#triggers.size > 0) this.#overloaded();
   }
@@ -207,8 +241,27 @@ export class Service {
     return best;
   }
 
+  /** Sends a client connection to a child, with the bytes read from it so far. */
+  #handConn(c: Child, w: Waiting): void {
+    const data = Buffer.concat([...(w.data !== undefined ? [w.data] : []), ...takeBuffered(w.sock)]);
+    if (data.length > PASS_DATA_MAX) {
+      msg.warn(`service ${this.spec.key}: a handed-over connection carries too much data; dropping it`);
+      w.sock.destroy();
+      this.#dispatch();
+      return;
+    }
+    const m: { t: "conn"; data?: string; peer?: PeerInfo } = { t: "conn" };
+    if (data.length > 0) m.data = data.toString("base64");
+    if (w.peer !== undefined) m.peer = w.peer;
+    this.#hand(c, m, w.sock);
+  }
+
   /** Sends work to a child and counts it. */
-  #hand(c: Child, m: { t: "conn" } | { t: "trigger"; data: string }, sock: Socket | undefined): void {
+  #hand(
+    c: Child,
+    m: { t: "conn"; data?: string; peer?: PeerInfo } | { t: "trigger"; data: string },
+    sock: Socket | undefined,
+  ): void {
     c.active++;
     c.handed++;
     this.#used = true;
@@ -240,7 +293,8 @@ export class Service {
         `service "${this.spec.key}" has reached its process limit "${this.spec.maxproc}": new clients may experience noticeable delays`,
       );
     }
-    if (!this.spec.localOnly && this.spec.maxproc > 1) this.#stressUntil = now + STRESS_HOLD_MS;
+    if (!this.spec.localOnly && (this.spec.maxproc > 1 || this.spec.maxprocCounts === "processes"))
+      this.#stressUntil = now + STRESS_HOLD_MS;
   }
 
   /** Starts one daemon process. */
@@ -301,7 +355,8 @@ export class Service {
     } else if (m.t === "pass") {
       const sock = handle as Socket | undefined;
       if (sock === undefined || typeof sock.destroy !== "function") return;
-      if (!this.#env.passTo(m.service, sock)) sock.destroy();
+      const data = m.data !== undefined ? Buffer.from(m.data, "base64") : undefined;
+      if (!this.#env.passTo(m.service, sock, data, m.peer)) sock.destroy();
     }
     this.#dispatch();
   }

@@ -25,6 +25,11 @@ test("'-' columns take Postfix's defaults", () => {
   assert.equal(spec("x unix - - - - - cleanup\n", "default_process_limit = 7\n").maxproc, 7);
 });
 
+test("postscreen's maxproc counts processes; other services' counts clients", () => {
+  assert.equal(spec("smtp inet n - n - 1 postscreen\n").maxprocCounts, "processes");
+  assert.equal(spec("smtp inet n - n - 1 smtpd\n").maxprocCounts, "clients");
+});
+
 test("wakeup, conditional wakeup and unlimited maxproc", () => {
   const s = spec("flush unix n - n 1000? 0 flush\n");
   assert.equal(s.wakeup, 1000);
@@ -34,11 +39,8 @@ test("wakeup, conditional wakeup and unlimited maxproc", () => {
 
 test("commands: stock daemons, Node daemons in daemon_directory, other programs", () => {
   assert.equal(spec("smtp inet n - n - - smtpd\n").exec.kind, "node", "smtpd is a Postern daemon");
-  assert.equal(
-    spec("x inet n - n - 1 postscreen\n").exec.kind,
-    "unavailable",
-    "postscreen is not in this build yet",
-  );
+  assert.equal(spec("x inet n - n - 1 qmqpd\n").exec.kind, "unavailable", "qmqpd is not in this build yet");
+  assert.equal(spec("x inet n - n - 1 postscreen\n").exec.kind, "node", "postscreen is a Postern daemon");
   assert.match(
     JSON.stringify(spec("x unix - - n - - mine.js\n").exec),
     /\/nonexistent\/mine\.js: no such file/,
@@ -51,4 +53,9 @@ test("loopback listeners are local-only; others are not", () => {
   assert.equal(spec("127.0.0.1:25 inet n - n - - smtpd\n").localOnly, true);
   assert.equal(spec("25 inet n - n - - smtpd\n").localOnly, false);
   assert.equal(spec("qmgr unix n - n 300 1 qmgr\n").localOnly, true);
+  assert.equal(
+    spec("smtpd pass - - n - - smtpd\n").localOnly,
+    false,
+    "a pass service serves network clients",
+  );
 });

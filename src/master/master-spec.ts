@@ -4,7 +4,8 @@
  * DESCRIPTION
  *   serviceSpec() fills in the defaults of a master.cf entry (private y,
  *   unpriv y, chroot n at compatibility level 1 and later, wakeup 0,
- *   maxproc $default_process_limit with 0 meaning no limit) and decides how
+ *   maxproc $default_process_limit with 0 meaning no limit; for postscreen
+ *   maxproc counts processes, not clients) and decides how
  *   the command runs:
  *     - a Postern daemon name (smtpd, cleanup, qmgr, ... the stock Postfix
  *       service programs) runs the compiled module dist/src/<name>/<name>.js;
@@ -20,7 +21,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { Config } from "../global/config.js";
-import { daemonAvailable, isPosternDaemon } from "../global/daemons.js";
+import { daemonAvailable, isEventDaemon, isPosternDaemon } from "../global/daemons.js";
 import { daemonModule } from "../global/install-paths.js";
 import { parseInetName, type MasterEntry, type ServiceType } from "../global/master-cf.js";
 
@@ -38,11 +39,13 @@ export interface ServiceSpec {
   chroot: boolean;
   wakeup: number;
   conditionalWakeup: boolean;
-  /** Concurrent clients of the service; 0 means no limit. */
+  /** Concurrent clients of the service (or processes, see maxprocCounts); 0 means no limit. */
   maxproc: number;
+  /** What maxproc bounds: clients, or processes (event-driven screening daemons such as postscreen). */
+  maxprocCounts: "clients" | "processes";
   exec: Exec;
   args: string[];
-  /** All listen addresses are loopback or Unix sockets. */
+  /** All listen addresses are loopback or Unix sockets (a pass service takes network clients: not local). */
   localOnly: boolean;
   /** The text that identifies the entry; a reload restarts a service whose text changed. */
   fingerprint: string;
@@ -83,9 +86,10 @@ export function serviceSpec(e: MasterEntry, cfg: Config): ServiceSpec {
     wakeup: Number.parseInt(wakeupText, 10),
     conditionalWakeup: wakeupText.endsWith("?"),
     maxproc,
+    maxprocCounts: isEventDaemon(e.command) ? "processes" : "clients",
     exec: resolveExec(e.command, cfg),
     args: e.args,
-    localOnly: e.type !== "inet" || loopback,
+    localOnly: (e.type !== "inet" && e.type !== "pass") || loopback,
     fingerprint: JSON.stringify([
       e.service,
       e.type,

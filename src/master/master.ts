@@ -118,7 +118,10 @@ class Master {
       sink,
       jailArgs: jailArgs(cfg),
       env: childEnv(cfg),
-      passTo: (name, sock) => this.#passTo(name, sock),
+      passTo: (name, sock, data, peer) => this.#passTo(name, sock, data, peer),
+      passQueue: (name, waiting) => {
+        for (const svc of this.#services.values()) svc.tellPassQueue(name, waiting);
+      },
     };
   }
 
@@ -147,13 +150,18 @@ class Master {
   }
 
   /** Finds the pass service for a connection handed over by another service. */
-  #passTo(name: string, sock: Parameters<MasterEnv["passTo"]>[1]): boolean {
+  #passTo(
+    name: string,
+    sock: Parameters<MasterEnv["passTo"]>[1],
+    data: Buffer | undefined,
+    peer: Parameters<MasterEnv["passTo"]>[3],
+  ): boolean {
     const svc = this.#services.get(`${name}/pass`);
     if (svc === undefined) {
       msg.warn(`no pass service named ${name}`);
       return false;
     }
-    svc.accept(sock);
+    svc.accept(sock, data, peer);
     return true;
   }
 
@@ -233,6 +241,16 @@ function privileges(cfg: Config): MasterEnv["owner"] {
   return { uid: user.uid, gid: user.gid };
 }
 
+/** Gives data_directory to mail_owner, as Postfix does: daemons keep state there (postscreen's cache). */
+function ownDataDirectory(dir: string, owner: MasterEnv["owner"]): void {
+  if (owner === null) return;
+  try {
+    chownSync(dir, owner.uid, owner.gid);
+  } catch (err) {
+    msg.warn(`data_directory ${dir}: cannot give it to mail_owner: ${(err as Error).message}`);
+  }
+}
+
 /** Tells "postern start" that master is up. */
 function notifyReady(wait: boolean): void {
   if (!wait) return;
@@ -263,8 +281,7 @@ async function main(): Promise<void> {
   const lockErr = lockInstance(cfg.get("data_directory"));
   if (lockErr !== null) return msg.fatal(lockErr);
   makeQueueTree(cfg.get("queue_directory"), owner);
-  // As Postfix's set-permissions: data_directory belongs to mail_owner (the verify cache lives there).
-  if (owner !== null) chownSync(cfg.get("data_directory"), owner.uid, owner.gid);
+  ownDataDirectory(cfg.get("data_directory"), owner);
   const master = new Master(cfg, owner, sink);
   const err = await master.start();
   if (err !== null) {

@@ -164,6 +164,11 @@ export class LineClient {
     }
   }
 
+  /** The client's own port (how daemons' log lines name this connection). */
+  get localPort(): number {
+    return this.#sock.localPort ?? 0;
+  }
+
   /** Sends a line. */
   send(text: string): void {
     this.#sock.write(`${text}\r\n`);
