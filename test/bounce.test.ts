@@ -396,3 +396,10 @@ test("a template whose $name is unknown: no notice, the message stays queued, th
   assert.doesNotMatch(inst.log(), new RegExp(`${id}: sender non-delivery notification`));
   assert.doesNotMatch(inst.log(), new RegExp(`${id}: removed`));
 });
+
+test("header_from_format = obsolete: the notice's From is the old form, qualified by cleanup", async (t) => {
+  const inst = await instance(t, "header_from_format = obsolete\n");
+  const id = await submit(inst, "sender@example.org", [{ address: "fail-9@ten.example" }]);
+  const { parsed: n } = await notice(inst, new RegExp(`${id}: sender non-delivery notification: (\\w+)`));
+  assert.equal(n.headers["From"], "MAILER-DAEMON@mx.example.test (Mail Delivery System)");
+});

@@ -6,7 +6,9 @@
  *   always_add_missing_headers is yes, cleanup adds what the message lacks,
  *   as Postfix does:
  *     From:        the envelope sender (MAILER-DAEMON for the null sender),
- *                  with the full name when one was given
+ *                  with the full name when one was given (not for the
+ *                  null sender): "Name <addr>",
+ *                  or "addr (Name)" with header_from_format = obsolete
  *     Date:        the arrival time
  *     Message-ID:  <YYYYMMDDhhmmss.QUEUEID@myhostname>
  *     To:          undisclosed_recipients_header, when no To:, Cc: or Bcc:
@@ -57,6 +59,8 @@ export interface MissingHeaderInput {
   queueId: string;
   myhostname: string;
   undisclosed: string;
+  /** header_from_format = obsolete: "addr (Full Name)" instead of "Full Name <addr>". */
+  obsoleteFrom?: boolean;
 }
 
 /** The headers to add at the end of the header section. */
@@ -67,13 +71,22 @@ export function missingHeaders(m: MissingHeaderInput): string[] {
   const out: string[] = [];
   if (!has("From")) {
     const addr = m.sender === "" ? "MAILER-DAEMON" : m.sender;
-    out.push(`${p}From: ${m.fullName ? `${quoteName(m.fullName)} <${addr}>` : addr}`);
+    const named =
+      m.obsoleteFrom === true
+        ? `${addr} (${commentText(m.fullName ?? "")})`
+        : `${quoteName(m.fullName ?? "")} <${addr}>`;
+    out.push(`${p}From: ${m.fullName && m.sender !== "" ? named : addr}`);
   }
   if (!has("Date")) out.push(`${p}Date: ${rfc5322Date(new Date(m.arrival.sec * 1000))}`);
   if (!has("Message-ID")) out.push(`${p}Message-ID: ${makeMessageId(m.arrival, m.queueId, m.myhostname)}`);
   const anyRcpt = ["to", "cc", "bcc"].some((h) => m.seen.has(resent ? `resent-${h}` : h));
   if (!anyRcpt && m.undisclosed !== "") out.push(m.undisclosed);
   return out;
+}
+
+/** A full name as comment text: parentheses and backslashes escaped. */
+function commentText(name: string): string {
+  return name.replace(/([()\\])/g, "\\$1");
 }
 
 /** Quotes a display name when it holds characters that need it. */

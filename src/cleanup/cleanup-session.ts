@@ -247,6 +247,7 @@ class Session {
       queueId: this.#w.id,
       myhostname: this.#env.cfg.get("myhostname"),
       undisclosed: this.#env.cfg.get("undisclosed_recipients_header"),
+      obsoleteFrom: this.#env.cfg.get("header_from_format").toLowerCase() === "obsolete",
       ...(full !== undefined ? { fullName: full } : {}),
     };
   }

@@ -177,7 +177,7 @@ export const MAIL_PARAMS: readonly ParamDef[] = [
     "header_from_format",
     "str",
     "standard",
-    "From: in notices: standard (Name <addr>) or obsolete (addr (Name))",
+    "From: in notices and added headers: standard (Name <addr>) or obsolete (addr (Name))",
   ),
   p(
     "internal_mail_filter_classes",
