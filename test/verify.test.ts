@@ -24,7 +24,8 @@
  *   A flood of 10,000 distinct unknown addresses against the real verify
  *   daemon leaves at most address_verify_pending_request_limit probes in
  *   the queue and at most postern_address_verify_cache_limit entries in
- *   the cache file.
+ *   the cache file. Without a verify service, smtpd answers 450 "address
+ *   verification problem".
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
@@ -33,7 +34,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, makeInstance, sleep, type Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
-import { smtpCmd, smtpHello } from "../src/testing/smtpd-instance.js";
+import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
 import { DOMAIN, makeWorld } from "../src/testing/local-world.js";
 import { dbEntries } from "../src/global/dict-db.js";
 import { VerifyClient } from "../src/global/verify-client.js";
@@ -302,4 +303,20 @@ test("10,000 distinct unknown addresses: the queue holds at most the pending lim
   assert.equal(stopped.code, 0, stopped.stderr);
   const entries = [...dbEntries(join(inst.lib, "verify_cache.db"))].length;
   assert.ok(entries > 0 && entries <= 500, `${entries} cache entries`);
+});
+
+test("without a verify service: 450 'address verification problem', at once with tempfail_action = defer", async (t) => {
+  const inst = await smtpdInstance(
+    t,
+    [
+      "smtpd_recipient_restrictions = reject_unverified_recipient, permit",
+      "unverified_recipient_tempfail_action = defer",
+      "address_verify_poll_count = 1",
+    ].join("\n") + "\n",
+  );
+  assert.equal(
+    await rcpt(inst.port, "anyone@example.org"),
+    "450 4.1.1 <anyone@example.org>: Recipient address rejected: address verification problem",
+  );
+  await inst.waitLog(/warning: verify service failure/);
 });

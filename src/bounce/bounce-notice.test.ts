@@ -97,3 +97,49 @@ test("a notice is a multipart/report with the three parts and a closing boundary
   );
   assert.match(b, /\nbody\n\n--ABC123\.\d+\/mx\.example--\n$/);
 });
+
+test("a sendmail -bv report: its subject, text and deliverable/undeliverable actions", () => {
+  const log =
+    formatRecord(
+      {
+        recipient: "u@x",
+        original_recipient: "u@x",
+        status: "2.0.0",
+        action: "deliverable",
+        reason: "delivery via local: delivers to mailbox",
+      },
+      100,
+    ) +
+    formatRecord(
+      {
+        recipient: "v@x",
+        original_recipient: "v@x",
+        status: "5.1.1",
+        action: "undeliverable",
+        reason: 'delivery via local: unknown user: "v"',
+      },
+      100,
+    );
+  const entries = parseLog(log);
+  assert.deepEqual(
+    entries.map((e) => e.action),
+    ["deliverable", "undeliverable"],
+  );
+  const text = composeNotice({
+    kind: "verify",
+    postmaster: false,
+    queueId: "ABC",
+    myhostname: "mx.example",
+    to: "s@x",
+    sender: "s@x",
+    arrival: 100,
+    entries,
+    original: [Buffer.from("Subject: hi")],
+    headersOnly: true,
+  }).toString();
+  assert.match(text, /^Subject: Mail Delivery Status Report$/m);
+  assert.match(text, /Enclosed is the mail delivery report that you requested\./);
+  assert.match(text, /^<v@x>: delivery via local: unknown user: "v"$/m);
+  assert.match(text, /^Action: undeliverable\nStatus: 5\.1\.1$/m);
+  assert.match(text, /^Content-Type: text\/rfc822-headers$/m);
+});

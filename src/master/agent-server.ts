@@ -39,13 +39,13 @@ import {
   DELIVER_PROTOCOL,
   encodeReply,
   parseRequest,
+  traceOnly,
   type DeliveryReply,
   type DeliveryRequest,
   type RcptResult,
 } from "../global/deliver-proto.js";
 import { BounceClient } from "../global/bounce-client.js";
 import { DSN_NOTIFY, markDone } from "../global/queue-file.js";
-import { traceOnly } from "../global/deliver-proto.js";
 import { VerifyClient } from "../global/verify-client.js";
 import { recordTrace, verifyReport, type VerifyEnv } from "./agent-verify.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
