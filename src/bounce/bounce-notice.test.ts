@@ -128,6 +128,12 @@ test("a sendmail -bv report: its subject, text and deliverable/undeliverable act
   const text = composeNotice({
     kind: "verify",
     postmaster: false,
+    head: {
+      from: "Mail Delivery System <MAILER-DAEMON>",
+      subject: "Mail Delivery Status Report",
+      charset: "us-ascii",
+      text: ["Enclosed is the mail delivery report that you requested."],
+    },
     queueId: "ABC",
     myhostname: "mx.example",
     to: "s@x",
