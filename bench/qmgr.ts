@@ -2,7 +2,8 @@
  * qmgr - queue manager throughput: a full queue handed to a sink, Postern next to Postfix
  *
  * SYNOPSIS
- *   npm run build && node dist/bench/qmgr.js [--messages N] [--budget S]   (Postfix part as root)
+ *   npm run build && node dist/bench/qmgr.js [--messages N] [--budget S] [--postern-only]
+ *   (Postfix part as root)
  *
  * DESCRIPTION
  *   Fills the queue with N single-recipient messages (default 100,000)
@@ -26,7 +27,7 @@
  *
  *   For profiling: BENCH_NODE_OPTIONS is passed to Postern's daemons as
  *   NODE_OPTIONS (through import_environment; e.g. "--import=/path/prof.mjs"
- *   that starts node:inspector's profiler), and BENCH_KEEP=1 stops Postern
+ *   that starts node:inspector's profiler: bench/cpu-prof.ts), and BENCH_KEEP=1 stops Postern
  *   gracefully and keeps its directory (log and queue) for a look.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -314,7 +315,8 @@ async function main(): Promise<void> {
   const p = await postern(n, budgetMs);
   out.push(...rows("Postern", p));
   for (const [k, v] of out) console.log(k.padEnd(44) + v);
-  if (!existsSync(POSTFIX)) out.push(["Postfix", `not installed (${POSTFIX})`]);
+  if (process.argv.includes("--postern-only")) out.push(["Postfix", "not run (--postern-only)"]);
+  else if (!existsSync(POSTFIX)) out.push(["Postfix", `not installed (${POSTFIX})`]);
   else if (process.getuid?.() !== 0) out.push(["Postfix", "needs root (run as root to compare)"]);
   else {
     const dir = mkdtempSync(join(tmpdir(), "postern-bench-qmgr-"));
