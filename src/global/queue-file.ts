@@ -26,7 +26,7 @@
  *   is a failure with the offset where the file is broken.
  */
 import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { closeSync, constants, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { REC, RecordScanner, encodeRecord, type RecType } from "./rec-codec.js";
 import { makeQueueId, queueTimeNow, type QueueTime } from "./queue-id.js";
@@ -248,8 +248,22 @@ export type EnvelopeResult = { ok: true; env: Envelope } | { ok: false; offset: 
 
 const ENVELOPE_LIMIT = 1 << 20;
 
-/** Reads and checks a queue file's envelope (content skipped, but the file checked to its end marker). */
+/** Files up to this size are read whole, with synchronous calls, instead of record by record. */
+const READ_WHOLE_MAX = 65536;
+
+/**
+ * Reads and checks a queue file's envelope (content skipped, but the file checked to its end
+ * marker). A small file is read at once with synchronous calls (it is in the page cache: a few
+ * microseconds, where each call through the thread pool costs tens); a large one by chunks.
+ */
 export async function readEnvelope(path: string): Promise<EnvelopeResult> {
+  let whole: Buffer | null;
+  try {
+    whole = readSmallFile(path, READ_WHOLE_MAX);
+  } catch (err) {
+    return { ok: false, offset: 0, reason: (err as Error).message };
+  }
+  if (whole !== null) return parseEnvelope(new RecordScanner(whole, 0, ENVELOPE_LIMIT), whole.length);
   let fh: FileHandle;
   try {
     fh = await open(path, "r");
@@ -257,9 +271,30 @@ export async function readEnvelope(path: string): Promise<EnvelopeResult> {
     return { ok: false, offset: 0, reason: (err as Error).message };
   }
   try {
-    return await parseEnvelope(fh);
+    const fileSize = (await fh.stat()).size;
+    return await parseEnvelope(new RecordScanner(fh, 0, ENVELOPE_LIMIT), fileSize);
   } finally {
     await fh.close();
+  }
+}
+
+/** The whole content of a file of at most max bytes, or null when it is larger; throws when it cannot be read. */
+function readSmallFile(path: string, max: number): Buffer | null {
+  const fd = openSync(path, "r");
+  try {
+    const size = fstatSync(fd).size;
+    if (size > max) return null;
+    // One byte more than the size: a file that grew since fstat() is read by chunks instead.
+    const buf = Buffer.allocUnsafe(size + 1);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return got > size ? null : buf.subarray(0, got);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -275,10 +310,8 @@ function parseTime(p: Buffer): QueueTime | null {
   return m ? { sec: Number(m[1]), usec: Number(m[2]) } : null;
 }
 
-/** Walks the records of an open queue file. */
-async function parseEnvelope(fh: FileHandle): Promise<EnvelopeResult> {
-  const scan = new RecordScanner(fh, 0, ENVELOPE_LIMIT);
-  const fileSize = (await fh.stat()).size;
+/** Walks the records of a queue file. */
+async function parseEnvelope(scan: RecordScanner, fileSize: number): Promise<EnvelopeResult> {
   // An offset taken from a damaged size record may point past the end: report the end instead.
   const bad = (offset: number, reason: string): EnvelopeResult => ({
     ok: false,
