@@ -15,6 +15,9 @@
  *   through its cleanup service, Postfix through its smtpd (submission is
  *   not timed).
  *
+ *   BENCH_NODE_OPTIONS is passed to Postern's daemons as NODE_OPTIONS, as
+ *   in bench/qmgr.ts (e.g. --import=$PWD/dist/bench/cpu-prof.js).
+ *
  *   Postfix is Debian's /usr/sbin/postfix, run as a second instance with
  *   its own configuration, queue and log under a temporary directory (the
  *   system's Postfix, if any, is not touched). Without it, or without
@@ -59,6 +62,12 @@ async function waitCount(what: string, count: () => number, target: number, limi
   }
 }
 
+/** The main.cf line that passes BENCH_NODE_OPTIONS to the daemons as NODE_OPTIONS (see bench/qmgr.ts), if set. */
+function profiling(): string[] {
+  const opts = process.env["BENCH_NODE_OPTIONS"];
+  return opts !== undefined ? [`import_environment = MAIL_CONFIG TZ NODE_OPTIONS=${opts}`] : [];
+}
+
 interface User {
   name: string;
   home: string;
@@ -76,6 +85,7 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
       "alias_maps =",
       `header_checks = regexp:${checks}`,
       `local_destination_concurrency_limit = ${conc}`,
+      ...profiling(),
     ].join("\n"),
     master: [
       "cleanup unix - - n - 0 cleanup",
@@ -107,8 +117,10 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
     await waitCount("Postern deliveries", () => countFiles(md) - before, n, 600_000);
     return Number(process.hrtime.bigint() - t0) / 1e9;
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    // A profiled run stops gracefully: a daemon writes its profile when it exits.
+    await inst.postern(process.env["BENCH_NODE_OPTIONS"] !== undefined ? "stop" : "abort");
+    if (process.env["BENCH_KEEP"] !== undefined) console.log(`kept ${inst.dir}`);
+    else inst.cleanup();
   }
 }
 
