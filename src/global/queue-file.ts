@@ -433,11 +433,12 @@ function writeDoneMark(path: string, offset: number): void {
   }
 }
 
-/** Reads the content lines of a queue file (for delivery agents and postcat). */
+/** Reads the content lines of a queue file (for delivery agents and postcat); a small file is read at once. */
 export async function* contentLines(path: string, env: Envelope): AsyncGenerator<Buffer> {
-  const fh = await open(path, "r");
+  const whole = readSmallFile(path, READ_WHOLE_MAX);
+  const fh = whole === null ? await open(path, "r") : null;
   try {
-    const scan = new RecordScanner(fh, env.contentOffset, ENVELOPE_LIMIT);
+    const scan = new RecordScanner(whole ?? (fh as FileHandle), env.contentOffset, ENVELOPE_LIMIT);
     let parts: Buffer[] = [];
     while (scan.offset < env.xOffset) {
       const r = await scan.next();
@@ -452,6 +453,6 @@ export async function* contentLines(path: string, env: Envelope): AsyncGenerator
       } else throw new Error(`${path}: unexpected record in content at offset ${r.rec.offset}`);
     }
   } finally {
-    await fh.close();
+    await fh?.close();
   }
 }
