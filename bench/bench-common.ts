@@ -12,6 +12,9 @@
  *   fsync) in a directory: the physical limit of one stream of queued
  *   messages. ensureFileLimit() re-runs the benchmark under a shell
  *   "ulimit -n" when the open-file limit is too low for many sessions.
+ *   cpuSnapshot() and cpuDelta() read the CPU time of a master and of
+ *   every process under it from /proc (helpers of a delivery agent
+ *   included), by program name.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
@@ -349,4 +352,71 @@ export async function startPostfix(
       spawnSync("/usr/sbin/postfix", ["-c", etc, "stop"], { stdio: "pipe" });
     },
   };
+}
+
+const TICK_MS = 1000 / 100;
+
+interface ProcCpu {
+  name: string;
+  ppid: number;
+  /** Own user+system time, ms. */
+  self: number;
+  /** Reaped children's user+system time, ms. */
+  children: number;
+}
+
+/** A process's name and CPU times from /proc, or null when it is gone. */
+function procCpu(pid: number): ProcCpu | null {
+  let stat: string;
+  let cmd: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+  } catch {
+    return null;
+  }
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const n = (i: number): number => Number(f[i - 3] ?? 0);
+  const argv = cmd.split("\0");
+  const script = argv.find((a) => a.endsWith(".js"));
+  const name = (script ?? argv[0] ?? "?").replace(/^.*\//, "").replace(/\.js$/, "");
+  return { name, ppid: n(4), self: (n(14) + n(15)) * TICK_MS, children: (n(16) + n(17)) * TICK_MS };
+}
+
+export interface CpuSnapshot {
+  /** master's own CPU plus its reaped children's, ms. */
+  master: number;
+  live: Map<number, { name: string; cpu: number }>;
+}
+
+/** CPU ms of a master and of each of its live descendants (daemons, and their helpers). */
+export function cpuSnapshot(masterPid: number): CpuSnapshot {
+  const m = procCpu(masterPid);
+  const all = new Map<number, ProcCpu>();
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    const p = procCpu(Number(e));
+    if (p !== null) all.set(Number(e), p);
+  }
+  const under = (pid: number): boolean => {
+    for (let depth = 0, at = all.get(pid)?.ppid; at !== undefined && depth < 8; depth++) {
+      if (at === masterPid) return true;
+      at = all.get(at)?.ppid;
+    }
+    return false;
+  };
+  const live = new Map<number, { name: string; cpu: number }>();
+  for (const [pid, p] of all) if (under(pid)) live.set(pid, { name: p.name, cpu: p.self + p.children });
+  return { master: m === null ? 0 : m.self + m.children, live };
+}
+
+/** CPU ms used between two snapshots, by daemon name; what processes that exited used goes to "master+reaped". */
+export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): Map<string, number> {
+  let reaped = b.master - a.master;
+  const out = new Map<string, number>();
+  for (const [pid, p] of a.live) if (!b.live.has(pid)) reaped -= p.cpu;
+  for (const [pid, p] of b.live)
+    out.set(p.name, (out.get(p.name) ?? 0) + p.cpu - (a.live.get(pid)?.cpu ?? 0));
+  out.set("master+reaped", reaped);
+  return out;
 }

@@ -13,7 +13,12 @@
  *   released with "postsuper -H ALL" and a flush; the clock runs from the
  *   release to the N-th file in Maildir/new/. Postern gets its messages
  *   through its cleanup service, Postfix through its smtpd (submission is
- *   not timed).
+ *   not timed). The CPU time of every process under each master (for
+ *   Postern the delivery helpers too; not the postsuper and flush
+ *   commands) over the timed part, from /proc, is printed per delivery.
+ *
+ *   BENCH_NODE_OPTIONS is passed to Postern's daemons as NODE_OPTIONS, as
+ *   in bench/qmgr.ts (e.g. --import=$PWD/dist/bench/cpu-prof.js).
  *
  *   Postfix is Debian's /usr/sbin/postfix, run as a second instance with
  *   its own configuration, queue and log under a temporary directory (the
@@ -23,14 +28,15 @@
  *   the end.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
 import { makeInstance, sleep } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
-import { countFiles, option, smtpSend, waitFor } from "./bench-common.js";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { countFiles, cpuDelta, cpuSnapshot, option, smtpSend, waitFor } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const HOST = "bench.example.test";
@@ -41,13 +47,25 @@ function message(i: number): string {
   return `From: bench@example.org\nTo: user@${HOST}\nSubject: bench ${i}\n\n${body}\n`;
 }
 
+/** The main.cf line that passes BENCH_NODE_OPTIONS to the daemons as NODE_OPTIONS (see bench/qmgr.ts), if set. */
+function profiling(): string[] {
+  const opts = process.env["BENCH_NODE_OPTIONS"];
+  return opts !== undefined ? [`import_environment = MAIL_CONFIG TZ NODE_OPTIONS=${opts}`] : [];
+}
+
 interface User {
   name: string;
   home: string;
 }
 
+/** The time of a run, and the CPU time (ms) of the processes under master, by program. */
+interface Run {
+  seconds: number;
+  cpu: Map<string, number>;
+}
+
 /** Times Postern: held messages released, until all are in Maildir/new. */
-async function postern(dir: string, user: User, n: number, conc: number): Promise<number> {
+async function postern(dir: string, user: User, n: number, conc: number): Promise<Run> {
   const checks = join(dir, "postern-header-checks");
   writeFileSync(checks, "/^Subject: bench/ HOLD\n");
   const inst = makeInstance({
@@ -58,6 +76,7 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
       "alias_maps =",
       `header_checks = regexp:${checks}`,
       `local_destination_concurrency_limit = ${conc}`,
+      ...profiling(),
     ].join("\n"),
     master: [
       "cleanup unix - - n - 0 cleanup",
@@ -83,19 +102,24 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
     await waitFor("held messages", () => countFiles(join(inst.spool, "hold")) >= n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);
+    const masterPid = readMasterPid(inst.lib) ?? 0;
+    const cpu0 = cpuSnapshot(masterPid);
     const t0 = process.hrtime.bigint();
     await runCli("postsuper", ["-c", inst.etc, "-H", "ALL"]);
     await inst.postern("flush");
     await waitFor("Postern deliveries", () => countFiles(md) - before >= n, 600_000);
-    return Number(process.hrtime.bigint() - t0) / 1e9;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { seconds, cpu: cpuDelta(cpu0, cpuSnapshot(masterPid)) };
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    // A profiled run stops gracefully: a daemon writes its profile when it exits.
+    await inst.postern(process.env["BENCH_NODE_OPTIONS"] !== undefined ? "stop" : "abort");
+    if (process.env["BENCH_KEEP"] !== undefined) console.log(`kept ${inst.dir}`);
+    else inst.cleanup();
   }
 }
 
 /** Times Postfix the same way, as a private instance under dir. */
-async function postfix(dir: string, user: User, n: number, conc: number): Promise<number> {
+async function postfix(dir: string, user: User, n: number, conc: number): Promise<Run> {
   const base = join(dir, "postfix");
   const etc = join(base, "etc");
   mkdirSync(etc, { recursive: true });
@@ -165,15 +189,32 @@ async function postfix(dir: string, user: User, n: number, conc: number): Promis
     await waitFor("held messages", () => countFiles(join(base, "spool", "hold")) >= n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);
+    const masterPid = Number(readFileSync(join(base, "spool", "pid", "master.pid"), "utf8").trim());
+    const cpu0 = cpuSnapshot(masterPid);
     const t0 = process.hrtime.bigint();
     execFileSync("/usr/sbin/postsuper", ["-c", etc, "-H", "ALL"], { stdio: "pipe" });
     pf("flush");
     await waitFor("Postfix deliveries", () => countFiles(md) - before >= n, 600_000);
-    return Number(process.hrtime.bigint() - t0) / 1e9;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { seconds, cpu: cpuDelta(cpu0, cpuSnapshot(masterPid)) };
   } finally {
     spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
     spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
   }
+}
+
+/** Formats one system's rows: time and rate, CPU per delivery by program. */
+function runRows(who: string, n: number, r: Run): Array<[string, string]> {
+  const per = (ms: number): string => `${((ms / n) * 1000).toFixed(0)} us`;
+  const total = [...r.cpu.values()].reduce((a, b) => a + b, 0);
+  const parts = [...r.cpu]
+    .filter(([, v]) => v > 0)
+    .map(([k, v]) => `${k} ${per(v)}`)
+    .join(", ");
+  return [
+    [`${who} local, ${n} Maildir deliveries`, `${r.seconds.toFixed(2)} s, ${(n / r.seconds).toFixed(0)} /s`],
+    [`${who}: CPU per delivery`, `${per(total)} (${parts})`],
+  ];
 }
 
 /** Runs the benchmark and prints the table. */
@@ -194,11 +235,11 @@ async function main(): Promise<void> {
   const rows: Array<[string, string]> = [];
   try {
     const tp = await postern(dir, user, n, conc);
-    rows.push([`Postern local, ${n} Maildir deliveries`, `${tp.toFixed(2)} s, ${(n / tp).toFixed(0)} /s`]);
+    rows.push(...runRows("Postern", n, tp));
     if (existsSync(POSTFIX)) {
       const tf = await postfix(dir, user, n, conc);
-      rows.push([`Postfix local, ${n} Maildir deliveries`, `${tf.toFixed(2)} s, ${(n / tf).toFixed(0)} /s`]);
-      rows.push(["ratio Postern / Postfix (deliveries/s)", (tf / tp).toFixed(2)]);
+      rows.push(...runRows("Postfix", n, tf));
+      rows.push(["ratio Postern / Postfix (deliveries/s)", (tf.seconds / tp.seconds).toFixed(2)]);
     } else rows.push(["Postfix", `not installed (${POSTFIX}); apt-get install postfix to compare`]);
   } finally {
     spawnSync("userdel", [name], { stdio: "pipe" });

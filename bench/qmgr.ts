@@ -2,7 +2,8 @@
  * qmgr - queue manager throughput: a full queue handed to a sink, Postern next to Postfix
  *
  * SYNOPSIS
- *   npm run build && node dist/bench/qmgr.js [--messages N] [--budget S]   (Postfix part as root)
+ *   npm run build && node dist/bench/qmgr.js [--messages N] [--budget S] [--postern-only]
+ *   (Postfix part as root)
  *
  * DESCRIPTION
  *   Fills the queue with N single-recipient messages (default 100,000)
@@ -26,7 +27,7 @@
  *
  *   For profiling: BENCH_NODE_OPTIONS is passed to Postern's daemons as
  *   NODE_OPTIONS (through import_environment; e.g. "--import=/path/prof.mjs"
- *   that starts node:inspector's profiler), and BENCH_KEEP=1 stops Postern
+ *   that starts node:inspector's profiler: bench/cpu-prof.ts), and BENCH_KEEP=1 stops Postern
  *   gracefully and keeps its directory (log and queue) for a look.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -48,11 +49,10 @@ import { readMasterPid } from "../src/global/master-pid.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
 import { makeInstance, sleep } from "../src/testing/instance.js";
-import { option, smtpSend } from "./bench-common.js";
+import { cpuDelta, cpuSnapshot, option, smtpSend } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const FILL_PARALLEL = 16;
-const TICK_MS = 1000 / 100;
 const BODY = Array.from({ length: 8 }, (_, j) => `line ${j} ${"-".repeat(60)}`);
 
 /** Counts the files under the given queue directories. */
@@ -74,62 +74,6 @@ async function waitFor(cond: () => boolean, deadline: number, everyMs = 100): Pr
     await sleep(everyMs);
   }
   return true;
-}
-
-interface ProcCpu {
-  name: string;
-  ppid: number;
-  /** Own user+system time, ms. */
-  self: number;
-  /** Reaped children's user+system time, ms. */
-  children: number;
-}
-
-/** A process's name and CPU times from /proc, or null when it is gone. */
-function procCpu(pid: number): ProcCpu | null {
-  let stat: string;
-  let cmd: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-    cmd = readFileSync(`/proc/${pid}/cmdline`, "latin1");
-  } catch {
-    return null;
-  }
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const n = (i: number): number => Number(f[i - 3] ?? 0);
-  const argv = cmd.split("\0");
-  const script = argv.find((a) => a.endsWith(".js"));
-  const name = (script ?? argv[0] ?? "?").replace(/^.*\//, "").replace(/\.js$/, "");
-  return { name, ppid: n(4), self: (n(14) + n(15)) * TICK_MS, children: (n(16) + n(17)) * TICK_MS };
-}
-
-interface CpuSnapshot {
-  /** master's own CPU plus its reaped children's, ms. */
-  master: number;
-  live: Map<number, { name: string; cpu: number }>;
-}
-
-/** CPU ms of a master and of each of its live children. */
-function cpuSnapshot(masterPid: number): CpuSnapshot {
-  const m = procCpu(masterPid);
-  const live = new Map<number, { name: string; cpu: number }>();
-  for (const e of readdirSync("/proc")) {
-    if (!/^\d+$/.test(e)) continue;
-    const p = procCpu(Number(e));
-    if (p !== null && p.ppid === masterPid) live.set(Number(e), { name: p.name, cpu: p.self + p.children });
-  }
-  return { master: m === null ? 0 : m.self + m.children, live };
-}
-
-/** CPU ms used between two snapshots, by daemon name; what processes that exited used goes to "master+reaped". */
-function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): Map<string, number> {
-  let reaped = b.master - a.master;
-  const out = new Map<string, number>();
-  for (const [pid, p] of a.live) if (!b.live.has(pid)) reaped -= p.cpu;
-  for (const [pid, p] of b.live)
-    out.set(p.name, (out.get(p.name) ?? 0) + p.cpu - (a.live.get(pid)?.cpu ?? 0));
-  out.set("master+reaped", reaped);
-  return out;
 }
 
 interface Figures {
@@ -314,7 +258,8 @@ async function main(): Promise<void> {
   const p = await postern(n, budgetMs);
   out.push(...rows("Postern", p));
   for (const [k, v] of out) console.log(k.padEnd(44) + v);
-  if (!existsSync(POSTFIX)) out.push(["Postfix", `not installed (${POSTFIX})`]);
+  if (process.argv.includes("--postern-only")) out.push(["Postfix", "not run (--postern-only)"]);
+  else if (!existsSync(POSTFIX)) out.push(["Postfix", `not installed (${POSTFIX})`]);
   else if (process.getuid?.() !== 0) out.push(["Postfix", "needs root (run as root to compare)"]);
   else {
     const dir = mkdtempSync(join(tmpdir(), "postern-bench-qmgr-"));

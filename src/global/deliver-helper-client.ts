@@ -132,11 +132,12 @@ class Helper {
     this.#die(why);
   }
 
-  /** Sends one frame, waiting while the pipe is full. */
-  async send(attrs: AttrInput): Promise<void> {
+  /** Sends frames in one write, waiting while the pipe is full. */
+  async send(...frames: AttrInput[]): Promise<void> {
     const stdin = this.#proc.stdin;
     if (this.dead || stdin === null || stdin.destroyed) return;
-    if (!stdin.write(encodeFrame(attrs, HELPER_FRAME_MAX))) {
+    const bytes = frames.map((f) => encodeFrame(f, HELPER_FRAME_MAX));
+    if (!stdin.write(bytes.length === 1 ? (bytes[0] as Buffer) : Buffer.concat(bytes))) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
           stdin.off("drain", done);
@@ -247,17 +248,26 @@ export class HelperPool {
     let sourceError: Error | null = null;
     try {
       const reply = h.reply(this.#opts.timeoutMs);
-      await h.send(head);
+      // Frames wait until a chunk's worth is ready, so that a small message is one write.
+      let held: AttrInput[] = [head];
+      let heldBytes = 0;
       try {
         for await (const chunk of chunks) {
-          for (let i = 0; i < chunk.length; i += HELPER_DATA_CHUNK)
-            await h.send({ data: chunk.subarray(i, i + HELPER_DATA_CHUNK) });
+          for (let i = 0; i < chunk.length; i += HELPER_DATA_CHUNK) {
+            const data = chunk.subarray(i, i + HELPER_DATA_CHUNK);
+            held.push({ data });
+            heldBytes += data.length;
+            if (heldBytes < HELPER_DATA_CHUNK) continue;
+            await h.send(...held);
+            held = [];
+            heldBytes = 0;
+          }
           if (h.dead) break;
         }
-        await h.send({ end: 1 });
+        await h.send(...held, { end: 1 });
       } catch (err) {
         sourceError = err instanceof Error ? err : new Error("message source failed");
-        await h.send({ abort: sourceError.message.slice(0, 500) });
+        await h.send(...held, { abort: sourceError.message.slice(0, 500) });
       }
       const r = await reply;
       if (sourceError !== null) throw sourceError;

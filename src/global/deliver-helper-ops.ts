@@ -42,8 +42,18 @@
  *   does, and fails with EFBIG.
  */
 import { spawn } from "node:child_process";
-import { constants, type Stats } from "node:fs";
-import { link, lstat, mkdir, open, stat, unlink, type FileHandle } from "node:fs/promises";
+import {
+  closeSync,
+  constants,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from "node:fs";
+import { lstat, open, stat, unlink, type FileHandle } from "node:fs/promises";
 import { errnoCode, errnoText } from "../util/errno-text.js";
 import type { FileKind, HelperReply, MaildirParams, MboxParams } from "./deliver-helper-proto.js";
 
@@ -287,69 +297,103 @@ export function maildirName(host: string, now = Date.now(), usec = process.hrtim
 }
 
 /** Makes a directory's entries durable. */
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY);
+function syncDirNow(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY);
   try {
-    await fh.sync();
+    fsyncSync(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 
-/** Writes one message into a Maildir (see the module comment). */
+/** Runs a file system call again after creating missing directories when it fails with ENOENT. */
+function withDirs<T>(call: () => T, dirs: string[]): T {
+  try {
+    return call();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  for (const d of dirs) mkdirSync(d, { recursive: true, mode: 0o700 });
+  return call();
+}
+
+/**
+ * Writes one message into a Maildir (see the module comment). The helper serves one request at a
+ * time, so the file calls are synchronous: each asynchronous one would cost a trip through the
+ * thread pool for nothing. Only the message chunks arrive asynchronously.
+ */
 export async function maildirDeliver(p: MaildirParams, chunks: AsyncIterable<Buffer>): Promise<HelperReply> {
   const name = maildirName(p.host);
   const tmp = `${p.path}tmp/${name}`;
   const dst = `${p.path}new/${name}`;
-  const create = (): Promise<FileHandle> =>
-    open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  let fh: FileHandle;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  let fd: number;
   try {
-    fh = await create().catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err;
-      await mkdir(`${p.path}tmp`, { recursive: true, mode: 0o700 });
-      return create();
-    });
+    fd = withDirs(() => openSync(tmp, flags, 0o600), [`${p.path}tmp`]);
   } catch (err) {
     return fail("io", mboxDsn(errnoCode(err), p.defDsn), `create maildir file ${tmp}: ${errnoText(err)}`);
   }
   let r: HelperReply;
   try {
-    r = await writeMaildirFile(fh, chunks, p, tmp, dst);
+    r = await writeMaildirFile(fd, chunks, p, tmp, dst);
   } finally {
-    await fh.close().catch(() => undefined);
+    try {
+      closeSync(fd);
+    } catch {
+      /* the write's own error, if any, is what counts */
+    }
   }
-  await unlink(tmp).catch(() => undefined);
+  try {
+    unlinkSync(tmp);
+  } catch {
+    /* already gone */
+  }
   return r.ok ? { ...r, name } : r;
 }
 
 /** Writes, syncs and publishes the tmp/ file. */
 async function writeMaildirFile(
-  fh: FileHandle,
+  fd: number,
   chunks: AsyncIterable<Buffer>,
   p: MaildirParams,
   tmp: string,
   dst: string,
 ): Promise<HelperReply> {
-  const w = await copyChunks(fh, chunks, 0, p.sizeLimit);
+  const w = await copyChunksSync(fd, chunks, p.sizeLimit);
   if (!("written" in w)) return fail(w.why, mboxDsn(w.code, "5.3.0"), w.text);
   try {
-    await fh.sync();
+    fsyncSync(fd);
   } catch (err) {
     return fail("io", mboxDsn(errnoCode(err), "5.3.0"), `error writing message: ${errnoText(err)}`);
   }
   try {
-    await link(tmp, dst).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOENT") throw err;
-      await mkdir(`${p.path}cur`, { recursive: true, mode: 0o700 });
-      await mkdir(`${p.path}new`, { recursive: true, mode: 0o700 });
-      await link(tmp, dst);
-    });
-    await syncDir(`${p.path}new`);
+    withDirs(() => linkSync(tmp, dst), [`${p.path}cur`, `${p.path}new`]);
+    syncDirNow(`${p.path}new`);
   } catch (err) {
     return fail("io", mboxDsn(errnoCode(err), p.defDsn), `create maildir file ${dst}: ${errnoText(err)}`);
   }
   return { ok: true, why: "", dsn: "2.0.0", text: "" };
+}
+
+/** copyChunks() with synchronous writes to a descriptor. */
+async function copyChunksSync(
+  fd: number,
+  chunks: AsyncIterable<Buffer>,
+  limit: number,
+): Promise<{ written: number } | { why: HelperReply["why"]; code: string; text: string }> {
+  let written = 0;
+  try {
+    for await (const chunk of chunks) {
+      if (limit > 0 && written + chunk.length > limit)
+        return { why: "limit", code: "EFBIG", text: "error writing message: File too large" };
+      for (let off = 0; off < chunk.length;) off += writeSync(fd, chunk, off, chunk.length - off);
+      written += chunk.length;
+    }
+  } catch (err) {
+    if (err instanceof HelperAbort) return { why: "abort", code: "EIO", text: err.message };
+    return { why: "io", code: errnoCode(err), text: `error writing message: ${errnoText(err)}` };
+  }
+  return { written };
 }
 
 /** Looks at a file (following symlinks or not) and reads it when it is a regular file. */

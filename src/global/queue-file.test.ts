@@ -39,7 +39,7 @@ before(async () => {
   msgInit({ sink: { write: () => undefined } });
 });
 after(async () => {
-  await rm(dir, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 });
 
 /** Rejects when a promise takes longer than the call limit (a hang). */

@@ -15,7 +15,8 @@
  *     D recipient already delivered (an R whose type byte was overwritten)
  *     M start of content   N content line   L partial content line (continued)
  *     X end of content     E end of file
- *   The scanner reads with bounded buffers, checks every length against a
+ *   The scanner reads with bounded buffers (or walks a whole small file
+ *   read at once), checks every length against a
  *   limit and against the end of the file, and reports the offset of the
  *   first bad byte instead of throwing.
  */
@@ -73,18 +74,22 @@ export type ScanResult =
 
 const CHUNK = 65536;
 
-/** Reads records one at a time from a file handle, with a limit on every payload. */
+/** Reads records one at a time from a file handle (or a whole file already read), with a limit on every payload. */
 export class RecordScanner {
-  #fh: FileHandle;
-  #buf = Buffer.alloc(0);
+  #fh: FileHandle | null;
+  /** The whole file, when the scanner was given it instead of a handle. */
+  #whole: Buffer | null;
+  #buf: Buffer = Buffer.alloc(0);
   #bufStart: number;
   #eof = false;
   readonly #maxPayload: number;
 
-  constructor(fh: FileHandle, offset: number, maxPayload: number) {
-    this.#fh = fh;
+  constructor(source: FileHandle | Buffer, offset: number, maxPayload: number) {
+    this.#fh = Buffer.isBuffer(source) ? null : source;
+    this.#whole = Buffer.isBuffer(source) ? source : null;
     this.#bufStart = offset;
     this.#maxPayload = maxPayload;
+    if (this.#whole !== null) this.seek(offset);
   }
 
   /** The file offset of the next record. */
@@ -94,6 +99,12 @@ export class RecordScanner {
 
   /** Moves to another offset (skipping content, say); what is buffered there already is kept. */
   seek(offset: number): void {
+    if (this.#whole !== null) {
+      this.#buf = this.#whole.subarray(Math.min(offset, this.#whole.length));
+      this.#bufStart = offset;
+      this.#eof = true;
+      return;
+    }
     const end = this.#bufStart + this.#buf.length;
     if (offset >= this.#bufStart && offset <= end) {
       this.#buf = this.#buf.subarray(offset - this.#bufStart);
@@ -107,7 +118,7 @@ export class RecordScanner {
 
   /** Makes sure at least n bytes are buffered unless the file ends first. */
   async #fill(n: number): Promise<void> {
-    while (this.#buf.length < n && !this.#eof) {
+    while (this.#buf.length < n && !this.#eof && this.#fh !== null) {
       const want = Math.max(CHUNK, n - this.#buf.length);
       const chunk = Buffer.allocUnsafe(want);
       const { bytesRead } = await this.#fh.read(chunk, 0, want, this.#bufStart + this.#buf.length);

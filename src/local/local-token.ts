@@ -25,8 +25,12 @@
  *   regular file owned by the recipient (or root) and not world-writable,
  *   and then the mailbox is used. An empty .forward file means no
  *   forwarding. A user listed in their own .forward is delivered to their
- *   mailbox.
+ *   mailbox. A forward_path entry that the agent itself does not find
+ *   (lstat: no such file) is skipped without asking the helper, which
+ *   spares most deliveries a round trip: the recipient cannot see a file
+ *   that root (or the agent's own rights, in demo mode) does not.
  */
+import { lstatSync } from "node:fs";
 import { HELPER_READ_MAX, type HelperReply } from "../global/deliver-helper-proto.js";
 import { readSmallFile } from "../global/deliver-helper-ops.js";
 import { tok822Grep, tok822Internalize, tok822Parse } from "../global/tok822.js";
@@ -139,6 +143,19 @@ async function deliverInclude(run: LocalRun, a0: MsgAttr, u0: UserAttr, path: st
   return deliverTokenStream(run, a, u, f.data.toString("utf8"), null);
 }
 
+/**
+ * True when the agent itself sees nothing at a path (lstat: ENOENT): the recipient, who sees no
+ * more than root or than the agent's own rights, would see nothing either, so the helper is not
+ * asked. Any other answer, an error included, leaves the look to the helper.
+ */
+function surelyAbsent(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) === undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** Expands the user's .forward file; null when there is none to use (see the module comment). */
 export async function deliverDotForward(run: LocalRun, a0: MsgAttr, _u: UserAttr): Promise<number | null> {
   const a: MsgAttr = { ...a0, level: a0.level + 1 };
@@ -163,6 +180,7 @@ export async function deliverDotForward(run: LocalRun, a0: MsgAttr, _u: UserAttr
   for (const pattern of run.set.forwardPath) {
     const x = localExpand(pattern, a, u, run.set, run.set.fwdFilter);
     if (!x.ok || x.undefinedUsed) continue;
+    if (surelyAbsent(x.value)) continue;
     const f = await run.pool.read(run.rights(u), x.value, HELPER_READ_MAX, false);
     if (f.kind === undefined) continue;
     if (x.extensionUsed || (run.set.propagate & EXPAND.FWD) === 0) a.unmatched = null;

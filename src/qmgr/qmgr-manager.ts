@@ -30,7 +30,16 @@
  *   for the null sender) is expired: those recipients are bounced with
  *   "message expired". A message deferred when it has been queued for
  *   delay_warning_time (and was not at its previous attempt) draws a delay
- *   warning. Test hook: the environment variable POSTERN_TEST_CLOCK_OFFSET
+ *   warning.
+ *
+ *   Status logs: looking for a message's defer, bounce and trace logs costs
+ *   system calls, so qmgr looks only when a message may have one: when it
+ *   comes from deferred/ or was left in active/ by a previous run, carries
+ *   the postsuper -r mark or trace flags, or when this attempt made one (a
+ *   recipient deferred or bounced by an agent or by qmgr, a delivery
+ *   request with NOTIFY=SUCCESS or request flags that ask for a trace or
+ *   verify report). New mail delivered at once has none.
+ *   Test hook: the environment variable POSTERN_TEST_CLOCK_OFFSET
  *   (seconds; pass it with import_environment) moves qmgr's idea of "now"
  *   for expiry and delay warnings only. Never set it in production.
  *
@@ -45,14 +54,16 @@
  *   When a USR_VRFY or RECORD message is finished, the trace service mails
  *   the sender its "Mail Delivery Status Report".
  */
-import { readEnvelope, type Envelope } from "../global/queue-file.js";
+import { DSN_NOTIFY, readEnvelope, type Envelope } from "../global/queue-file.js";
 import { DEL_REQ_FLAG, traceFlags, traceOnly } from "../global/deliver-proto.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { QueuePaths, QueueName } from "../global/queue-path.js";
 import type { Config } from "../global/config.js";
 import type { Resolved } from "../global/rewrite-proto.js";
+import type { DeliveryRequest } from "../global/deliver-proto.js";
 import { msg } from "../util/msg.js";
-import { stat, unlink, utimes } from "node:fs/promises";
+import { statSync } from "node:fs";
+import { unlink, utimes } from "node:fs/promises";
 import { QUEUE_FLAG } from "../global/queue-corrupt.js";
 import { deliverOnce } from "./qmgr-deliver.js";
 import { requeueMessage } from "./qmgr-requeue.js";
@@ -82,9 +93,16 @@ interface QMessage {
   lastAttempt: number | null;
   /** Trace flags (DEL_REQ_FLAG bits) from the queue file. */
   flags: number;
+  /** The message may have a defer, bounce or trace log (see "Status logs" in the module comment). */
+  mayHaveLogs: boolean;
 }
 
 const LOAD_PARALLEL = 32;
+
+/** True when a delivery request may make the agent write a trace log (NOTIFY=SUCCESS, verify or record flags). */
+function mayLog(req: DeliveryRequest): boolean {
+  return (req.flags ?? 0) !== 0 || req.recipients.some((rc) => ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) !== 0);
+}
 
 export class QueueManager {
   #cfg: Config;
@@ -102,6 +120,8 @@ export class QueueManager {
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
   #report: Reporter;
+  /** Files that recover() moved back to incoming/ and that may have logs from before. */
+  #recovered = new Set<string>();
 
   constructor(cfg: Config, paths: QueuePaths, resolve: Resolver, bounce: BounceClient) {
     this.#cfg = cfg;
@@ -113,7 +133,11 @@ export class QueueManager {
   /** Moves what a previous run left in active/ back to incoming/. */
   recover(): void {
     let n = 0;
-    for (const id of this.#paths.list("active")) if (this.#paths.move(id, "active", "incoming")) n++;
+    for (const id of this.#paths.list("active"))
+      if (this.#paths.move(id, "active", "incoming")) {
+        this.#recovered.add(id);
+        n++;
+      }
     if (n > 0) msg.info(`moved ${n} message(s) from the active queue back to incoming`);
   }
 
@@ -153,7 +177,7 @@ export class QueueManager {
       while (this.#room()) {
         if (this.#backlog.length === 0) {
           if (!this.#wantIncoming && !this.#wantDeferred) break;
-          await this.#fillBacklog();
+          this.#fillBacklog();
           continue;
         }
         await this.#loadSome();
@@ -164,10 +188,10 @@ export class QueueManager {
   }
 
   /** Lists the queues that were asked for into the backlog, one from each in turn. */
-  async #fillBacklog(): Promise<void> {
+  #fillBacklog(): void {
     const incoming = this.#wantIncoming ? this.#paths.list("incoming") : [];
     this.#wantIncoming = false;
-    const deferred = this.#wantDeferred ? await this.#dueDeferred() : [];
+    const deferred = this.#wantDeferred ? this.#dueDeferred() : [];
     this.#wantDeferred = false;
     this.#deferredAll = false;
     for (let i = 0; i < Math.max(incoming.length, deferred.length); i++) {
@@ -177,14 +201,14 @@ export class QueueManager {
   }
 
   /** The deferred files whose retry time has come (all of them after a flush). */
-  async #dueDeferred(): Promise<string[]> {
+  #dueDeferred(): string[] {
     const now = Date.now();
     const out: string[] = [];
     for (const id of this.#paths.list("deferred")) {
       if (this.#deferredAll) out.push(id);
       else {
-        const st = await stat(this.#paths.path("deferred", id)).catch(() => null);
-        if (st !== null && st.mtimeMs <= now) out.push(id);
+        const st = statSync(this.#paths.path("deferred", id), { throwIfNoEntry: false });
+        if (st !== undefined && st.mtimeMs <= now) out.push(id);
       }
     }
     return out;
@@ -196,16 +220,17 @@ export class QueueManager {
       while (this.#backlog.length > 0 && this.#room()) {
         const [queue, id] = this.#backlog.shift() as [QueueName, string];
         if (this.#messages.has(id)) continue;
-        const last = queue === "deferred" ? await this.#report.lastAttempt(queue, id) : null;
+        const last = queue === "deferred" ? this.#report.lastAttempt(queue, id) : null;
         if (!this.#paths.move(id, queue, "active")) continue;
-        await this.#load(id, last);
+        const fresh = queue === "incoming" && !this.#recovered.delete(id);
+        await this.#load(id, last, fresh);
       }
     };
     await Promise.all(Array.from({ length: LOAD_PARALLEL }, worker));
   }
 
-  /** Reads a file in active/ and queues its recipients. */
-  async #load(id: string, lastAttempt: number | null): Promise<void> {
+  /** Reads a file in active/ and queues its recipients; fresh is new mail from incoming/. */
+  async #load(id: string, lastAttempt: number | null, fresh: boolean): Promise<void> {
     const path = this.#paths.path("active", id);
     const r = await readEnvelope(path);
     if (!r.ok) {
@@ -227,8 +252,9 @@ export class QueueManager {
       logs: [],
       lastAttempt,
       flags: traceFlags(r.env.attrs),
+      mayHaveLogs: !fresh || (r.env.flags & QUEUE_FLAG.REQUEUE) !== 0 || r.env.attrs.has("trace_flags"),
     };
-    await this.#report.startAttempt(id);
+    if (m.mayHaveLogs) this.#report.startAttempt(id);
     this.#messages.set(id, m);
     this.#rcptsInMemory += todo.length;
     msg.info(
@@ -331,11 +357,13 @@ export class QueueManager {
       recipients: b.rcpts.map(({ msg: _m, ...r }) => r),
       ...(m.flags !== 0 ? { flags: m.flags } : {}),
     };
+    if (!m.mayHaveLogs) m.mayHaveLogs = mayLog(req);
     const out = await deliverOnce(this.#paths.root, b.transport.name, req, b.transport.timeLimitMs);
     b.dest.active--;
     b.transport.active--;
     const now = Date.now();
     if (out.kind === "reply") {
+      if (out.reply.results.some((res) => res.status !== "sent")) m.mayHaveLogs = true;
       const died = b.dest.feedback(!out.reply.siteFail, out.reply.results[0]?.text ?? "");
       out.reply.results.forEach((res, i) => this.#outcome(m, b.rcpts[i] as QRcpt, res.status, res.text));
       if (died) this.#kill(b.dest.transport, b.dest.name, now);
@@ -370,6 +398,7 @@ export class QueueManager {
 
   /** Defers a recipient for a reason of qmgr's own: logs it in the defer log, then records the outcome. */
   #defer(m: QMessage, rc: QRcpt, text: string, dsn: string): void {
+    m.mayHaveLogs = true;
     if (traceOnly(m.flags)) {
       m.logs.push(this.#report.traceDefer(m.id, m.flags, rc, dsn, text));
       return this.#outcome(m, rc, "sent", text);
@@ -399,15 +428,16 @@ export class QueueManager {
       m.deferred -= n;
       m.bounced += n;
     }
-    const returned = await this.#report.returnBounces(m.id, m.bounced);
+    const returned = !m.mayHaveLogs || (await this.#report.returnBounces(m.id, m.bounced));
     if (m.deferred === 0 && returned) {
       if ((m.flags & (DEL_REQ_FLAG.USR_VRFY | DEL_REQ_FLAG.RECORD)) !== 0)
         await this.#report.reportTrace(m.id);
-      else await this.#report.reportSuccess(m.id);
+      else if (m.mayHaveLogs) await this.#report.reportSuccess(m.id);
+      // Asynchronous: removing a file waits for the file system's journal, which may be busy.
       await unlink(this.#paths.path("active", m.id)).catch((err: Error) =>
         msg.warn(`${m.id}: remove: ${err.message}`),
       );
-      await this.#report.removeLogs(m.id);
+      if (m.mayHaveLogs) this.#report.removeLogs(m.id);
       msg.info(`${m.id}: removed`);
     } else {
       if (m.deferred > 0) await this.#report.delayWarning(m.id, m.env, m.lastAttempt);

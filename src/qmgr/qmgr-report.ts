@@ -29,10 +29,15 @@
  *                    "Mail Delivery Status Report" of a finished
  *                    sendmail -bv or sendmail -v message.
  *     removeLogs     removes a finished message's logs.
+ *   The logs are looked at with synchronous calls that make no exception
+ *   object for a missing file: for mail delivered at once none exists,
+ *   and an asynchronous call that fails costs far more than the system
+ *   call. qmgr-manager.ts skips these looks for a message that cannot
+ *   have logs.
  *   "now" for expiry and warnings is the real time plus the test hook
  *   POSTERN_TEST_CLOCK_OFFSET (seconds), read once at start.
  */
-import { stat, unlink } from "node:fs/promises";
+import { statSync, unlinkSync, type Stats } from "node:fs";
 import { msg } from "../util/msg.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { Config } from "../global/config.js";
@@ -42,6 +47,15 @@ import { VerifyClient } from "../global/verify-client.js";
 import { ADDR_STATUS } from "../global/verify-proto.js";
 import type { QueueName, QueuePaths } from "../global/queue-path.js";
 import type { QRcpt } from "./qmgr-sched.js";
+
+/** The status of a path, or null when it does not exist or cannot be looked at (no exception object made). */
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** The test clock offset in seconds (0 unless the test hook is set). */
 function clockOffset(): number {
@@ -69,14 +83,24 @@ export class Reporter {
   }
 
   /** When the previous attempt on a waiting file ended (its change time, ms), or null. */
-  async lastAttempt(queue: QueueName, id: string): Promise<number | null> {
-    const st = await stat(this.#paths.path(queue, id)).catch(() => null);
-    return st === null ? null : st.ctimeMs;
+  lastAttempt(queue: QueueName, id: string): number | null {
+    return statOrNull(this.#paths.path(queue, id))?.ctimeMs ?? null;
   }
 
   /** Removes the defer log of a message entering the active queue. */
-  async startAttempt(id: string): Promise<void> {
-    await unlink(this.#paths.path("defer", id)).catch(() => undefined);
+  startAttempt(id: string): void {
+    this.#remove("defer", id);
+  }
+
+  /** Removes a log if it exists; errors are ignored (the next attempt tries again). */
+  #remove(log: "defer" | "bounce" | "trace", id: string): void {
+    const path = this.#paths.path(log, id);
+    if (statOrNull(path) === null) return;
+    try {
+      unlinkSync(path);
+    } catch {
+      /* gone already, or the next attempt removes it */
+    }
   }
 
   /** Logs a recipient that qmgr defers; never fails. */
@@ -131,7 +155,7 @@ export class Reporter {
 
   /** Returns the bounce log's recipients to the sender; false when that must be tried again later. */
   async returnBounces(id: string, bounced: number): Promise<boolean> {
-    if (bounced === 0 && (await stat(this.#paths.path("bounce", id)).catch(() => null)) === null) return true;
+    if (bounced === 0 && statOrNull(this.#paths.path("bounce", id)) === null) return true;
     if (!this.#bounce.configured("bounce")) return true;
     const r = await this.#bounce.notify("bounce", "active", id);
     if (!r.ok) msg.warn(`${id}: cannot return the message to its sender: ${r.reason}`);
@@ -150,7 +174,7 @@ export class Reporter {
 
   /** Sends the success notices of a finished message, if its trace log has any. */
   async reportSuccess(id: string): Promise<void> {
-    if ((await stat(this.#paths.path("trace", id)).catch(() => null)) === null) return;
+    if (statOrNull(this.#paths.path("trace", id)) === null) return;
     if (!this.#bounce.configured("trace")) return;
     const r = await this.#bounce.notify("success", "active", id);
     if (!r.ok) msg.warn(`${id}: cannot send a delivery status notification: ${r.reason}`);
@@ -184,15 +208,14 @@ export class Reporter {
 
   /** Mails the sender the trace log of a finished sendmail -bv or -v message. */
   async reportTrace(id: string): Promise<void> {
-    if ((await stat(this.#paths.path("trace", id)).catch(() => null)) === null) return;
+    if (statOrNull(this.#paths.path("trace", id)) === null) return;
     if (!this.#bounce.configured("trace")) return;
     const r = await this.#bounce.notify("trace", "active", id);
     if (!r.ok) msg.warn(`${id}: cannot send a delivery status report: ${r.reason}`);
   }
 
   /** Removes a finished message's logs. */
-  async removeLogs(id: string): Promise<void> {
-    for (const log of ["defer", "bounce", "trace"] as const)
-      await unlink(this.#paths.path(log, id)).catch(() => undefined);
+  removeLogs(id: string): void {
+    for (const log of ["defer", "bounce", "trace"] as const) this.#remove(log, id);
   }
 }

@@ -12,7 +12,9 @@
  *   "Nov 20 21:38:00 myhost postern/smtpd[1234]: warning: text".
  *
  *   RecordSink is for daemon children. A child does not write the log: it writes one
- *   record per event on its standard error, a pipe that the master reads (msg-relay.ts):
+ *   record per event on its standard error, a pipe that the master reads (msg-relay.ts;
+ *   info records are batched until the end of the event-loop turn, other levels and
+ *   process exit write at once):
  *   the byte 0x1e (ASCII RS), one level letter (i w e f p), the text, LF. The text has
  *   no control characters, so a record is exactly one line; anything else the child
  *   prints (a crash trace) is not a record. The tag and pid are not sent: the master
@@ -129,20 +131,6 @@ function writeAllSync(fd: number, buf: Buffer): string | null {
   return null;
 }
 
-/** Sink for daemon children: one record per event on fd 2 (a pipe to the master), written at once. */
-export class RecordSink implements MsgSink {
-  readonly #fd: number;
-
-  constructor(opts: { fd?: number } = {}) {
-    this.#fd = opts.fd ?? 2;
-  }
-
-  /** Writes one record; tag and pid are the master's to add. Lost if the master stays away 5 s. */
-  write(level: MsgLevel, tag: string, pid: number, text: string): void {
-    writeAllSync(this.#fd, Buffer.from(encodeRecord(level, text)));
-  }
-}
-
 const flushAtExit = new Set<{ flush(): void }>();
 let exitHooked = false;
 
@@ -154,6 +142,51 @@ function hookExit(sink: { flush(): void }): void {
   process.on("exit", () => {
     for (const s of flushAtExit) s.flush();
   });
+}
+
+/** Records batched at most, in bytes, before they are written. */
+const RECORD_BATCH_BYTES = 16384;
+
+/**
+ * Sink for daemon children: records on fd 2 (a pipe to the master). Info records wait for the
+ * end of the event-loop turn (or a full batch) and go out together in one write, which spares
+ * a system call and a wakeup of the master per line; other levels are written at once, with
+ * what waits before them. Process exit writes what waits.
+ */
+export class RecordSink implements MsgSink {
+  readonly #fd: number;
+  #queue: string[] = [];
+  #queued = 0;
+  #scheduled = false;
+
+  constructor(opts: { fd?: number } = {}) {
+    this.#fd = opts.fd ?? 2;
+    hookExit(this);
+  }
+
+  /** Queues one record; tag and pid are the master's to add. Lost if the master stays away 5 s. */
+  write(level: MsgLevel, tag: string, pid: number, text: string): void {
+    const rec = encodeRecord(level, text);
+    this.#queue.push(rec);
+    this.#queued += rec.length;
+    if (level !== "info" || this.#queued >= RECORD_BATCH_BYTES) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Writes the queued records. */
+  flush(): void {
+    if (this.#queue.length === 0) return;
+    const data = this.#queue.join("");
+    this.#queue = [];
+    this.#queued = 0;
+    writeAllSync(this.#fd, Buffer.from(data));
+  }
 }
 
 /** The host name syslog would show: the first label of os.hostname(). */
