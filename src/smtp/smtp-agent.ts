@@ -1,0 +1,363 @@
+/*
+ * smtp-agent - the SMTP and LMTP delivery agent (one program, two modes)
+ *
+ * SYNOPSIS
+ *   master.cf: smtp unix - - n - - smtp
+ *              lmtp unix - - n - - lmtp
+ *   main.cf:   mailbox_transport = lmtp:unix:private/dovecot-lmtp
+ *
+ * DESCRIPTION
+ *   As Postfix's smtp(8) and lmtp(8): the program run as "lmtp" speaks
+ *   LMTP and reads the lmtp_* parameters, otherwise SMTP and smtp_*.
+ *   For each request from qmgr it reads the envelope, finds the servers
+ *   of the next hop (smtp-addr.ts; then smtp_fallback_relay), and tries
+ *   them in turn: a server that cannot be reached or greets with an error
+ *   is skipped, at most smtp_mx_session_limit sessions are started, and
+ *   recipients that get a 4xx reply or that were not finished when a
+ *   session broke are tried on the next server. 2xx and 5xx replies are
+ *   final. What is left when the list runs out is deferred with the last
+ *   reason. site_fail goes to qmgr only when no server could be talked to.
+ *
+ *   Connection reuse (smtp_connection_cache_on_demand,
+ *   smtp_connection_cache_destinations): qmgr keeps its connections to an
+ *   agent process open and sends that process request after request, so
+ *   sessions are kept in the process that made them. After a transaction
+ *   the session is parked under its next hop for at most
+ *   smtp_connection_cache_time_limit (idle) and is retired after
+ *   smtp_connection_reuse_time_limit (age) or
+ *   smtp_connection_reuse_count_limit (uses); the next request for the
+ *   same next hop in this process takes it (after an RSET when the last
+ *   transaction did not end cleanly). An open socket cannot be handed to
+ *   another Node process except through its parent, so there is no
+ *   cross-process cache: with on-demand caching every agent process keeps
+ *   at most a few idle sessions per destination for a couple of seconds,
+ *   which is where Postfix's scache gets most of its gain (back-to-back
+ *   deliveries to one busy destination).
+ */
+import type { ServerContext } from "../master/mail-server.js";
+import { agentServer, type AgentResult } from "../master/agent-server.js";
+import type { Config } from "../global/config.js";
+import { DEL_REQ_VERIFY, type DeliveryRequest, type RcptResult } from "../global/deliver-proto.js";
+import { DnsLookup } from "../global/dns-lookup.js";
+import { contentLines, readEnvelope } from "../global/queue-file.js";
+import { QueuePaths, type QueueName } from "../global/queue-path.js";
+import { msg } from "../util/msg.js";
+import {
+  parseNexthop,
+  parsePort,
+  selfAddresses,
+  serverList,
+  type AddrSettings,
+  type Server,
+} from "./smtp-addr.js";
+import { SessionError, SmtpSession, type SessionOptions } from "./smtp-session.js";
+import { ContentError, transaction, type TransSettings } from "./smtp-trans.js";
+
+interface Settings {
+  lmtp: boolean;
+  prefix: string;
+  session: SessionOptions;
+  addr: AddrSettings;
+  defaultPort: number;
+  sessionLimit: number;
+  fallback: string[];
+  cacheOnDemand: boolean;
+  cacheDestinations: Set<string>;
+  cacheIdleMs: number;
+  reuseAgeMs: number;
+  reuseCount: number;
+  skipQuitResponse: boolean;
+  trans: Omit<TransSettings, "verify">;
+  dns: DnsLookup;
+  paths: QueuePaths;
+  queueDir: string;
+}
+
+/** Reads the settings of one mode (smtp_* or lmtp_*). */
+function settings(cfg: Config, lmtp: boolean): Settings {
+  const x = lmtp ? "lmtp" : "smtp";
+  const p = (n: string): string => `${x}_${n}`;
+  const protos = cfg.list("inet_protocols").map((s) => s.toLowerCase());
+  const all = protos.includes("all");
+  const lookup = cfg.get(p("host_lookup")).toLowerCase();
+  const pref = cfg.get(p("address_preference")).toLowerCase();
+  const dnsLevel = cfg.get(p("dns_support_level")).toLowerCase();
+  const port = parsePort(cfg.get(p("tcp_port")));
+  if (port === null) return msg.fatal(`bad ${p("tcp_port")} value: ${cfg.get(p("tcp_port"))}`);
+  return {
+    lmtp,
+    prefix: x,
+    session: {
+      lmtp,
+      heloName: cfg.get(lmtp ? "lmtp_lhlo_name" : "smtp_helo_name"),
+      timeouts: {
+        connect: cfg.time(p("connect_timeout")),
+        helo: cfg.time(lmtp ? "lmtp_lhlo_timeout" : "smtp_helo_timeout"),
+        mail: cfg.time(p("mail_timeout")),
+        rcpt: cfg.time(p("rcpt_timeout")),
+        dataInit: cfg.time(p("data_init_timeout")),
+        dataXfer: cfg.time(p("data_xfer_timeout")),
+        dataDone: cfg.time(p("data_done_timeout")),
+        quit: cfg.time(p("quit_timeout")),
+        rset: cfg.time(p("rset_timeout")),
+      },
+      bindAddress: cfg.get(p("bind_address")),
+      bindAddress6: cfg.get(p("bind_address6")),
+      skip5xxGreeting: cfg.bool(p("skip_5xx_greeting")),
+      neverSendEhlo: !lmtp && cfg.bool("smtp_never_send_ehlo"),
+    },
+    addr: {
+      lmtp,
+      hostLookup: {
+        dns: dnsLevel !== "disabled" && /\bdns\b/.test(lookup),
+        native: /\bnative\b/.test(lookup) || dnsLevel === "disabled",
+      },
+      protocols: { v4: all || protos.includes("ipv4"), v6: all || protos.includes("ipv6") },
+      preference: pref === "ipv4" || pref === "ipv6" ? pref : "any",
+      addressLimit: cfg.int(p("mx_address_limit")),
+      deferIfNoMxAddress: cfg.bool(p("defer_if_no_mx_address_found")),
+      self: selfAddresses(cfg.list("inet_interfaces"), cfg.list("proxy_interfaces")),
+    },
+    defaultPort: port,
+    sessionLimit: cfg.int(p("mx_session_limit")),
+    fallback: cfg.list(p("fallback_relay")),
+    cacheOnDemand: cfg.bool(p("connection_cache_on_demand")),
+    cacheDestinations: new Set(cfg.list(p("connection_cache_destinations")).map((d) => d.toLowerCase())),
+    cacheIdleMs:
+      Math.min(cfg.time(p("connection_cache_time_limit")), cfg.time("connection_cache_ttl_limit")) * 1000,
+    reuseAgeMs: cfg.time(p("connection_reuse_time_limit")) * 1000,
+    reuseCount: cfg.int(p("connection_reuse_count_limit")),
+    skipQuitResponse: cfg.bool(p("skip_quit_response")),
+    trans: {
+      lmtp,
+      quoteEnvelope: cfg.bool(p("quote_rfc821_envelope")),
+      lineLimit: cfg.int(p("line_length_limit")),
+    },
+    dns: DnsLookup.fromConfig(cfg),
+    paths: new QueuePaths(cfg),
+    queueDir: cfg.get("queue_directory"),
+  };
+}
+
+interface Parked {
+  session: SmtpSession;
+  needsReset: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** Idle sessions of this process, by next hop. */
+class SessionCache {
+  #idle = new Map<string, Parked[]>();
+
+  /** Parks a session; it is closed when it stays idle too long. */
+  park(key: string, session: SmtpSession, needsReset: boolean, idleMs: number, quit: () => void): void {
+    const list = this.#idle.get(key) ?? [];
+    const entry: Parked = {
+      session,
+      needsReset,
+      timer: setTimeout(() => {
+        this.#drop(key, entry);
+        quit();
+      }, idleMs),
+    };
+    entry.timer.unref();
+    session.onClose(() => this.#drop(key, entry));
+    list.push(entry);
+    this.#idle.set(key, list);
+  }
+
+  /** Takes an idle session for a next hop, if any. */
+  take(key: string): Parked | null {
+    const list = this.#idle.get(key);
+    const e = list?.pop();
+    if (e === undefined) return null;
+    if (list?.length === 0) this.#idle.delete(key);
+    clearTimeout(e.timer);
+    return e;
+  }
+
+  #drop(key: string, e: Parked): void {
+    clearTimeout(e.timer);
+    const list = this.#idle.get(key);
+    if (list === undefined) return;
+    const i = list.indexOf(e);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.#idle.delete(key);
+  }
+}
+
+const cache = new SessionCache();
+
+/** Every recipient gets the same result. */
+function all(req: DeliveryRequest, r: RcptResult): RcptResult[] {
+  return req.recipients.map(() => ({ ...r }));
+}
+
+/** The servers of the next hop followed by those of the fallback relays. */
+async function candidates(
+  st: Settings,
+  req: DeliveryRequest,
+): Promise<{ ok: true; servers: Server[] } | { ok: false; result: RcptResult }> {
+  const hop = parseNexthop(req.nexthop, st.lmtp, st.defaultPort, st.queueDir);
+  if (typeof hop === "string") {
+    msg.warn(`${req.queueId}: ${hop}`);
+    return {
+      ok: false,
+      result: { status: "deferred", dsn: "4.3.5", text: "mail system configuration error" },
+    };
+  }
+  const list = await serverList(hop, st.addr, st.dns);
+  if (hop.kind === "unix") for (const s of list.ok ? list.servers : []) s.host = "localhost";
+  const fallback: Server[] = [];
+  for (const f of st.fallback) {
+    if (f.toLowerCase() === req.nexthop.toLowerCase()) continue;
+    const fh = parseNexthop(f, st.lmtp, st.defaultPort, st.queueDir);
+    if (typeof fh === "string") continue;
+    const fl = await serverList(fh, st.addr, st.dns);
+    if (fl.ok) fallback.push(...fl.servers);
+  }
+  if (!list.ok) {
+    if (list.status === "deferred" && fallback.length > 0) return { ok: true, servers: fallback };
+    return { ok: false, result: { status: list.status, dsn: list.dsn, text: list.text } };
+  }
+  return { ok: true, servers: [...list.servers, ...fallback] };
+}
+
+/** A cached session for the next hop that is still fit, or a new one to this server. */
+async function sessionFor(st: Settings, key: string, server: Server, first: boolean): Promise<SmtpSession> {
+  if (first) {
+    for (let e = cache.take(key); e !== null; e = cache.take(key)) {
+      if (!e.session.usable || (e.needsReset && !(await e.session.reset()))) {
+        e.session.close();
+        continue;
+      }
+      return e.session;
+    }
+  }
+  return SmtpSession.open(server, st.session);
+}
+
+/** Parks the session for reuse, or ends it. */
+async function release(
+  st: Settings,
+  key: string,
+  s: SmtpSession,
+  reusable: boolean,
+  needsReset: boolean,
+): Promise<void> {
+  const wanted = st.cacheOnDemand || st.cacheDestinations.has(key);
+  const young = Date.now() - s.created < st.reuseAgeMs;
+  const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
+  if (reusable && wanted && young && fresh && s.usable) {
+    cache.park(key, s, needsReset, st.cacheIdleMs, () => void s.quit(false));
+    return;
+  }
+  await s.quit(!st.skipQuitResponse);
+}
+
+/** Delivers one request. */
+async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
+  const path = st.paths.path(req.queueName as QueueName, req.queueId);
+  const e = await readEnvelope(path);
+  if (!e.ok) {
+    msg.warn(`${req.queueId}: queue file ${path}: ${e.reason} at offset ${e.offset}`);
+    return {
+      relay: "none",
+      siteFail: false,
+      results: all(req, { status: "deferred", dsn: "4.3.0", text: "queue file read error" }),
+    };
+  }
+  const env = e.env;
+  const c = await candidates(st, req);
+  if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
+  const verify = ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0;
+  const message = {
+    sender: req.sender,
+    size: env.contentSize,
+    eightBit: (req.attrs["encoding"] ?? "").toLowerCase() === "8bit" || req.attrs["encoding"] === "8BITMIME",
+    smtputf8: req.attrs["smtputf8"] === "1",
+    ...(req.attrs["dsn_ret"] !== undefined ? { ret: req.attrs["dsn_ret"] } : {}),
+    ...(req.attrs["dsn_envid"] !== undefined ? { envid: req.attrs["dsn_envid"] } : {}),
+    lines: () => contentLines(path, env),
+  };
+  const results: (RcptResult | undefined)[] = req.recipients.map(() => undefined);
+  const soft: RcptResult[] = [];
+  let relay = "none";
+  let sessions = 0;
+  let talked = false;
+  const key = req.nexthop.toLowerCase();
+  for (const [n, server] of c.servers.entries()) {
+    const todo = results.flatMap((r, i) => (r === undefined ? [i] : []));
+    if (todo.length === 0) break;
+    if (st.sessionLimit > 0 && sessions >= st.sessionLimit) break;
+    let s: SmtpSession;
+    try {
+      s = await sessionFor(st, key, server, n === 0);
+    } catch (err) {
+      if (!(err instanceof SessionError)) throw err;
+      const r: RcptResult = {
+        status: err.permanent ? "bounced" : "deferred",
+        dsn: err.dsn,
+        text: err.message,
+      };
+      // A session that did not complete the handshake does not count for smtp_mx_session_limit.
+      for (const i of todo) {
+        if (err.permanent) results[i] = r;
+        else soft[i] = r;
+      }
+      continue;
+    }
+    sessions++;
+    talked = true;
+    relay = s.name;
+    try {
+      const tr = await transaction(
+        s,
+        message,
+        todo.map((i) => req.recipients[i]).filter((r) => r !== undefined),
+        { ...st.trans, verify },
+      );
+      tr.outcomes.forEach((o, k) => {
+        const i = todo[k] as number;
+        if (o.final) results[i] = o.result;
+        else soft[i] = o.result;
+      });
+      await release(st, key, s, tr.reusable, tr.needsReset || verify);
+    } catch (err) {
+      s.close();
+      if (err instanceof ContentError) {
+        msg.warn(`${req.queueId}: ${err.message}`);
+        for (const i of todo)
+          results[i] = {
+            status: "deferred",
+            dsn: "4.3.0",
+            text: "error reading message: queue file read error",
+          };
+        break;
+      }
+      if (!(err instanceof SessionError)) throw err;
+      for (const i of todo) soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
+    }
+  }
+  const final = results.map(
+    (r, i) =>
+      r ?? soft[i] ?? { status: "deferred" as const, dsn: "4.4.1", text: "no server could be reached" },
+  );
+  return { relay, siteFail: !talked && final.every((r) => r.status === "deferred"), results: final };
+}
+
+/** Runs the agent as smtp or lmtp. */
+export function runAgent(mode: "smtp" | "lmtp"): Promise<void> {
+  let st: Settings | null = null;
+  return agentServer({
+    name: mode,
+    relays: true,
+    onStart(ctx: ServerContext) {
+      st = settings(ctx.config, mode === "lmtp");
+    },
+    deliver(req) {
+      if (st === null) throw new Error(`${mode} agent not initialized`);
+      return deliver(st, req);
+    },
+  });
+}

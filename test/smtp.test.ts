@@ -1,0 +1,123 @@
+/*
+ * smtp.test - the SMTP delivery agent against real servers on loopback
+ *
+ * DESCRIPTION
+ *   Postfix's smtp-sink and Python's aiosmtpd receive what Postern's smtp
+ *   agent relays: relayhost and [host]:port next hops, several recipients
+ *   in one pipelined transaction, DSN parameters passed on, dot-stuffing,
+ *   a per-recipient 250/450/550 mix with the server's replies in the log,
+ *   HELO when EHLO is refused, smtp_helo_name, connection failures (site
+ *   failures), 5xx greetings and SIZE limits.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { freePort } from "../src/testing/instance.js";
+import { relayInstance, startAiosmtpd, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
+
+/** A regular expression that matches a string literally. */
+function lit(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+test("relayhost: one pipelined transaction with every recipient, DSN parameters, dot-stuffing, Postfix log lines", async (t) => {
+  const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
+  const inst = await relayInstance(
+    t,
+    `relayhost = [127.0.0.2]:${sink.port}\nsmtp_helo_name = client.example.test`,
+  );
+  const body = "Subject: relay\n\nfirst line\n.leading dot\n..two dots\n.\nlast line\n";
+  const id = await submitMessage(inst, {
+    rcpts: [
+      { address: "a@remote.test", original: "a@remote.test", notify: 2 | 4, orcpt: "rfc822;A+x@remote.test" },
+      "b@remote.test",
+      "c@other.test",
+    ],
+    attrs: { dsn_envid: "env id=1", dsn_ret: "HDRS" },
+    content: body,
+  });
+  for (const r of ["a@remote.test", "b@remote.test", "c@other.test"])
+    await inst.waitLog(
+      new RegExp(
+        `${id}: to=<${lit(r)}>, relay=127\\.0\\.0\\.2\\[127\\.0\\.0\\.2\\]:${sink.port}, delay=[\\d.]+, delays=[\\d./]+, dsn=2\\.0\\.0, status=sent \\(250 2\\.0\\.0 Ok`,
+      ),
+      20_000,
+    );
+  const dumps = sink.dumps();
+  assert.equal(dumps.length, 1, "one transaction for all three recipients");
+  const d = dumps[0];
+  assert.ok(d !== undefined);
+  assert.equal(d.helo, "client.example.test");
+  // smtp-sink offers DSN but not SIZE: RET and ENVID go with MAIL, SIZE does not.
+  assert.equal(d.mailArgs, "<sender@example.org> RET=HDRS ENVID=env+20id+3D1");
+  assert.deepEqual(d.rcptArgs, [
+    "<a@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;A+2Bx@remote.test",
+    "<b@remote.test> ORCPT=rfc822;b@remote.test",
+    "<c@other.test> ORCPT=rfc822;c@other.test",
+  ]);
+  assert.match(d.body, /first line\n\.leading dot\n\.\.two dots\n\.\nlast line\n/);
+});
+
+test("per-recipient results in one transaction: 250 sent, 450 deferred, 550 bounced, with the server's words", async (t) => {
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3" });
+  const inst = await relayInstance(t, `relayhost = [127.0.0.3]:${aio.port}`);
+  const id = await submitMessage(inst, {
+    rcpts: ["ok@remote.test", "soft-one@remote.test", "hard-two@remote.test"],
+    content: "Subject: mix\n\nhello\n",
+  });
+  const relay = `relay=127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\]:${aio.port}`;
+  await inst.waitLog(
+    new RegExp(
+      `${id}: to=<ok@remote\\.test>, ${relay}, .*dsn=2\\.0\\.0, status=sent \\(250 2\\.0\\.0 Ok: queued as aio1\\)`,
+    ),
+    20_000,
+  );
+  await inst.waitLog(
+    new RegExp(
+      `${id}: to=<soft-one@remote\\.test>, ${relay}, .*dsn=4\\.2\\.0, status=deferred \\(host 127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\] said: 450 4\\.2\\.0 <soft-one@remote\\.test>: mailbox busy, try later \\(in reply to RCPT TO command\\)\\)`,
+    ),
+  );
+  await inst.waitLog(
+    new RegExp(
+      `${id}: to=<hard-two@remote\\.test>, ${relay}, .*dsn=5\\.1\\.1, status=bounced \\(host 127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\] said: 550 5\\.1\\.1 <hard-two@remote\\.test>: no such user here \\(in reply to RCPT TO command\\)\\)`,
+    ),
+  );
+  const msgs = aio.messages();
+  assert.equal(msgs.length >= 1, true);
+  assert.match(msgs[0] ?? "", /^X-Mail-From: sender@example\.org\nX-Rcpt-To: ok@remote\.test\n/);
+  assert.match(msgs[0] ?? "", /Subject: mix\r?\n\r?\nhello/);
+});
+
+test("HELO when the server refuses EHLO; a 5xx greeting and a refused connection defer as site failures", async (t) => {
+  const old = await startSmtpSink(t, { addr: "127.0.0.5", args: ["-e"] });
+  const grumpy = await startSmtpSink(t, { addr: "127.0.0.6", args: ["-f", "CONNECT"] });
+  const closed = await freePort();
+  const inst = await relayInstance(
+    t,
+    [
+      "smtp_helo_name = helo.example.test",
+      `transport_maps = inline:{old.test=smtp:[127.0.0.5]:${old.port}, grumpy.test=smtp:[127.0.0.6]:${grumpy.port}, closed.test=smtp:[127.0.0.7]:${closed}}`,
+    ].join("\n"),
+  );
+  const a = await submitMessage(inst, { rcpts: ["x@old.test"], content: "Subject: helo\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${a}: to=<x@old\\.test>, relay=127\\.0\\.0\\.5\\[127\\.0\\.0\\.5\\]:${old.port}, .*status=sent`,
+    ),
+    20_000,
+  );
+  assert.equal(old.dumps()[0]?.helo, "helo.example.test");
+  const b = await submitMessage(inst, { rcpts: ["x@grumpy.test"], content: "Subject: grumpy\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${b}: to=<x@grumpy\\.test>, relay=none, .*dsn=4\\.\\d\\.\\d, status=deferred \\(host 127\\.0\\.0\\.6\\[127\\.0\\.0\\.6\\] refused to talk to me: 5\\d\\d`,
+    ),
+    20_000,
+  );
+  const c = await submitMessage(inst, { rcpts: ["x@closed.test"], content: "Subject: closed\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${c}: to=<x@closed\\.test>, relay=none, .*dsn=4\\.4\\.1, status=deferred \\(connect to 127\\.0\\.0\\.7\\[127\\.0\\.0\\.7\\]:${closed}: Connection refused\\)`,
+    ),
+    20_000,
+  );
+});
