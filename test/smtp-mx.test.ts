@@ -1,0 +1,84 @@
+/*
+ * smtp-mx.test - finding servers: MX records served by a real NSD on loopback
+ *
+ * DESCRIPTION
+ *   The smtp agent resolves through postern_dns_servers (NSD, package nsd):
+ *   the preferred MX host refuses connections and the next one takes the
+ *   mail; a domain without MX records is reached through its A record; a
+ *   null MX (RFC 7505) bounces at once; an MX host that is this machine
+ *   (inet_interfaces, port 25) is "mail for X loops back to myself"; when
+ *   every MX host fails, smtp_fallback_relay takes the mail.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { nsdAvailable, startNsd, zone } from "../src/testing/dns-server.js";
+import { freePort } from "../src/testing/instance.js";
+import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
+
+test("MX order and fallback, A fallback, null MX and loop detection, resolved through NSD", async (t) => {
+  assert.ok(nsdAvailable(), "nsd is missing: install the Debian package nsd");
+  const port = await freePort();
+  const sink = await startSmtpSink(t, { addr: "127.0.0.9", port });
+  const dns = await startNsd({
+    "mx.test": zone("mx.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.8\nmx2 IN A 127.0.0.9"),
+    "amx.test": zone("amx.test", "@ IN A 127.0.0.9"),
+    "nullmx.test": zone("nullmx.test", "@ IN MX 0 ."),
+    "loop.test": zone(
+      "loop.test",
+      "@ IN MX 10 self\n@ IN MX 20 other\nself IN A 127.0.0.1\nother IN A 127.0.0.9",
+    ),
+    "down.test": zone("down.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.8"),
+    "loop2.test": zone("loop2.test", "@ IN MX 10 self\nself IN A 127.0.0.1"),
+  });
+  t.after(() => dns.stop());
+  const inst = await relayInstance(
+    t,
+    [
+      `postern_dns_servers = ${dns.server}`,
+      `smtp_tcp_port = ${port}`,
+      `smtp_fallback_relay = [127.0.0.9]:${port}`,
+      "transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:}",
+    ].join("\n"),
+    "smtp25 unix - - n - - smtp\n  -o smtp_tcp_port=25",
+  );
+  const a = await submitMessage(inst, { rcpts: ["u@mx.test"], content: "Subject: mx\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${a}: to=<u@mx\\.test>, relay=mx2\\.mx\\.test\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent \\(250 `,
+    ),
+    20_000,
+  );
+  const b = await submitMessage(inst, { rcpts: ["u@amx.test"], content: "Subject: a\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(`${b}: to=<u@amx\\.test>, relay=amx\\.test\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent`),
+    20_000,
+  );
+  const c = await submitMessage(inst, { rcpts: ["u@nullmx.test"], content: "Subject: null\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${c}: to=<u@nullmx\\.test>, relay=none, .*dsn=5\\.1\\.0, status=bounced \\(Domain nullmx\\.test does not accept mail \\(nullMX\\)\\)`,
+    ),
+    20_000,
+  );
+  // The best MX is this host: the list is cut there, so the worse MX is never tried.
+  const d = await submitMessage(inst, { rcpts: ["u@loop.test"], content: "Subject: loop\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${d}: to=<u@loop\\.test>, relay=none, .*dsn=5\\.4\\.6, status=bounced \\(mail for loop\\.test loops back to myself\\)`,
+    ),
+    20_000,
+  );
+  const e = await submitMessage(inst, { rcpts: ["u@loop2.test"], content: "Subject: loop2\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${e}: to=<u@loop2\\.test>, relay=none, .*dsn=5\\.4\\.6, status=bounced \\(mail for loop2\\.test loops back to myself\\)`,
+    ),
+    20_000,
+  );
+  const f = await submitMessage(inst, { rcpts: ["u@down.test"], content: "Subject: fallback\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(`${f}: to=<u@down\\.test>, relay=127\\.0\\.0\\.9\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent`),
+    20_000,
+  );
+  assert.equal(sink.dumps().length, 3);
+});
