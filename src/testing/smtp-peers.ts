@@ -196,6 +196,9 @@ export interface StallServer {
   port: number;
   /** Lines the server received. */
   received: string[];
+  /** When the client sent QUIT and when it closed the connection (ms since the epoch). */
+  quitAt: number;
+  closedAt: number;
 }
 
 /**
@@ -210,17 +213,22 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
   const received: string[] = [];
   if (at === "connect") return stallConnect(t, addr, received);
   const socks = new Set<Socket>();
+  const out: StallServer = { addr, port: 0, received, quitAt: 0, closedAt: 0 };
   const server = createServer((sock) => {
     socks.add(sock);
     sock.on("error", () => undefined);
-    sock.on("close", () => socks.delete(sock));
+    sock.on("close", () => {
+      socks.delete(sock);
+      out.closedAt = Date.now();
+    });
     if (at !== "greeting") sock.write("220 stall.example.test ESMTP\r\n");
     let buf = "";
     let inData = false;
+    let stalled = false;
     sock.on("data", (d: Buffer) => {
       buf += d.toString("latin1");
       let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
+      while (!stalled && (nl = buf.indexOf("\n")) >= 0) {
         const line = buf.slice(0, nl).replace(/\r$/, "");
         buf = buf.slice(nl + 1);
         if (inData) {
@@ -228,6 +236,7 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
             inData = false;
             received.push(".");
             if (at !== "dot") sock.write("250 2.0.0 Ok: queued as STALL\r\n");
+            else stalled = true;
           }
           continue;
         }
@@ -236,7 +245,12 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
         const stall = { EHLO: "helo", HELO: "helo", MAIL: "mail", RCPT: "rcpt", DATA: "data", QUIT: "quit" }[
           cmd
         ];
-        if (stall === at) continue;
+        if (cmd === "QUIT") out.quitAt = Date.now();
+        if (stall === at) {
+          // From here on the server says nothing at all.
+          stalled = true;
+          continue;
+        }
         if (cmd === "EHLO") sock.write("250-stall.example.test\r\n250 PIPELINING\r\n");
         else if (cmd === "DATA") {
           sock.write("354 go ahead\r\n");
@@ -250,13 +264,13 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
       }
     });
   });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, addr, resolve));
+  out.port = await freePort();
+  await new Promise<void>((resolve) => server.listen(out.port, addr, resolve));
   t.after(async () => {
     for (const s of socks) s.destroy();
     await new Promise<void>((r) => server.close(() => r()));
   });
-  return { addr, port, received };
+  return out;
 }
 
 /** A listener whose accept queue is full, so that new connections hang (Python, never accepts). */
@@ -265,7 +279,9 @@ async function stallConnect(t: TestContext, addr: string, received: string[]): P
   const code = [
     "import socket,sys,time",
     "s=socket.socket(); s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(0)",
-    "fill=[socket.create_connection((sys.argv[1], int(sys.argv[2]))) for _ in range(2)]",
+    "fill=[socket.socket() for _ in range(4)]",
+    "[f.setblocking(False) or f.connect_ex((sys.argv[1], int(sys.argv[2]))) for f in fill]",
+    "time.sleep(0.3)",
     "print('ready', flush=True)",
     "sys.stdin.read()",
   ].join("\n");
@@ -280,7 +296,7 @@ async function stallConnect(t: TestContext, addr: string, received: string[]): P
     child.stdout?.once("data", () => resolve());
     child.once("exit", () => reject(new Error("the stalled listener did not start")));
   });
-  return { addr, port, received };
+  return { addr, port, received, quitAt: 0, closedAt: 0 };
 }
 
 export interface Dovecot {
