@@ -46,8 +46,13 @@ test("next hops: [host]:port, host:port, domain, inet: and unix: forms", () => {
   assert.deepEqual(parseNexthop("unix:private/dovecot-lmtp", true, 24, "/q"), {
     kind: "unix",
     path: "/q/private/dovecot-lmtp",
+    given: "private/dovecot-lmtp",
   });
-  assert.deepEqual(parseNexthop("unix:/run/lmtp", true, 24, "/q"), { kind: "unix", path: "/run/lmtp" });
+  assert.deepEqual(parseNexthop("unix:/run/lmtp", true, 24, "/q"), {
+    kind: "unix",
+    path: "/run/lmtp",
+    given: "/run/lmtp",
+  });
   assert.match(parseNexthop("unix:/run/lmtp", false, 25, "/q") as string, /not supported by the SMTP client/);
   assert.match(parseNexthop("[host]:99999", false, 25, "/q") as string, /bad port/);
   assert.match(parseNexthop("", false, 25, "/q") as string, /empty/);

@@ -12,7 +12,8 @@
  *     host:port         MX lookup for host (smtp), port instead of the default
  *     inet:host:port    the same with a protocol prefix (lmtp's form)
  *     unix:path         a Unix socket (lmtp only); a relative path is under
- *                       queue_directory (lmtp:unix:private/dovecot-lmtp)
+ *                       queue_directory (lmtp:unix:private/dovecot-lmtp);
+ *                       logged as myhostname[path]
  *   MX hosts are sorted by preference, equal preferences shuffled, and
  *   their addresses filtered by inet_protocols and ordered by
  *   smtp_address_preference; at most smtp_mx_address_limit addresses are
@@ -30,7 +31,7 @@ import { isAbsolute, join } from "node:path";
 import type { DnsLookup, MxHost } from "../global/dns-lookup.js";
 
 export type Nexthop =
-  { kind: "unix"; path: string } | { kind: "inet"; host: string; port: number; mx: boolean };
+  { kind: "unix"; path: string; given: string } | { kind: "inet"; host: string; port: number; mx: boolean };
 
 export interface Server {
   /** Host name for logs ("mx1.example.net"), or the socket path. */
@@ -49,6 +50,8 @@ export interface AddrSettings {
   preference: "any" | "ipv4" | "ipv6";
   addressLimit: number;
   deferIfNoMxAddress: boolean;
+  /** The name that Unix-domain servers are logged under (myhostname[path], as Postfix does). */
+  myHostname: string;
   /** Addresses of this host (inet_interfaces, proxy_interfaces), for loop detection. */
   self: Set<string>;
 }
@@ -80,7 +83,7 @@ export function parseNexthop(
     if (!lmtp) return `unix-domain destination not supported by the SMTP client: ${s}`;
     const p = s.slice(5);
     if (p === "") return "empty unix-domain socket path";
-    return { kind: "unix", path: isAbsolute(p) ? p : join(queueDir, p) };
+    return { kind: "unix", path: isAbsolute(p) ? p : join(queueDir, p), given: p };
   }
   if (/^inet:/i.test(s)) s = s.slice(5);
   let host: string;
@@ -169,7 +172,10 @@ function order(addrs: string[], pref: AddrSettings["preference"]): string[] {
 /** The servers for a next hop, in the order to try them. */
 export async function serverList(hop: Nexthop, st: AddrSettings, dns: DnsLookup): Promise<ServerListResult> {
   if (hop.kind === "unix")
-    return { ok: true, servers: [{ host: hop.path, addr: "", port: 0, path: hop.path, pref: 0 }] };
+    return {
+      ok: true,
+      servers: [{ host: st.myHostname, addr: hop.given, port: 0, path: hop.path, pref: 0 }],
+    };
   const loopCheck = !st.lmtp && hop.port === 25;
   if (!hop.mx) {
     const a = await hostAddrs(hop.host, st, dns);

@@ -116,6 +116,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
       preference: pref === "ipv4" || pref === "ipv6" ? pref : "any",
       addressLimit: cfg.int(p("mx_address_limit")),
       deferIfNoMxAddress: cfg.bool(p("defer_if_no_mx_address_found")),
+      myHostname: cfg.get("myhostname"),
       self: selfAddresses(cfg.list("inet_interfaces"), cfg.list("proxy_interfaces")),
     },
     defaultPort: port,
@@ -207,7 +208,6 @@ async function candidates(
     };
   }
   const list = await serverList(hop, st.addr, st.dns);
-  if (hop.kind === "unix") for (const s of list.ok ? list.servers : []) s.host = "localhost";
   const fallback: Server[] = [];
   for (const f of st.fallback) {
     if (f.toLowerCase() === req.nexthop.toLowerCase()) continue;

@@ -195,13 +195,12 @@ export class SmtpSession {
   /** "host[addr]:port" (or the socket path) as relay= and DSN texts name the server. */
   get name(): string {
     const s = this.server;
-    return s.path !== undefined ? s.path : `${s.host}[${s.addr}]:${s.port}`;
+    return s.path !== undefined ? `${s.host}[${s.addr}]` : `${s.host}[${s.addr}]:${s.port}`;
   }
 
   /** "host[addr]" for "host X said" texts. */
   get hostAddr(): string {
-    const s = this.server;
-    return s.path !== undefined ? s.path : `${s.host}[${s.addr}]`;
+    return `${this.server.host}[${this.server.addr}]`;
   }
 
   /** True while the connection can carry another command. */
