@@ -121,3 +121,76 @@ test("HELO when the server refuses EHLO; a 5xx greeting and a refused connection
     20_000,
   );
 });
+
+test("SIZE: the message size goes with MAIL, and what the server announced it refuses is bounced unsent", async (t) => {
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3", sizeLimit: 2000 });
+  const inst = await relayInstance(t, `relayhost = [127.0.0.3]:${aio.port}`);
+  const small = await submitMessage(inst, { rcpts: ["s@remote.test"], content: "Subject: small\n\nhi\n" });
+  await inst.waitLog(new RegExp(`${small}: to=<s@remote\\.test>, .*status=sent`), 20_000);
+  assert.ok(
+    aio.commands().some((c) => /^MAIL sender@example\.org SIZE=\d+$/.test(c)),
+    aio.commands().join("\n"),
+  );
+  const big = await submitMessage(inst, {
+    rcpts: ["b@remote.test"],
+    content: "Subject: big\n\n" + "0123456789".repeat(400) + "\n",
+  });
+  await inst.waitLog(
+    new RegExp(
+      `${big}: to=<b@remote\\.test>, relay=127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\]:${aio.port}, .*dsn=5\\.3\\.4, status=bounced \\(message size \\d+ exceeds size limit 2000 of server 127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\]\\)`,
+    ),
+    20_000,
+  );
+  assert.equal(aio.messages().length, 1);
+});
+
+test("connection reuse: back-to-back messages to one destination share one session", async (t) => {
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3" });
+  const inst = await relayInstance(
+    t,
+    `relayhost = [127.0.0.3]:${aio.port}\nsmtp_connection_cache_time_limit = 5s`,
+  );
+  for (let i = 0; i < 3; i++) {
+    const id = await submitMessage(inst, {
+      rcpts: [`r${i}@remote.test`],
+      content: `Subject: reuse ${i}\n\nhi\n`,
+    });
+    await inst.waitLog(new RegExp(`${id}: to=<r${i}@remote\\.test>, .*status=sent`), 20_000);
+  }
+  const cmds = aio.commands();
+  assert.equal(cmds.filter((c) => c.startsWith("DATA-COMMAND")).length, 3);
+  assert.equal(cmds.filter((c) => c.startsWith("EHLO")).length, 1, `one session:\n${cmds.join("\n")}`);
+});
+
+test("no reuse when smtp_connection_cache_on_demand = no; recipients split by smtp_destination_recipient_limit", async (t) => {
+  const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3" });
+  const inst = await relayInstance(
+    t,
+    [
+      `relayhost = [127.0.0.3]:${aio.port}`,
+      "smtp_connection_cache_on_demand = no",
+      `transport_maps = inline:{split.test=smtp:[127.0.0.2]:${sink.port}}`,
+      "smtp_destination_recipient_limit = 2",
+    ].join("\n"),
+  );
+  for (let i = 0; i < 2; i++) {
+    const id = await submitMessage(inst, {
+      rcpts: [`r${i}@remote.test`],
+      content: `Subject: no reuse ${i}\n\nhi\n`,
+    });
+    await inst.waitLog(new RegExp(`${id}: to=<r${i}@remote\\.test>, .*status=sent`), 20_000);
+  }
+  assert.equal(aio.commands().filter((c) => c.startsWith("EHLO")).length, 2);
+  const rcpts = ["a", "b", "c", "d", "e"].map((l) => `${l}@split.test`);
+  const id = await submitMessage(inst, { rcpts, content: "Subject: split\n\nhi\n" });
+  for (const r of rcpts)
+    await inst.waitLog(new RegExp(`${id}: to=<${r.replace(".", "\\.")}>, .*status=sent`), 20_000);
+  assert.deepEqual(
+    sink
+      .dumps()
+      .map((d) => d.rcptArgs.length)
+      .sort(),
+    [1, 2, 2],
+  );
+});

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # aio-sink - an aiosmtpd (Debian python3-aiosmtpd) SMTP server for Postern's tests.
 #
-# usage: /usr/bin/python3 aio-sink.py HOST PORT DIR [--no-8bitmime]
+# usage: /usr/bin/python3 aio-sink.py HOST PORT DIR [SIZE-LIMIT]
 #
 # Logs every command it receives to DIR/commands.log (one line each) and writes
 # each accepted message to DIR/msg-N.eml with X-Mail-From/X-Rcpt-To lines in front.
@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
 host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+size_limit = int(sys.argv[4]) if len(sys.argv) > 4 else 33554432
 log = open(os.path.join(out, "commands.log"), "a", buffering=1)
 count = 0
 
@@ -77,7 +78,8 @@ class Handler:
 
 class Ctl(Controller):
     def factory(self):
-        return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True)
+        return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True,
+            data_size_limit=size_limit)
 
 
 ctl = Ctl(Handler(), hostname=host, port=port)

@@ -154,7 +154,7 @@ export interface Aiosmtpd {
 /** Starts aiosmtpd (package python3-aiosmtpd) with Postern's test handler. */
 export async function startAiosmtpd(
   t: TestContext,
-  opts: { addr?: string; port?: number } = {},
+  opts: { addr?: string; port?: number; sizeLimit?: number } = {},
 ): Promise<Aiosmtpd> {
   need("/usr/bin/python3", "python3");
   const probe = spawnSync("/usr/bin/python3", ["-c", "import aiosmtpd"]);
@@ -163,9 +163,13 @@ export async function startAiosmtpd(
   const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "postern-aio-"));
   const script = join(installRoot(), "src", "testing", "aio-sink.py");
-  const child = spawn("/usr/bin/python3", [script, addr, String(port), dir], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const child = spawn(
+    "/usr/bin/python3",
+    [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432)],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   t.after(async () => {
     child.stdin?.end();
     await stopChild(child);
