@@ -194,3 +194,29 @@ test("no reuse when smtp_connection_cache_on_demand = no; recipients split by sm
     [1, 2, 2],
   );
 });
+
+test("8BITMIME: 8-bit mail becomes quoted-printable for a server without it, and BODY=8BITMIME goes to one with it", async (t) => {
+  const plain = await startSmtpSink(t, { addr: "127.0.0.2", args: ["-8"] });
+  const rich = await startSmtpSink(t, { addr: "127.0.0.5" });
+  const inst = await relayInstance(
+    t,
+    `transport_maps = inline:{plain.test=smtp:[127.0.0.2]:${plain.port}, rich.test=smtp:[127.0.0.5]:${rich.port}}`,
+  );
+  const content = Buffer.from(
+    "Subject: 8bit\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nK\u00e4se und Br\u00f6tchen\n",
+    "utf8",
+  );
+  const a = await submitMessage(inst, { rcpts: ["u@plain.test"], content });
+  await inst.waitLog(new RegExp(`${a}: to=<u@plain\\.test>, .*status=sent`), 20_000);
+  const d = plain.dumps()[0];
+  assert.ok(d !== undefined);
+  assert.doesNotMatch(d.mailArgs, /BODY=/);
+  assert.match(d.body, /Content-Transfer-Encoding: quoted-printable\n\nK=C3=A4se und Br=C3=B6tchen\n/);
+  assert.doesNotMatch(d.body, /Encoding: 8bit/);
+  const b = await submitMessage(inst, { rcpts: ["u@rich.test"], content });
+  await inst.waitLog(new RegExp(`${b}: to=<u@rich\\.test>, .*status=sent`), 20_000);
+  const r = rich.dumps()[0];
+  assert.ok(r !== undefined);
+  assert.match(r.mailArgs, /BODY=8BITMIME/);
+  assert.ok(Buffer.from(r.body, "latin1").includes(Buffer.from("K\u00e4se", "utf8")));
+});

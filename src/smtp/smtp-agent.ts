@@ -133,6 +133,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
       lmtp,
       quoteEnvelope: cfg.bool(p("quote_rfc821_envelope")),
       lineLimit: cfg.int(p("line_length_limit")),
+      mimeConversion: !cfg.bool("disable_mime_output_conversion"),
     },
     dns: DnsLookup.fromConfig(cfg),
     paths: new QueuePaths(cfg),

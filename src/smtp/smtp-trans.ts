@@ -12,7 +12,9 @@
  *   recipient). MAIL carries SIZE (when offered; a message larger than the
  *   server's announced limit is bounced without being sent), BODY=8BITMIME,
  *   SMTPUTF8, RET and ENVID; RCPT carries NOTIFY and ORCPT when the server
- *   offers DSN.
+ *   offers DSN. 8-bit mail for a server without 8BITMIME is converted to
+ *   7-bit MIME on the way (smtp-mime.ts) unless
+ *   disable_mime_output_conversion is set.
  *
  *   Every recipient gets an outcome: 2xx sent (the reply is the status
  *   text), 5xx bounced, 4xx deferred ("host X said: ... (in reply to RCPT
@@ -27,6 +29,7 @@
 import type { RcptResult } from "../global/deliver-proto.js";
 import { DSN_NOTIFY } from "../global/queue-file.js";
 import { quote822Local } from "../global/quote-822-local.js";
+import { downgrade } from "./smtp-mime.js";
 import { SessionError, type Reply, type SmtpSession } from "./smtp-session.js";
 
 export interface TransRecipient {
@@ -54,6 +57,8 @@ export interface TransSettings {
   verify: boolean;
   quoteEnvelope: boolean;
   lineLimit: number;
+  /** Convert 8-bit mail for servers without 8BITMIME (not disable_mime_output_conversion). */
+  mimeConversion: boolean;
 }
 
 export interface Outcome {
@@ -255,7 +260,8 @@ async function sendContent(s: SmtpSession, m: TransMessage, st: TransSettings): 
     }
   };
   try {
-    for await (const line of m.lines()) {
+    const convert = st.mimeConversion && m.eightBit && !s.features.eightBitMime;
+    for await (const line of convert ? downgrade(m.lines()) : m.lines()) {
       let rest = line;
       do {
         const piece = st.lineLimit > 0 && rest.length > st.lineLimit ? rest.subarray(0, st.lineLimit) : rest;
