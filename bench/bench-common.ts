@@ -4,7 +4,7 @@
  * DESCRIPTION
  *   option() reads a numeric "--name N" argument. smtpSend() delivers n
  *   messages over one SMTP session (used to fill Postfix's queue through its
- *   own smtpd); message(i) gives the recipient and the content (LF line
+ *   own smtpd); message(i) gives the recipient(s) and the content (LF line
  *   ends, converted and dot-stuffed here).
  */
 import { connect } from "node:net";
@@ -21,7 +21,7 @@ export function option(name: string, def: number): number {
 export async function smtpSend(
   port: number,
   n: number,
-  message: (i: number) => { rcpt: string; content: string },
+  message: (i: number) => { rcpt: string | string[]; content: string },
 ): Promise<void> {
   const sock = connect(port, "127.0.0.1");
   let buf = "";
@@ -51,7 +51,7 @@ export async function smtpSend(
   for (let i = 0; i < n; i++) {
     const m = message(i);
     await cmd("MAIL FROM:<bench@example.org>", "2");
-    await cmd(`RCPT TO:<${m.rcpt}>`, "2");
+    for (const r of typeof m.rcpt === "string" ? [m.rcpt] : m.rcpt) await cmd(`RCPT TO:<${r}>`, "2");
     await cmd("DATA", "3");
     await cmd(`${m.content.replace(/\n/g, "\r\n").replace(/^\./gm, "..")}.`, "2");
   }
