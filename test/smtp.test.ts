@@ -220,3 +220,32 @@ test("8BITMIME: 8-bit mail becomes quoted-printable for a server without it, and
   assert.match(r.mailArgs, /BODY=8BITMIME/);
   assert.ok(Buffer.from(r.body, "latin1").includes(Buffer.from("K\u00e4se", "utf8")));
 });
+
+test("smtp_generic_maps, smtp_header_checks and smtp_body_checks change what goes out, not the queue", async (t) => {
+  const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
+  const inst = await relayInstance(
+    t,
+    [
+      `relayhost = [127.0.0.2]:${sink.port}`,
+      "smtp_generic_maps = inline:{ sender@example.org=joe@public.example, @internal.test=@outside.example }",
+      "smtp_header_checks = regexp:{ {/^X-Secret:/ IGNORE}, {/^Subject: (.*)/ REPLACE Subject: [ext] $$1}, {/^X-Mark:/ PREPEND X-Before: yes} }",
+      "smtp_body_checks = regexp:{ {/^password=/ REPLACE password=(removed)} }",
+    ].join("\n"),
+  );
+  const id = await submitMessage(inst, {
+    rcpts: ["bob@internal.test"],
+    content:
+      "From: Joe <sender@example.org>\nTo: bob@internal.test, carol@else.test\nSubject: plans\nX-Secret: 42\nX-Mark: 1\n\nhello\npassword=hunter2\nbye\n",
+  });
+  await inst.waitLog(new RegExp(`${id}: to=<bob@internal\\.test>, .*status=sent`), 20_000);
+  const d = sink.dumps()[0];
+  assert.ok(d !== undefined);
+  assert.equal(d.mailArgs, "<joe@public.example>");
+  assert.deepEqual(d.rcptArgs, ["<bob@outside.example> ORCPT=rfc822;bob@internal.test"]);
+  assert.match(d.body, /^From: Joe <joe@public\.example>$/m);
+  assert.match(d.body, /^To: bob@outside\.example, carol@else\.test$/m);
+  assert.match(d.body, /^Subject: \[ext\] plans$/m);
+  assert.doesNotMatch(d.body, /X-Secret/);
+  assert.match(d.body, /^X-Before: yes\nX-Mark: 1$/m);
+  assert.match(d.body, /\nhello\npassword=\(removed\)\nbye\n/);
+});

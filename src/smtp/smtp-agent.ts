@@ -51,7 +51,8 @@ import {
   type Server,
 } from "./smtp-addr.js";
 import { SessionError, SmtpSession, type SessionOptions } from "./smtp-session.js";
-import { ContentError, transaction, type TransSettings } from "./smtp-trans.js";
+import { ContentError, transaction, type TransRecipient, type TransSettings } from "./smtp-trans.js";
+import { OutputFilter } from "./smtp-output.js";
 
 interface Settings {
   lmtp: boolean;
@@ -69,6 +70,7 @@ interface Settings {
   skipQuitResponse: boolean;
   trans: Omit<TransSettings, "verify">;
   dns: DnsLookup;
+  output: OutputFilter | null;
   paths: QueuePaths;
   queueDir: string;
 }
@@ -136,9 +138,19 @@ function settings(cfg: Config, lmtp: boolean): Settings {
       mimeConversion: !cfg.bool("disable_mime_output_conversion"),
     },
     dns: DnsLookup.fromConfig(cfg),
+    output: outputFilter(cfg, x),
     paths: new QueuePaths(cfg),
     queueDir: cfg.get("queue_directory"),
   };
+}
+
+/** The generic maps and output checks; a bad table name is fatal, as in Postfix. */
+function outputFilter(cfg: Config, prefix: string): OutputFilter | null {
+  try {
+    return OutputFilter.fromConfig(cfg, prefix);
+  } catch (err) {
+    return msg.fatal((err as Error).message);
+  }
 }
 
 interface Parked {
@@ -272,15 +284,19 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   const c = await candidates(st, req);
   if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
   const verify = ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0;
+  const out = st.output;
   const message = {
-    sender: req.sender,
+    sender: out !== null ? await out.mapAddress(req.sender) : req.sender,
     size: env.contentSize,
     eightBit: (req.attrs["encoding"] ?? "").toLowerCase() === "8bit" || req.attrs["encoding"] === "8BITMIME",
     smtputf8: req.attrs["smtputf8"] === "1",
     ...(req.attrs["dsn_ret"] !== undefined ? { ret: req.attrs["dsn_ret"] } : {}),
     ...(req.attrs["dsn_envid"] !== undefined ? { envid: req.attrs["dsn_envid"] } : {}),
-    lines: () => contentLines(path, env),
+    lines: () => (out !== null ? out.filter(contentLines(path, env), req.queueId) : contentLines(path, env)),
   };
+  const wire: TransRecipient[] = [];
+  for (const r of req.recipients)
+    wire.push({ ...r, address: out !== null ? await out.mapAddress(r.address) : r.address });
   const results: (RcptResult | undefined)[] = req.recipients.map(() => undefined);
   const soft: RcptResult[] = [];
   let relay = "none";
@@ -315,7 +331,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
       const tr = await transaction(
         s,
         message,
-        todo.map((i) => req.recipients[i]).filter((r) => r !== undefined),
+        todo.map((i) => wire[i]).filter((r) => r !== undefined),
         { ...st.trans, verify },
       );
       tr.outcomes.forEach((o, k) => {
