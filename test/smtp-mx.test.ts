@@ -27,6 +27,12 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
       "loop.test",
       "@ IN MX 10 self\n@ IN MX 20 other\nself IN A 127.0.0.1\nother IN A 127.0.0.9",
     ),
+    "limited.test": zone(
+      "limited.test",
+      "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.8\nmx2 IN A 127.0.0.9",
+    ),
+    "dual.test": zone("dual.test", "@ IN MX 10 mx\nmx IN AAAA ::1\nmx IN A 127.0.0.9"),
+    "noaddr.test": zone("noaddr.test", "@ IN MX 10 nowhere"),
     "down.test": zone("down.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.8"),
     "loop2.test": zone("loop2.test", "@ IN MX 10 self\nself IN A 127.0.0.1"),
   });
@@ -37,9 +43,12 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
       `postern_dns_servers = ${dns.server}`,
       `smtp_tcp_port = ${port}`,
       `smtp_fallback_relay = [127.0.0.9]:${port}`,
-      "transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:}",
+      "transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:, limited.test=smtp1:}",
     ].join("\n"),
-    "smtp25 unix - - n - - smtp\n  -o smtp_tcp_port=25",
+    [
+      "smtp25 unix - - n - - smtp\n  -o smtp_tcp_port=25",
+      "smtp1 unix - - n - - smtp\n  -o smtp_mx_address_limit=1\n  -o smtp_fallback_relay=",
+    ].join("\n"),
   );
   const a = await submitMessage(inst, { rcpts: ["u@mx.test"], content: "Subject: mx\n\nhi\n" });
   await inst.waitLog(
@@ -80,5 +89,27 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
     new RegExp(`${f}: to=<u@down\\.test>, relay=127\\.0\\.0\\.9\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent`),
     20_000,
   );
-  assert.equal(sink.dumps().length, 3);
+  const g = await submitMessage(inst, { rcpts: ["u@limited.test"], content: "Subject: limit\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${g}: to=<u@limited\\.test>, relay=none, .*status=deferred \\(connect to mx1\\.limited\\.test\\[127\\.0\\.0\\.8\\]:${port}: Connection refused\\)`,
+    ),
+    20_000,
+  );
+  // inet_protocols = ipv4 (the test instance's): the AAAA record is not used.
+  const h = await submitMessage(inst, { rcpts: ["u@dual.test"], content: "Subject: dual\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${h}: to=<u@dual\\.test>, relay=mx\\.dual\\.test\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent`,
+    ),
+    20_000,
+  );
+  const i = await submitMessage(inst, { rcpts: ["u@noaddr.test"], content: "Subject: noaddr\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${i}: to=<u@noaddr\\.test>, relay=none, .*dsn=5\\.4\\.4, status=bounced \\(Host or domain name not found\\. Name service error for name=nowhere\\.noaddr\\.test type=A: Host not found\\)`,
+    ),
+    20_000,
+  );
+  assert.equal(sink.dumps().length, 4);
 });

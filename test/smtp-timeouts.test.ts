@@ -95,3 +95,31 @@ test("every smtp_*_timeout: the session stops where the peer stalls and the mail
     `the client waited for the QUIT reply for smtp_quit_timeout (${waited} ms)`,
   );
 });
+
+test("a parked session that went stale is replaced by a fresh one", async (t) => {
+  const srv = await startStallServer(t, "second-mail");
+  const inst = await relayInstance(
+    t,
+    [
+      `relayhost = [127.0.0.4]:${srv.port}`,
+      "smtp_mail_timeout = 1s",
+      "smtp_connection_cache_time_limit = 10s",
+    ].join("\n"),
+  );
+  for (let i = 0; i < 2; i++) {
+    const id = await submitMessage(inst, {
+      rcpts: [`r${i}@remote.test`],
+      content: `Subject: stale ${i}\n\nhi\n`,
+    });
+    await inst.waitLog(
+      new RegExp(`${id}: to=<r${i}@remote\\.test>, .*status=sent \\(250 2\\.0\\.0 Ok: queued as STALL\\)`),
+      20_000,
+    );
+  }
+  assert.equal(srv.received.filter((l) => l.startsWith("EHLO")).length, 2, "a second session was opened");
+  assert.equal(
+    srv.received.filter((l) => l.startsWith("MAIL")).length,
+    3,
+    "the stale session got one MAIL it never answered",
+  );
+});

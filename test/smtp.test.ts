@@ -7,7 +7,9 @@
  *   in one pipelined transaction, DSN parameters passed on, dot-stuffing,
  *   a per-recipient 250/450/550 mix with the server's replies in the log,
  *   HELO when EHLO is refused, smtp_helo_name, connection failures (site
- *   failures), 5xx greetings and SIZE limits.
+ *   failures), 5xx greetings (skipped, or with smtp_skip_5xx_greeting = no
+ *   bounced), smtp_bind_address, SIZE limits, connection reuse, 8-bit to
+ *   7-bit conversion, generic maps and output header/body checks.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -23,7 +25,7 @@ test("relayhost: one pipelined transaction with every recipient, DSN parameters,
   const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
   const inst = await relayInstance(
     t,
-    `relayhost = [127.0.0.2]:${sink.port}\nsmtp_helo_name = client.example.test`,
+    `relayhost = [127.0.0.2]:${sink.port}\nsmtp_helo_name = client.example.test\nsmtp_bind_address = 127.0.0.11`,
   );
   const body = "Subject: relay\n\nfirst line\n.leading dot\n..two dots\n.\nlast line\n";
   const id = await submitMessage(inst, {
@@ -47,6 +49,7 @@ test("relayhost: one pipelined transaction with every recipient, DSN parameters,
   const d = dumps[0];
   assert.ok(d !== undefined);
   assert.equal(d.helo, "client.example.test");
+  assert.equal(d.client, "127.0.0.11", "smtp_bind_address is the source address");
   // smtp-sink offers DSN but not SIZE: RET and ENVID go with MAIL, SIZE does not.
   assert.equal(d.mailArgs, "<sender@example.org> RET=HDRS ENVID=env+20id+3D1");
   assert.deepEqual(d.rcptArgs, [
@@ -95,8 +98,9 @@ test("HELO when the server refuses EHLO; a 5xx greeting and a refused connection
     t,
     [
       "smtp_helo_name = helo.example.test",
-      `transport_maps = inline:{old.test=smtp:[127.0.0.5]:${old.port}, grumpy.test=smtp:[127.0.0.6]:${grumpy.port}, closed.test=smtp:[127.0.0.7]:${closed}}`,
+      `transport_maps = inline:{old.test=smtp:[127.0.0.5]:${old.port}, grumpy.test=smtp:[127.0.0.6]:${grumpy.port}, strict.test=strict:[127.0.0.6]:${grumpy.port}, closed.test=smtp:[127.0.0.7]:${closed}}`,
     ].join("\n"),
+    "strict unix - - n - - smtp\n  -o smtp_skip_5xx_greeting=no",
   );
   const a = await submitMessage(inst, { rcpts: ["x@old.test"], content: "Subject: helo\n\nhi\n" });
   await inst.waitLog(
@@ -110,6 +114,13 @@ test("HELO when the server refuses EHLO; a 5xx greeting and a refused connection
   await inst.waitLog(
     new RegExp(
       `${b}: to=<x@grumpy\\.test>, relay=none, .*dsn=4\\.\\d\\.\\d, status=deferred \\(host 127\\.0\\.0\\.6\\[127\\.0\\.0\\.6\\] refused to talk to me: 5\\d\\d`,
+    ),
+    20_000,
+  );
+  const s5 = await submitMessage(inst, { rcpts: ["x@strict.test"], content: "Subject: strict\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${s5}: to=<x@strict\\.test>, relay=none, .*dsn=5\\.\\d\\.\\d, status=bounced \\(host 127\\.0\\.0\\.6\\[127\\.0\\.0\\.6\\] refused to talk to me: 5\\d\\d`,
     ),
     20_000,
   );

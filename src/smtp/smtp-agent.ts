@@ -303,13 +303,16 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   let sessions = 0;
   let talked = false;
   const key = req.nexthop.toLowerCase();
-  for (const [n, server] of c.servers.entries()) {
+  // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
+  const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
+  for (let a = 0; a < attempts.length; a++) {
+    const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
     const todo = results.flatMap((r, i) => (r === undefined ? [i] : []));
     if (todo.length === 0) break;
     if (st.sessionLimit > 0 && sessions >= st.sessionLimit) break;
     let s: SmtpSession;
     try {
-      s = await sessionFor(st, key, server, n === 0);
+      s = await sessionFor(st, key, server, mayReuse);
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       const r: RcptResult = {
@@ -354,6 +357,10 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
       }
       if (!(err instanceof SessionError)) throw err;
       for (const i of todo) soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
+      if (s.uses > 1 && mayReuse) {
+        sessions--;
+        attempts.splice(a + 1, 0, { server, mayReuse: false });
+      }
     }
   }
   const final = results.map(

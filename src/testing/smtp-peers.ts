@@ -72,6 +72,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 export interface SinkDump {
+  /** X-Client-Addr: the client's address as the sink saw it. */
+  client: string;
   mailArgs: string;
   rcptArgs: string[];
   helo: string;
@@ -123,11 +125,12 @@ function readDumps(dir: string): SinkDump[] {
   for (const f of readdirSync(dir).sort()) {
     const text = readFileSync(join(dir, f), "latin1");
     const lines = text.split("\n");
-    const d: SinkDump = { mailArgs: "", rcptArgs: [], helo: "", body: "" };
+    const d: SinkDump = { client: "", mailArgs: "", rcptArgs: [], helo: "", body: "" };
     let i = 0;
     for (; i < lines.length; i++) {
       const l = lines[i] ?? "";
-      if (l.startsWith("X-Mail-Args: ")) d.mailArgs = l.slice(13);
+      if (l.startsWith("X-Client-Addr: ")) d.client = l.slice(15);
+      else if (l.startsWith("X-Mail-Args: ")) d.mailArgs = l.slice(13);
       else if (l.startsWith("X-Rcpt-Args: ")) d.rcptArgs.push(l.slice(13));
       else if (l.startsWith("X-Helo-Args: ")) d.helo = l.slice(13);
       else if (l.startsWith("Received: ")) {
@@ -193,7 +196,8 @@ export async function startAiosmtpd(
   };
 }
 
-export type StallPoint = "connect" | "greeting" | "helo" | "mail" | "rcpt" | "data" | "body" | "dot" | "quit";
+export type StallPoint =
+  "connect" | "greeting" | "helo" | "mail" | "rcpt" | "data" | "body" | "dot" | "quit" | "second-mail";
 
 export interface StallServer {
   addr: string;
@@ -210,7 +214,8 @@ export interface StallServer {
  * "connect" never accepts (a full listen queue), "greeting" never greets,
  * "helo"/"mail"/"rcpt"/"data" never answer that command, "body" stops
  * reading after the 354 reply, "dot" never answers the final dot, "quit"
- * never answers QUIT.
+ * never answers QUIT, "second-mail" answers one transaction per session
+ * and then falls silent (a stale session).
  */
 export async function startStallServer(t: TestContext, at: StallPoint): Promise<StallServer> {
   const addr = "127.0.0.4";
@@ -229,6 +234,7 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
     let buf = "";
     let inData = false;
     let stalled = false;
+    let mails = 0;
     sock.on("data", (d: Buffer) => {
       buf += d.toString("latin1");
       let nl: number;
@@ -250,7 +256,8 @@ export async function startStallServer(t: TestContext, at: StallPoint): Promise<
           cmd
         ];
         if (cmd === "QUIT") out.quitAt = Date.now();
-        if (stall === at) {
+        if (cmd === "MAIL") mails++;
+        if (stall === at || (at === "second-mail" && mails > 1)) {
           // From here on the server says nothing at all.
           stalled = true;
           continue;
