@@ -159,25 +159,36 @@ interface Parked {
   timer: NodeJS.Timeout;
 }
 
+/** The most idle sessions one process keeps. */
+const PARKED_MAX = 500;
+
 /** Idle sessions of this process, by next hop. */
 class SessionCache {
   #idle = new Map<string, Parked[]>();
+  #count = 0;
+  #hooked = new WeakSet<SmtpSession>();
 
-  /** Parks a session; it is closed when it stays idle too long. */
-  park(key: string, session: SmtpSession, needsReset: boolean, idleMs: number, quit: () => void): void {
+  /** Parks a session (false when the cache is full); it is closed when it stays idle too long. */
+  park(key: string, session: SmtpSession, needsReset: boolean, idleMs: number, quit: () => void): boolean {
+    if (this.#count >= PARKED_MAX) return false;
     const list = this.#idle.get(key) ?? [];
     const entry: Parked = {
       session,
       needsReset,
       timer: setTimeout(() => {
-        this.#drop(key, entry);
+        this.#drop(key, session);
         quit();
       }, idleMs),
     };
     entry.timer.unref();
-    session.onClose(() => this.#drop(key, entry));
+    if (!this.#hooked.has(session)) {
+      this.#hooked.add(session);
+      session.onClose(() => this.#drop(key, session));
+    }
     list.push(entry);
     this.#idle.set(key, list);
+    this.#count++;
+    return true;
   }
 
   /** Takes an idle session for a next hop, if any. */
@@ -186,16 +197,20 @@ class SessionCache {
     const e = list?.pop();
     if (e === undefined) return null;
     if (list?.length === 0) this.#idle.delete(key);
+    this.#count--;
     clearTimeout(e.timer);
     return e;
   }
 
-  #drop(key: string, e: Parked): void {
-    clearTimeout(e.timer);
+  /** Forgets a parked session (closed, or idle too long). */
+  #drop(key: string, session: SmtpSession): void {
     const list = this.#idle.get(key);
     if (list === undefined) return;
-    const i = list.indexOf(e);
-    if (i >= 0) list.splice(i, 1);
+    const i = list.findIndex((e) => e.session === session);
+    if (i < 0) return;
+    clearTimeout(list[i]?.timer);
+    list.splice(i, 1);
+    this.#count--;
     if (list.length === 0) this.#idle.delete(key);
   }
 }
@@ -207,11 +222,11 @@ function all(req: DeliveryRequest, r: RcptResult): RcptResult[] {
   return req.recipients.map(() => ({ ...r }));
 }
 
-/** The servers of the next hop followed by those of the fallback relays. */
+/** The servers of the next hop; with the fallback relays' when the next hop's own lookup failed softly. */
 async function candidates(
   st: Settings,
   req: DeliveryRequest,
-): Promise<{ ok: true; servers: Server[] } | { ok: false; result: RcptResult }> {
+): Promise<{ ok: true; servers: Server[]; fallback: boolean } | { ok: false; result: RcptResult }> {
   const hop = parseNexthop(req.nexthop, st.lmtp, st.defaultPort, st.queueDir);
   if (typeof hop === "string") {
     msg.warn(`${req.queueId}: ${hop}`);
@@ -221,19 +236,28 @@ async function candidates(
     };
   }
   const list = await serverList(hop, st.addr, st.dns);
-  const fallback: Server[] = [];
+  if (list.ok) return { ok: true, servers: list.servers, fallback: false };
+  if (list.status === "deferred") {
+    const fallback = await fallbackServers(st, req);
+    if (fallback.length > 0) return { ok: true, servers: fallback, fallback: true };
+  }
+  return { ok: false, result: { status: list.status, dsn: list.dsn, text: list.text } };
+}
+
+/** The servers of smtp_fallback_relay (looked up only when needed). */
+async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Server[]> {
+  const out: Server[] = [];
   for (const f of st.fallback) {
     if (f.toLowerCase() === req.nexthop.toLowerCase()) continue;
     const fh = parseNexthop(f, st.lmtp, st.defaultPort, st.queueDir);
-    if (typeof fh === "string") continue;
+    if (typeof fh === "string") {
+      msg.warn(`${st.prefix}_fallback_relay: ${fh}`);
+      continue;
+    }
     const fl = await serverList(fh, st.addr, st.dns);
-    if (fl.ok) fallback.push(...fl.servers);
+    if (fl.ok) out.push(...fl.servers);
   }
-  if (!list.ok) {
-    if (list.status === "deferred" && fallback.length > 0) return { ok: true, servers: fallback };
-    return { ok: false, result: { status: list.status, dsn: list.dsn, text: list.text } };
-  }
-  return { ok: true, servers: [...list.servers, ...fallback] };
+  return out;
 }
 
 /** A cached session for the next hop that is still fit, or a new one to this server. */
@@ -261,10 +285,8 @@ async function release(
   const wanted = st.cacheOnDemand || st.cacheDestinations.has(key);
   const young = Date.now() - s.created < st.reuseAgeMs;
   const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
-  if (reusable && wanted && young && fresh && s.usable) {
-    cache.park(key, s, needsReset, st.cacheIdleMs, () => void s.quit(false));
-    return;
-  }
+  if (reusable && wanted && young && fresh && s.usable)
+    if (cache.park(key, s, needsReset, st.cacheIdleMs, () => void s.quit(false))) return;
   await s.quit(!st.skipQuitResponse);
 }
 
@@ -305,11 +327,26 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   const key = req.nexthop.toLowerCase();
   // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
   const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
-  for (let a = 0; a < attempts.length; a++) {
-    const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
+  let fallbackAdded = c.fallback;
+  for (let a = 0; ; a++) {
     const todo = results.flatMap((r, i) => (r === undefined ? [i] : []));
     if (todo.length === 0) break;
-    if (st.sessionLimit > 0 && sessions >= st.sessionLimit) break;
+    if (a >= attempts.length) {
+      if (fallbackAdded) break;
+      fallbackAdded = true;
+      sessions = 0;
+      attempts.push(...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false })));
+      if (a >= attempts.length) break;
+    }
+    if (st.sessionLimit > 0 && sessions >= st.sessionLimit) {
+      // smtp_mx_session_limit ends the destination's own servers; the fallback relays still get their turn.
+      if (fallbackAdded) break;
+      attempts.length = a;
+      sessions = 0;
+      a--;
+      continue;
+    }
+    const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
     let s: SmtpSession;
     try {
       s = await sessionFor(st, key, server, mayReuse);

@@ -235,7 +235,17 @@ export async function transaction(
     const o = outcome(s, done, "end of DATA");
     for (const i of accepted) outcomes[i] = { ...o, result: { ...o.result } };
   } else {
-    for (const i of accepted) outcomes[i] = outcome(s, await s.read(t.dataDone, where), "end of DATA");
+    // LMTP: one reply per accepted recipient; those answered before a failure keep their answer.
+    for (const [k, i] of accepted.entries()) {
+      try {
+        outcomes[i] = outcome(s, await s.read(t.dataDone, where), "end of DATA");
+      } catch (err) {
+        if (!(err instanceof SessionError)) throw err;
+        for (const j of accepted.slice(k))
+          outcomes[j] = { final: false, result: { status: "deferred", dsn: err.dsn, text: err.message } };
+        return { outcomes, reusable: false, needsReset: false };
+      }
+    }
   }
   return { outcomes, reusable: true, needsReset: false };
 }
