@@ -34,12 +34,13 @@
  *   which is where Postfix's scache gets most of its gain (back-to-back
  *   deliveries to one busy destination).
  */
+import { stat } from "node:fs/promises";
 import type { ServerContext } from "../master/mail-server.js";
 import { agentServer, type AgentResult } from "../master/agent-server.js";
 import type { Config } from "../global/config.js";
 import { DEL_REQ_VERIFY, type DeliveryRequest, type RcptResult } from "../global/deliver-proto.js";
 import { DnsLookup } from "../global/dns-lookup.js";
-import { contentLines, readEnvelope } from "../global/queue-file.js";
+import { contentLines, readEnvelope, type EnvelopeResult } from "../global/queue-file.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
 import { msg } from "../util/msg.js";
 import {
@@ -217,6 +218,34 @@ class SessionCache {
 
 const cache = new SessionCache();
 
+const ENVELOPES_MAX = 200;
+const envelopes = new Map<string, Promise<EnvelopeResult>>();
+
+/**
+ * The envelope of a queue file, shared by the requests for one message (a
+ * message to many domains comes as many requests). What the agent uses of
+ * it (sender, sizes, content offsets) never changes in a queue file; the
+ * key has the inode and size so that a new file under the same name is
+ * read afresh.
+ */
+async function envelopeOf(path: string): Promise<EnvelopeResult> {
+  let key: string;
+  try {
+    const st = await stat(path);
+    key = `${path}\0${st.ino}\0${st.size}`;
+  } catch (err) {
+    return { ok: false, offset: 0, reason: (err as Error).message };
+  }
+  const hit = envelopes.get(key);
+  if (hit !== undefined) return hit;
+  const p = readEnvelope(path);
+  envelopes.set(key, p);
+  if (envelopes.size > ENVELOPES_MAX) envelopes.delete(envelopes.keys().next().value ?? "");
+  const r = await p;
+  if (!r.ok) envelopes.delete(key);
+  return r;
+}
+
 /** Every recipient gets the same result. */
 function all(req: DeliveryRequest, r: RcptResult): RcptResult[] {
   return req.recipients.map(() => ({ ...r }));
@@ -293,7 +322,7 @@ async function release(
 /** Delivers one request. */
 async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
   const path = st.paths.path(req.queueName as QueueName, req.queueId);
-  const e = await readEnvelope(path);
+  const e = await envelopeOf(path);
   if (!e.ok) {
     msg.warn(`${req.queueId}: queue file ${path}: ${e.reason} at offset ${e.offset}`);
     return {
@@ -324,6 +353,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   let relay = "none";
   let sessions = 0;
   let talked = false;
+  let connectMs = 0;
   const key = req.nexthop.toLowerCase();
   // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
   const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
@@ -348,8 +378,10 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     }
     const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
     let s: SmtpSession;
+    const t0 = Date.now();
     try {
       s = await sessionFor(st, key, server, mayReuse);
+      connectMs += Date.now() - t0;
     } catch (err) {
       if (!(err instanceof SessionError)) throw err;
       const r: RcptResult = {
@@ -404,7 +436,12 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     (r, i) =>
       r ?? soft[i] ?? { status: "deferred" as const, dsn: "4.4.1", text: "no server could be reached" },
   );
-  return { relay, siteFail: !talked && final.every((r) => r.status === "deferred"), results: final };
+  return {
+    relay,
+    connectMs,
+    siteFail: !talked && final.every((r) => r.status === "deferred"),
+    results: final,
+  };
 }
 
 /** Runs the agent as smtp or lmtp. */
