@@ -25,9 +25,10 @@ test("relayhost: one pipelined transaction with every recipient, DSN parameters,
   const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
   const inst = await relayInstance(
     t,
-    `relayhost = [127.0.0.2]:${sink.port}\nsmtp_helo_name = client.example.test\nsmtp_bind_address = 127.0.0.11`,
+    `relayhost = [127.0.0.2]:${sink.port}\nsmtp_helo_name = client.example.test\nsmtp_bind_address = 127.0.0.11\nsmtp_line_length_limit = 40`,
   );
-  const body = "Subject: relay\n\nfirst line\n.leading dot\n..two dots\n.\nlast line\n";
+  const long = "0123456789".repeat(9);
+  const body = `Subject: relay\n\nfirst line\n.leading dot\n..two dots\n.\n${long}\nlast line\n`;
   const id = await submitMessage(inst, {
     rcpts: [
       { address: "a@remote.test", original: "a@remote.test", notify: 2 | 4, orcpt: "rfc822;A+x@remote.test" },
@@ -57,7 +58,12 @@ test("relayhost: one pipelined transaction with every recipient, DSN parameters,
     "<b@remote.test> ORCPT=rfc822;b@remote.test",
     "<c@other.test> ORCPT=rfc822;c@other.test",
   ]);
-  assert.match(d.body, /first line\n\.leading dot\n\.\.two dots\n\.\nlast line\n/);
+  assert.match(d.body, /first line\n\.leading dot\n\.\.two dots\n\.\n/);
+  // smtp_line_length_limit = 40: the long line is broken with CRLF SPACE.
+  assert.ok(
+    d.body.includes(`\n${long.slice(0, 40)}\n ${long.slice(40, 80)}\n ${long.slice(80)}\nlast line\n`),
+    d.body,
+  );
 });
 
 test("per-recipient results in one transaction: 250 sent, 450 deferred, 550 bounced, with the server's words", async (t) => {

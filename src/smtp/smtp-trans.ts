@@ -272,11 +272,15 @@ async function sendContent(s: SmtpSession, m: TransMessage, st: TransSettings): 
   try {
     const convert = st.mimeConversion && m.eightBit && !s.features.eightBitMime;
     for await (const line of convert ? downgrade(m.lines()) : m.lines()) {
+      // A line longer than smtp_line_length_limit is broken with CRLF SPACE (as Postfix does, kind to MIME).
       let rest = line;
+      let first = true;
       do {
         const piece = st.lineLimit > 0 && rest.length > st.lineLimit ? rest.subarray(0, st.lineLimit) : rest;
         rest = rest.subarray(piece.length);
-        if (piece[0] === 0x2e) await push(Buffer.from("."));
+        if (!first) await push(Buffer.from(" "));
+        else if (piece[0] === 0x2e) await push(Buffer.from("."));
+        first = false;
         await push(piece);
         await push(crlf);
       } while (rest.length > 0);
