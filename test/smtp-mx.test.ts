@@ -7,7 +7,10 @@
  *   mail; a domain without MX records is reached through its A record; a
  *   null MX (RFC 7505) bounces at once; an MX host that is this machine
  *   (inet_interfaces, port 25) is "mail for X loops back to myself"; when
- *   every MX host fails, smtp_fallback_relay takes the mail.
+ *   every MX host fails, smtp_fallback_relay takes the mail; also
+ *   smtp_mx_address_limit, inet_protocols, MX hosts without addresses
+ *   (bounced, or deferred with smtp_defer_if_no_mx_address_found) and
+ *   smtp_host_lookup = native.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +22,7 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
   assert.ok(nsdAvailable(), "nsd is missing: install the Debian package nsd");
   const port = await freePort();
   const sink = await startSmtpSink(t, { addr: "127.0.0.9", port });
+  const local = await startSmtpSink(t, { addr: "127.0.0.1" });
   const dns = await startNsd({
     "mx.test": zone("mx.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.8\nmx2 IN A 127.0.0.9"),
     "amx.test": zone("amx.test", "@ IN A 127.0.0.9"),
@@ -33,6 +37,7 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
     ),
     "dual.test": zone("dual.test", "@ IN MX 10 mx\nmx IN AAAA ::1\nmx IN A 127.0.0.9"),
     "noaddr.test": zone("noaddr.test", "@ IN MX 10 nowhere"),
+    "noaddr2.test": zone("noaddr2.test", "@ IN MX 10 nowhere"),
     "down.test": zone("down.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.8"),
     "loop2.test": zone("loop2.test", "@ IN MX 10 self\nself IN A 127.0.0.1"),
   });
@@ -43,11 +48,13 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
       `postern_dns_servers = ${dns.server}`,
       `smtp_tcp_port = ${port}`,
       `smtp_fallback_relay = [127.0.0.9]:${port}`,
-      "transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:, limited.test=smtp1:}",
+      `transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:, limited.test=smtp1:, noaddr2.test=softmx:, native.test=native:[localhost]:${local.port}}`,
     ].join("\n"),
     [
       "smtp25 unix - - n - - smtp\n  -o smtp_tcp_port=25",
       "smtp1 unix - - n - - smtp\n  -o smtp_mx_address_limit=1\n  -o smtp_fallback_relay=",
+      "softmx unix - - n - - smtp\n  -o smtp_defer_if_no_mx_address_found=yes\n  -o smtp_fallback_relay=",
+      "native unix - - n - - smtp\n  -o smtp_host_lookup=native",
     ].join("\n"),
   );
   const a = await submitMessage(inst, { rcpts: ["u@mx.test"], content: "Subject: mx\n\nhi\n" });
@@ -111,5 +118,19 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
     ),
     20_000,
   );
+  const j = await submitMessage(inst, { rcpts: ["u@noaddr2.test"], content: "Subject: noaddr2\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(`${j}: to=<u@noaddr2\\.test>, relay=none, .*dsn=4\\.4\\.4, status=deferred`),
+    20_000,
+  );
+  // smtp_host_lookup = native: the system resolver (/etc/hosts) names localhost.
+  const k = await submitMessage(inst, { rcpts: ["u@native.test"], content: "Subject: native\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${k}: to=<u@native\\.test>, relay=localhost\\[127\\.0\\.0\\.1\\]:${local.port}, .*status=sent`,
+    ),
+    20_000,
+  );
   assert.equal(sink.dumps().length, 4);
+  assert.equal(local.dumps().length, 1);
 });
