@@ -16,13 +16,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { nsdAvailable, startNsd, zone } from "../src/testing/dns-server.js";
 import { freePort } from "../src/testing/instance.js";
-import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
+import { relayInstance, startAiosmtpd, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
 
 test("MX order and fallback, A fallback, null MX and loop detection, resolved through NSD", async (t) => {
   assert.ok(nsdAvailable(), "nsd is missing: install the Debian package nsd");
   const port = await freePort();
   const sink = await startSmtpSink(t, { addr: "127.0.0.9", port });
   const local = await startSmtpSink(t, { addr: "127.0.0.1" });
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3", port });
   const dns = await startNsd({
     "mx.test": zone("mx.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.8\nmx2 IN A 127.0.0.9"),
     "amx.test": zone("amx.test", "@ IN A 127.0.0.9"),
@@ -37,6 +38,11 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
     ),
     "dual.test": zone("dual.test", "@ IN MX 10 mx\nmx IN AAAA ::1\nmx IN A 127.0.0.9"),
     "noaddr.test": zone("noaddr.test", "@ IN MX 10 nowhere"),
+    "sess.test": zone("sess.test", "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.3\nmx2 IN A 127.0.0.9"),
+    "sess2.test": zone(
+      "sess2.test",
+      "@ IN MX 10 mx1\n@ IN MX 20 mx2\nmx1 IN A 127.0.0.3\nmx2 IN A 127.0.0.9",
+    ),
     "noaddr2.test": zone("noaddr2.test", "@ IN MX 10 nowhere"),
     "down.test": zone("down.test", "@ IN MX 10 mx1\nmx1 IN A 127.0.0.8"),
     "loop2.test": zone("loop2.test", "@ IN MX 10 self\nself IN A 127.0.0.1"),
@@ -48,13 +54,14 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
       `postern_dns_servers = ${dns.server}`,
       `smtp_tcp_port = ${port}`,
       `smtp_fallback_relay = [127.0.0.9]:${port}`,
-      `transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:, limited.test=smtp1:, noaddr2.test=softmx:, native.test=native:[localhost]:${local.port}}`,
+      `transport_maps = inline:{loop.test=smtp25:, loop2.test=smtp25:, limited.test=smtp1:, noaddr2.test=softmx:, sess.test=smtp1s:, native.test=native:[localhost]:${local.port}}`,
     ].join("\n"),
     [
       "smtp25 unix - - n - - smtp\n  -o smtp_tcp_port=25",
       "smtp1 unix - - n - - smtp\n  -o smtp_mx_address_limit=1\n  -o smtp_fallback_relay=",
       "softmx unix - - n - - smtp\n  -o smtp_defer_if_no_mx_address_found=yes\n  -o smtp_fallback_relay=",
       "native unix - - n - - smtp\n  -o smtp_host_lookup=native",
+      "smtp1s unix - - n - - smtp\n  -o smtp_mx_session_limit=1\n  -o smtp_fallback_relay=",
     ].join("\n"),
   );
   const a = await submitMessage(inst, { rcpts: ["u@mx.test"], content: "Subject: mx\n\nhi\n" });
@@ -131,6 +138,22 @@ test("MX order and fallback, A fallback, null MX and loop detection, resolved th
     ),
     20_000,
   );
-  assert.equal(sink.dumps().length, 4);
+  // The first MX answers 450 to the recipient: the second MX is asked, unless smtp_mx_session_limit = 1.
+  const m1 = await submitMessage(inst, { rcpts: ["soft-a@sess.test"], content: "Subject: sess\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${m1}: to=<soft-a@sess\\.test>, relay=mx1\\.sess\\.test\\[127\\.0\\.0\\.3\\]:${port}, .*dsn=4\\.2\\.0, status=deferred \\(host mx1\\.sess\\.test\\[127\\.0\\.0\\.3\\] said: 450 `,
+    ),
+    20_000,
+  );
+  const m2 = await submitMessage(inst, { rcpts: ["soft-b@sess2.test"], content: "Subject: sess2\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${m2}: to=<soft-b@sess2\\.test>, relay=mx2\\.sess2\\.test\\[127\\.0\\.0\\.9\\]:${port}, .*status=sent`,
+    ),
+    20_000,
+  );
+  assert.ok(aio.commands().some((c) => c.startsWith("RCPT soft-b@sess2.test")));
+  assert.equal(sink.dumps().length, 5);
   assert.equal(local.dumps().length, 1);
 });

@@ -40,7 +40,7 @@ import { agentServer, type AgentResult } from "../master/agent-server.js";
 import type { Config } from "../global/config.js";
 import { DEL_REQ_VERIFY, type DeliveryRequest, type RcptResult } from "../global/deliver-proto.js";
 import { DnsLookup } from "../global/dns-lookup.js";
-import { contentLines, readEnvelope, type EnvelopeResult } from "../global/queue-file.js";
+import { contentLines, readEnvelope, type Envelope, type EnvelopeResult } from "../global/queue-file.js";
 import { QueuePaths, type QueueName } from "../global/queue-path.js";
 import { msg } from "../util/msg.js";
 import {
@@ -52,7 +52,13 @@ import {
   type Server,
 } from "./smtp-addr.js";
 import { SessionError, SmtpSession, type SessionOptions } from "./smtp-session.js";
-import { ContentError, transaction, type TransRecipient, type TransSettings } from "./smtp-trans.js";
+import {
+  ContentError,
+  transaction,
+  type TransMessage,
+  type TransRecipient,
+  type TransSettings,
+} from "./smtp-trans.js";
 import { OutputFilter } from "./smtp-output.js";
 
 interface Settings {
@@ -319,27 +325,19 @@ async function release(
   await s.quit(!st.skipQuitResponse);
 }
 
-/** Delivers one request. */
-async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
-  const path = st.paths.path(req.queueName as QueueName, req.queueId);
-  const e = await envelopeOf(path);
-  if (!e.ok) {
-    msg.warn(`${req.queueId}: queue file ${path}: ${e.reason} at offset ${e.offset}`);
-    return {
-      relay: "none",
-      siteFail: false,
-      results: all(req, { status: "deferred", dsn: "4.3.0", text: "queue file read error" }),
-    };
-  }
-  const env = e.env;
-  const c = await candidates(st, req);
-  if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
-  const verify = ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0;
+/** What the transaction sends: the message (with generic maps and output checks) and the recipients on the wire. */
+async function transInput(
+  st: Settings,
+  req: DeliveryRequest,
+  path: string,
+  env: Envelope,
+): Promise<{ message: TransMessage; wire: TransRecipient[] }> {
   const out = st.output;
-  const message = {
+  const enc = req.attrs["encoding"] ?? "";
+  const message: TransMessage = {
     sender: out !== null ? await out.mapAddress(req.sender) : req.sender,
     size: env.contentSize,
-    eightBit: (req.attrs["encoding"] ?? "").toLowerCase() === "8bit" || req.attrs["encoding"] === "8BITMIME",
+    eightBit: enc.toLowerCase() === "8bit" || enc === "8BITMIME",
     smtputf8: req.attrs["smtputf8"] === "1",
     ...(req.attrs["dsn_ret"] !== undefined ? { ret: req.attrs["dsn_ret"] } : {}),
     ...(req.attrs["dsn_envid"] !== undefined ? { envid: req.attrs["dsn_envid"] } : {}),
@@ -348,98 +346,140 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   const wire: TransRecipient[] = [];
   for (const r of req.recipients)
     wire.push({ ...r, address: out !== null ? await out.mapAddress(r.address) : r.address });
-  const results: (RcptResult | undefined)[] = req.recipients.map(() => undefined);
-  const soft: RcptResult[] = [];
-  let relay = "none";
-  let sessions = 0;
-  let talked = false;
-  let connectMs = 0;
-  const key = req.nexthop.toLowerCase();
+  return { message, wire };
+}
+
+/** The state of one request's delivery across servers. */
+interface Run {
+  req: DeliveryRequest;
+  message: TransMessage;
+  wire: TransRecipient[];
+  verify: boolean;
+  key: string;
+  /** Final results (2xx, 5xx) by recipient. */
+  results: (RcptResult | undefined)[];
+  /** The last temporary result of a recipient without a final one. */
+  soft: RcptResult[];
+  relay: string;
+  sessions: number;
+  talked: boolean;
+  connectMs: number;
+}
+
+/**
+ * Tries one server for the recipients without a final result: "next" to go
+ * on, "stop" when nothing more can be done, "fresh" when a reused session
+ * broke and the same server deserves a new connection.
+ */
+async function tryServer(
+  st: Settings,
+  run: Run,
+  server: Server,
+  mayReuse: boolean,
+): Promise<"next" | "stop" | "fresh"> {
+  const todo = run.results.flatMap((r, i) => (r === undefined ? [i] : []));
+  let s: SmtpSession;
+  const t0 = Date.now();
+  try {
+    s = await sessionFor(st, run.key, server, mayReuse);
+    run.connectMs += Date.now() - t0;
+  } catch (err) {
+    if (!(err instanceof SessionError)) throw err;
+    const r: RcptResult = { status: err.permanent ? "bounced" : "deferred", dsn: err.dsn, text: err.message };
+    // A session that did not complete the handshake does not count for smtp_mx_session_limit.
+    for (const i of todo) {
+      if (err.permanent) run.results[i] = r;
+      else run.soft[i] = r;
+    }
+    return "next";
+  }
+  run.sessions++;
+  run.talked = true;
+  run.relay = s.name;
+  try {
+    const rcpts = todo.map((i) => run.wire[i]).filter((r) => r !== undefined);
+    const tr = await transaction(s, run.message, rcpts, { ...st.trans, verify: run.verify });
+    tr.outcomes.forEach((o, k) => {
+      const i = todo[k] as number;
+      if (o.final) run.results[i] = o.result;
+      else run.soft[i] = o.result;
+    });
+    await release(st, run.key, s, tr.reusable, tr.needsReset || run.verify);
+    return "next";
+  } catch (err) {
+    s.close();
+    if (err instanceof ContentError) {
+      msg.warn(`${run.req.queueId}: ${err.message}`);
+      const r: RcptResult = {
+        status: "deferred",
+        dsn: "4.3.0",
+        text: "error reading message: queue file read error",
+      };
+      for (const i of todo) run.results[i] = r;
+      return "stop";
+    }
+    if (!(err instanceof SessionError)) throw err;
+    for (const i of todo) run.soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
+    if (s.uses > 1 && mayReuse) {
+      run.sessions--;
+      return "fresh";
+    }
+    return "next";
+  }
+}
+
+/** Delivers one request. */
+async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
+  const path = st.paths.path(req.queueName as QueueName, req.queueId);
+  const e = await envelopeOf(path);
+  if (!e.ok) {
+    msg.warn(`${req.queueId}: queue file ${path}: ${e.reason} at offset ${e.offset}`);
+    const r: RcptResult = { status: "deferred", dsn: "4.3.0", text: "queue file read error" };
+    return { relay: "none", siteFail: false, results: all(req, r) };
+  }
+  const c = await candidates(st, req);
+  if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
+  const { message, wire } = await transInput(st, req, path, e.env);
+  const run: Run = {
+    req,
+    message,
+    wire,
+    verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
+    key: req.nexthop.toLowerCase(),
+    results: req.recipients.map(() => undefined),
+    soft: [],
+    relay: "none",
+    sessions: 0,
+    talked: false,
+    connectMs: 0,
+  };
   // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
   const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
   let fallbackAdded = c.fallback;
-  for (let a = 0; ; a++) {
-    const todo = results.flatMap((r, i) => (r === undefined ? [i] : []));
-    if (todo.length === 0) break;
-    if (a >= attempts.length) {
+  for (let a = 0; run.results.includes(undefined); a++) {
+    const limited = st.sessionLimit > 0 && run.sessions >= st.sessionLimit;
+    if (a >= attempts.length || limited) {
+      // The destination's servers are done (or smtp_mx_session_limit is reached): the fallback relays' turn.
       if (fallbackAdded) break;
       fallbackAdded = true;
-      sessions = 0;
+      run.sessions = 0;
+      attempts.length = a;
       attempts.push(...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false })));
       if (a >= attempts.length) break;
     }
-    if (st.sessionLimit > 0 && sessions >= st.sessionLimit) {
-      // smtp_mx_session_limit ends the destination's own servers; the fallback relays still get their turn.
-      if (fallbackAdded) break;
-      attempts.length = a;
-      sessions = 0;
-      a--;
-      continue;
-    }
     const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
-    let s: SmtpSession;
-    const t0 = Date.now();
-    try {
-      s = await sessionFor(st, key, server, mayReuse);
-      connectMs += Date.now() - t0;
-    } catch (err) {
-      if (!(err instanceof SessionError)) throw err;
-      const r: RcptResult = {
-        status: err.permanent ? "bounced" : "deferred",
-        dsn: err.dsn,
-        text: err.message,
-      };
-      // A session that did not complete the handshake does not count for smtp_mx_session_limit.
-      for (const i of todo) {
-        if (err.permanent) results[i] = r;
-        else soft[i] = r;
-      }
-      continue;
-    }
-    sessions++;
-    talked = true;
-    relay = s.name;
-    try {
-      const tr = await transaction(
-        s,
-        message,
-        todo.map((i) => wire[i]).filter((r) => r !== undefined),
-        { ...st.trans, verify },
-      );
-      tr.outcomes.forEach((o, k) => {
-        const i = todo[k] as number;
-        if (o.final) results[i] = o.result;
-        else soft[i] = o.result;
-      });
-      await release(st, key, s, tr.reusable, tr.needsReset || verify);
-    } catch (err) {
-      s.close();
-      if (err instanceof ContentError) {
-        msg.warn(`${req.queueId}: ${err.message}`);
-        for (const i of todo)
-          results[i] = {
-            status: "deferred",
-            dsn: "4.3.0",
-            text: "error reading message: queue file read error",
-          };
-        break;
-      }
-      if (!(err instanceof SessionError)) throw err;
-      for (const i of todo) soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
-      if (s.uses > 1 && mayReuse) {
-        sessions--;
-        attempts.splice(a + 1, 0, { server, mayReuse: false });
-      }
-    }
+    const next = await tryServer(st, run, server, mayReuse);
+    if (next === "stop") break;
+    if (next === "fresh") attempts.splice(a + 1, 0, { server, mayReuse: false });
   }
-  const final = results.map(
+  const final = run.results.map(
     (r, i) =>
-      r ?? soft[i] ?? { status: "deferred" as const, dsn: "4.4.1", text: "no server could be reached" },
+      r ?? run.soft[i] ?? { status: "deferred" as const, dsn: "4.4.1", text: "no server could be reached" },
   );
   return {
-    relay,
-    connectMs,
-    siteFail: !talked && final.every((r) => r.status === "deferred"),
+    relay: run.relay,
+    connectMs: run.connectMs,
+    siteFail: !run.talked && final.every((r) => r.status === "deferred"),
     results: final,
   };
 }
