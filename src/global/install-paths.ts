@@ -22,8 +22,12 @@ export function installRoot(): string {
 
 /** The compiled module of a Postern program, e.g. daemonModule("smtpd") or cliModule("postconf"). */
 export function daemonModule(name: string): string {
-  return join(installRoot(), "dist", "src", name, `${name}.js`);
+  const dir = DAEMON_FOLDER[name] ?? name;
+  return join(installRoot(), "dist", "src", dir, `${name}.js`);
 }
+
+/** Programs that live in another program's folder (lmtp is the smtp agent in LMTP mode). */
+const DAEMON_FOLDER: Record<string, string> = { lmtp: "smtp" };
 
 /** The compiled module of a command-line tool. */
 export function cliModule(name: string): string {

@@ -20,6 +20,7 @@ import { MAIL_PARAMS } from "./params-mail.js";
 import { POSTSCREEN_PARAMS } from "./params-postscreen.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
+import { SMTP_PARAMS } from "./params-smtp.js";
 
 const MAXINT = 2147483647;
 
@@ -30,6 +31,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...POSTSCREEN_PARAMS,
   ...LOCAL_PARAMS,
   ...VERIFY_PARAMS,
+  ...SMTP_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */

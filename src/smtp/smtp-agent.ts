@@ -1,0 +1,501 @@
+/*
+ * smtp-agent - the SMTP and LMTP delivery agent (one program, two modes)
+ *
+ * SYNOPSIS
+ *   master.cf: smtp unix - - n - - smtp
+ *              lmtp unix - - n - - lmtp
+ *   main.cf:   mailbox_transport = lmtp:unix:private/dovecot-lmtp
+ *
+ * DESCRIPTION
+ *   As Postfix's smtp(8) and lmtp(8): the program run as "lmtp" speaks
+ *   LMTP and reads the lmtp_* parameters, otherwise SMTP and smtp_*.
+ *   For each request from qmgr it reads the envelope, finds the servers
+ *   of the next hop (smtp-addr.ts; then smtp_fallback_relay), and tries
+ *   them in turn: a server that cannot be reached or greets with an error
+ *   is skipped, at most smtp_mx_session_limit sessions are started, and
+ *   recipients that get a 4xx reply or that were not finished when a
+ *   session broke are tried on the next server. 2xx and 5xx replies are
+ *   final. What is left when the list runs out is deferred with the last
+ *   reason. site_fail goes to qmgr only when no server could be talked to.
+ *
+ *   Connection reuse (smtp_connection_cache_on_demand,
+ *   smtp_connection_cache_destinations): qmgr keeps its connections to an
+ *   agent process open and sends that process request after request, so
+ *   sessions are kept in the process that made them. After a transaction
+ *   the session is parked under its next hop for at most
+ *   smtp_connection_cache_time_limit (idle) and is retired after
+ *   smtp_connection_reuse_time_limit (age) or
+ *   smtp_connection_reuse_count_limit (uses); the next request for the
+ *   same next hop in this process takes it (after an RSET when the last
+ *   transaction did not end cleanly). An open socket cannot be handed to
+ *   another Node process except through its parent, so there is no
+ *   cross-process cache: with on-demand caching every agent process keeps
+ *   at most a few idle sessions per destination for a couple of seconds,
+ *   which is where Postfix's scache gets most of its gain (back-to-back
+ *   deliveries to one busy destination).
+ */
+import { stat } from "node:fs/promises";
+import type { ServerContext } from "../master/mail-server.js";
+import { agentServer, type AgentResult } from "../master/agent-server.js";
+import type { Config } from "../global/config.js";
+import { DEL_REQ_VERIFY, type DeliveryRequest, type RcptResult } from "../global/deliver-proto.js";
+import { DnsLookup } from "../global/dns-lookup.js";
+import { contentLines, readEnvelope, type Envelope, type EnvelopeResult } from "../global/queue-file.js";
+import { QueuePaths, type QueueName } from "../global/queue-path.js";
+import { msg } from "../util/msg.js";
+import {
+  parseNexthop,
+  parsePort,
+  selfAddresses,
+  serverList,
+  type AddrSettings,
+  type Server,
+} from "./smtp-addr.js";
+import { SessionError, SmtpSession, type SessionOptions } from "./smtp-session.js";
+import {
+  ContentError,
+  transaction,
+  type TransMessage,
+  type TransRecipient,
+  type TransSettings,
+} from "./smtp-trans.js";
+import { OutputFilter } from "./smtp-output.js";
+
+interface Settings {
+  lmtp: boolean;
+  prefix: string;
+  session: SessionOptions;
+  addr: AddrSettings;
+  defaultPort: number;
+  sessionLimit: number;
+  fallback: string[];
+  cacheOnDemand: boolean;
+  cacheDestinations: Set<string>;
+  cacheIdleMs: number;
+  reuseAgeMs: number;
+  reuseCount: number;
+  skipQuitResponse: boolean;
+  trans: Omit<TransSettings, "verify">;
+  dns: DnsLookup;
+  output: OutputFilter | null;
+  paths: QueuePaths;
+  queueDir: string;
+}
+
+/** Reads the settings of one mode (smtp_* or lmtp_*). */
+function settings(cfg: Config, lmtp: boolean): Settings {
+  const x = lmtp ? "lmtp" : "smtp";
+  const p = (n: string): string => `${x}_${n}`;
+  const protos = cfg.list("inet_protocols").map((s) => s.toLowerCase());
+  const all = protos.includes("all");
+  const lookup = cfg.get(p("host_lookup")).toLowerCase();
+  const pref = cfg.get(p("address_preference")).toLowerCase();
+  const dnsLevel = cfg.get(p("dns_support_level")).toLowerCase();
+  const port = parsePort(cfg.get(p("tcp_port")));
+  if (port === null) return msg.fatal(`bad ${p("tcp_port")} value: ${cfg.get(p("tcp_port"))}`);
+  return {
+    lmtp,
+    prefix: x,
+    session: {
+      lmtp,
+      heloName: cfg.get(lmtp ? "lmtp_lhlo_name" : "smtp_helo_name"),
+      timeouts: {
+        connect: cfg.time(p("connect_timeout")),
+        helo: cfg.time(lmtp ? "lmtp_lhlo_timeout" : "smtp_helo_timeout"),
+        mail: cfg.time(p("mail_timeout")),
+        rcpt: cfg.time(p("rcpt_timeout")),
+        dataInit: cfg.time(p("data_init_timeout")),
+        dataXfer: cfg.time(p("data_xfer_timeout")),
+        dataDone: cfg.time(p("data_done_timeout")),
+        quit: cfg.time(p("quit_timeout")),
+        rset: cfg.time(p("rset_timeout")),
+      },
+      bindAddress: cfg.get(p("bind_address")),
+      bindAddress6: cfg.get(p("bind_address6")),
+      skip5xxGreeting: cfg.bool(p("skip_5xx_greeting")),
+      neverSendEhlo: !lmtp && cfg.bool("smtp_never_send_ehlo"),
+    },
+    addr: {
+      lmtp,
+      hostLookup: {
+        dns: dnsLevel !== "disabled" && /\bdns\b/.test(lookup),
+        native: /\bnative\b/.test(lookup) || dnsLevel === "disabled",
+      },
+      protocols: { v4: all || protos.includes("ipv4"), v6: all || protos.includes("ipv6") },
+      preference: pref === "ipv4" || pref === "ipv6" ? pref : "any",
+      addressLimit: cfg.int(p("mx_address_limit")),
+      deferIfNoMxAddress: cfg.bool(p("defer_if_no_mx_address_found")),
+      myHostname: cfg.get("myhostname"),
+      self: selfAddresses(cfg.list("inet_interfaces"), cfg.list("proxy_interfaces")),
+    },
+    defaultPort: port,
+    sessionLimit: cfg.int(p("mx_session_limit")),
+    fallback: cfg.list(p("fallback_relay")),
+    cacheOnDemand: cfg.bool(p("connection_cache_on_demand")),
+    cacheDestinations: new Set(cfg.list(p("connection_cache_destinations")).map((d) => d.toLowerCase())),
+    cacheIdleMs:
+      Math.min(cfg.time(p("connection_cache_time_limit")), cfg.time("connection_cache_ttl_limit")) * 1000,
+    reuseAgeMs: cfg.time(p("connection_reuse_time_limit")) * 1000,
+    reuseCount: cfg.int(p("connection_reuse_count_limit")),
+    skipQuitResponse: cfg.bool(p("skip_quit_response")),
+    trans: {
+      lmtp,
+      quoteEnvelope: cfg.bool(p("quote_rfc821_envelope")),
+      lineLimit: cfg.int(p("line_length_limit")),
+      mimeConversion: !cfg.bool("disable_mime_output_conversion"),
+    },
+    dns: DnsLookup.fromConfig(cfg),
+    output: outputFilter(cfg, x),
+    paths: new QueuePaths(cfg),
+    queueDir: cfg.get("queue_directory"),
+  };
+}
+
+/** The generic maps and output checks; a bad table name is fatal, as in Postfix. */
+function outputFilter(cfg: Config, prefix: string): OutputFilter | null {
+  try {
+    return OutputFilter.fromConfig(cfg, prefix);
+  } catch (err) {
+    return msg.fatal((err as Error).message);
+  }
+}
+
+interface Parked {
+  session: SmtpSession;
+  needsReset: boolean;
+  timer: NodeJS.Timeout;
+}
+
+/** The most idle sessions one process keeps. */
+const PARKED_MAX = 500;
+
+/** Idle sessions of this process, by next hop. */
+class SessionCache {
+  #idle = new Map<string, Parked[]>();
+  #count = 0;
+  #hooked = new WeakSet<SmtpSession>();
+
+  /** Parks a session (false when the cache is full); it is closed when it stays idle too long. */
+  park(key: string, session: SmtpSession, needsReset: boolean, idleMs: number, quit: () => void): boolean {
+    if (this.#count >= PARKED_MAX) return false;
+    const list = this.#idle.get(key) ?? [];
+    const entry: Parked = {
+      session,
+      needsReset,
+      timer: setTimeout(() => {
+        this.#drop(key, session);
+        quit();
+      }, idleMs),
+    };
+    entry.timer.unref();
+    if (!this.#hooked.has(session)) {
+      this.#hooked.add(session);
+      session.onClose(() => this.#drop(key, session));
+    }
+    list.push(entry);
+    this.#idle.set(key, list);
+    this.#count++;
+    return true;
+  }
+
+  /** Takes an idle session for a next hop, if any. */
+  take(key: string): Parked | null {
+    const list = this.#idle.get(key);
+    const e = list?.pop();
+    if (e === undefined) return null;
+    if (list?.length === 0) this.#idle.delete(key);
+    this.#count--;
+    clearTimeout(e.timer);
+    return e;
+  }
+
+  /** Forgets a parked session (closed, or idle too long). */
+  #drop(key: string, session: SmtpSession): void {
+    const list = this.#idle.get(key);
+    if (list === undefined) return;
+    const i = list.findIndex((e) => e.session === session);
+    if (i < 0) return;
+    clearTimeout(list[i]?.timer);
+    list.splice(i, 1);
+    this.#count--;
+    if (list.length === 0) this.#idle.delete(key);
+  }
+}
+
+const cache = new SessionCache();
+
+const ENVELOPES_MAX = 200;
+const envelopes = new Map<string, Promise<EnvelopeResult>>();
+
+/**
+ * The envelope of a queue file, shared by the requests for one message (a
+ * message to many domains comes as many requests). What the agent uses of
+ * it (sender, sizes, content offsets) never changes in a queue file; the
+ * key has the inode and size so that a new file under the same name is
+ * read afresh.
+ */
+async function envelopeOf(path: string): Promise<EnvelopeResult> {
+  let key: string;
+  try {
+    const st = await stat(path);
+    key = `${path}\0${st.ino}\0${st.size}`;
+  } catch (err) {
+    return { ok: false, offset: 0, reason: (err as Error).message };
+  }
+  const hit = envelopes.get(key);
+  if (hit !== undefined) return hit;
+  const p = readEnvelope(path);
+  envelopes.set(key, p);
+  if (envelopes.size > ENVELOPES_MAX) envelopes.delete(envelopes.keys().next().value ?? "");
+  const r = await p;
+  if (!r.ok) envelopes.delete(key);
+  return r;
+}
+
+/** Every recipient gets the same result. */
+function all(req: DeliveryRequest, r: RcptResult): RcptResult[] {
+  return req.recipients.map(() => ({ ...r }));
+}
+
+/** The servers of the next hop; with the fallback relays' when the next hop's own lookup failed softly. */
+async function candidates(
+  st: Settings,
+  req: DeliveryRequest,
+): Promise<{ ok: true; servers: Server[]; fallback: boolean } | { ok: false; result: RcptResult }> {
+  const hop = parseNexthop(req.nexthop, st.lmtp, st.defaultPort, st.queueDir);
+  if (typeof hop === "string") {
+    msg.warn(`${req.queueId}: ${hop}`);
+    return {
+      ok: false,
+      result: { status: "deferred", dsn: "4.3.5", text: "mail system configuration error" },
+    };
+  }
+  const list = await serverList(hop, st.addr, st.dns);
+  if (list.ok) return { ok: true, servers: list.servers, fallback: false };
+  if (list.status === "deferred") {
+    const fallback = await fallbackServers(st, req);
+    if (fallback.length > 0) return { ok: true, servers: fallback, fallback: true };
+  }
+  return { ok: false, result: { status: list.status, dsn: list.dsn, text: list.text } };
+}
+
+/** The servers of smtp_fallback_relay (looked up only when needed). */
+async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Server[]> {
+  const out: Server[] = [];
+  for (const f of st.fallback) {
+    if (f.toLowerCase() === req.nexthop.toLowerCase()) continue;
+    const fh = parseNexthop(f, st.lmtp, st.defaultPort, st.queueDir);
+    if (typeof fh === "string") {
+      msg.warn(`${st.prefix}_fallback_relay: ${fh}`);
+      continue;
+    }
+    const fl = await serverList(fh, st.addr, st.dns);
+    if (fl.ok) out.push(...fl.servers);
+  }
+  return out;
+}
+
+/** A cached session for the next hop that is still fit, or a new one to this server. */
+async function sessionFor(st: Settings, key: string, server: Server, first: boolean): Promise<SmtpSession> {
+  if (first) {
+    for (let e = cache.take(key); e !== null; e = cache.take(key)) {
+      if (!e.session.usable || (e.needsReset && !(await e.session.reset()))) {
+        e.session.close();
+        continue;
+      }
+      return e.session;
+    }
+  }
+  return SmtpSession.open(server, st.session);
+}
+
+/** Parks the session for reuse, or ends it. */
+async function release(
+  st: Settings,
+  key: string,
+  s: SmtpSession,
+  reusable: boolean,
+  needsReset: boolean,
+): Promise<void> {
+  const wanted = st.cacheOnDemand || st.cacheDestinations.has(key);
+  const young = Date.now() - s.created < st.reuseAgeMs;
+  const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
+  if (reusable && wanted && young && fresh && s.usable)
+    if (cache.park(key, s, needsReset, st.cacheIdleMs, () => void s.quit(false))) return;
+  await s.quit(!st.skipQuitResponse);
+}
+
+/** What the transaction sends: the message (with generic maps and output checks) and the recipients on the wire. */
+async function transInput(
+  st: Settings,
+  req: DeliveryRequest,
+  path: string,
+  env: Envelope,
+): Promise<{ message: TransMessage; wire: TransRecipient[] }> {
+  const out = st.output;
+  const enc = req.attrs["encoding"] ?? "";
+  const message: TransMessage = {
+    sender: out !== null ? await out.mapAddress(req.sender) : req.sender,
+    size: env.contentSize,
+    eightBit: enc.toLowerCase() === "8bit" || enc === "8BITMIME",
+    smtputf8: req.attrs["smtputf8"] === "1",
+    ...(req.attrs["dsn_ret"] !== undefined ? { ret: req.attrs["dsn_ret"] } : {}),
+    ...(req.attrs["dsn_envid"] !== undefined ? { envid: req.attrs["dsn_envid"] } : {}),
+    lines: () => (out !== null ? out.filter(contentLines(path, env), req.queueId) : contentLines(path, env)),
+  };
+  const wire: TransRecipient[] = [];
+  for (const r of req.recipients)
+    wire.push({ ...r, address: out !== null ? await out.mapAddress(r.address) : r.address });
+  return { message, wire };
+}
+
+/** The state of one request's delivery across servers. */
+interface Run {
+  req: DeliveryRequest;
+  message: TransMessage;
+  wire: TransRecipient[];
+  verify: boolean;
+  key: string;
+  /** Final results (2xx, 5xx) by recipient. */
+  results: (RcptResult | undefined)[];
+  /** The last temporary result of a recipient without a final one. */
+  soft: RcptResult[];
+  relay: string;
+  sessions: number;
+  talked: boolean;
+  connectMs: number;
+}
+
+/**
+ * Tries one server for the recipients without a final result: "next" to go
+ * on, "stop" when nothing more can be done, "fresh" when a reused session
+ * broke and the same server deserves a new connection.
+ */
+async function tryServer(
+  st: Settings,
+  run: Run,
+  server: Server,
+  mayReuse: boolean,
+): Promise<"next" | "stop" | "fresh"> {
+  const todo = run.results.flatMap((r, i) => (r === undefined ? [i] : []));
+  let s: SmtpSession;
+  const t0 = Date.now();
+  try {
+    s = await sessionFor(st, run.key, server, mayReuse);
+    run.connectMs += Date.now() - t0;
+  } catch (err) {
+    if (!(err instanceof SessionError)) throw err;
+    const r: RcptResult = { status: err.permanent ? "bounced" : "deferred", dsn: err.dsn, text: err.message };
+    // A session that did not complete the handshake does not count for smtp_mx_session_limit.
+    for (const i of todo) {
+      if (err.permanent) run.results[i] = r;
+      else run.soft[i] = r;
+    }
+    return "next";
+  }
+  run.sessions++;
+  run.talked = true;
+  run.relay = s.name;
+  try {
+    const rcpts = todo.map((i) => run.wire[i]).filter((r) => r !== undefined);
+    const tr = await transaction(s, run.message, rcpts, { ...st.trans, verify: run.verify });
+    tr.outcomes.forEach((o, k) => {
+      const i = todo[k] as number;
+      if (o.final) run.results[i] = o.result;
+      else run.soft[i] = o.result;
+    });
+    await release(st, run.key, s, tr.reusable, tr.needsReset || run.verify);
+    return "next";
+  } catch (err) {
+    s.close();
+    if (err instanceof ContentError) {
+      msg.warn(`${run.req.queueId}: ${err.message}`);
+      const r: RcptResult = {
+        status: "deferred",
+        dsn: "4.3.0",
+        text: "error reading message: queue file read error",
+      };
+      for (const i of todo) run.results[i] = r;
+      return "stop";
+    }
+    if (!(err instanceof SessionError)) throw err;
+    for (const i of todo) run.soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
+    if (s.uses > 1 && mayReuse) {
+      run.sessions--;
+      return "fresh";
+    }
+    return "next";
+  }
+}
+
+/** Delivers one request. */
+async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
+  const path = st.paths.path(req.queueName as QueueName, req.queueId);
+  const e = await envelopeOf(path);
+  if (!e.ok) {
+    msg.warn(`${req.queueId}: queue file ${path}: ${e.reason} at offset ${e.offset}`);
+    const r: RcptResult = { status: "deferred", dsn: "4.3.0", text: "queue file read error" };
+    return { relay: "none", siteFail: false, results: all(req, r) };
+  }
+  const c = await candidates(st, req);
+  if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
+  const { message, wire } = await transInput(st, req, path, e.env);
+  const run: Run = {
+    req,
+    message,
+    wire,
+    verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
+    key: req.nexthop.toLowerCase(),
+    results: req.recipients.map(() => undefined),
+    soft: [],
+    relay: "none",
+    sessions: 0,
+    talked: false,
+    connectMs: 0,
+  };
+  // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
+  const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
+  let fallbackAdded = c.fallback;
+  for (let a = 0; run.results.includes(undefined); a++) {
+    const limited = st.sessionLimit > 0 && run.sessions >= st.sessionLimit;
+    if (a >= attempts.length || limited) {
+      // The destination's servers are done (or smtp_mx_session_limit is reached): the fallback relays' turn.
+      if (fallbackAdded) break;
+      fallbackAdded = true;
+      run.sessions = 0;
+      attempts.length = a;
+      attempts.push(...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false })));
+      if (a >= attempts.length) break;
+    }
+    const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
+    const next = await tryServer(st, run, server, mayReuse);
+    if (next === "stop") break;
+    if (next === "fresh") attempts.splice(a + 1, 0, { server, mayReuse: false });
+  }
+  const final = run.results.map(
+    (r, i) =>
+      r ?? run.soft[i] ?? { status: "deferred" as const, dsn: "4.4.1", text: "no server could be reached" },
+  );
+  return {
+    relay: run.relay,
+    connectMs: run.connectMs,
+    siteFail: !run.talked && final.every((r) => r.status === "deferred"),
+    results: final,
+  };
+}
+
+/** Runs the agent as smtp or lmtp. */
+export function runAgent(mode: "smtp" | "lmtp"): Promise<void> {
+  let st: Settings | null = null;
+  return agentServer({
+    name: mode,
+    relays: true,
+    onStart(ctx: ServerContext) {
+      st = settings(ctx.config, mode === "lmtp");
+    },
+    deliver(req) {
+      if (st === null) throw new Error(`${mode} agent not initialized`);
+      return deliver(st, req);
+    },
+  });
+}

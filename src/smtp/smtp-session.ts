@@ -1,0 +1,420 @@
+/*
+ * smtp-session - one SMTP or LMTP connection: connect, read replies, greet
+ *
+ * SYNOPSIS
+ *   const s = await SmtpSession.open(server, opts);    // or a SessionFailure
+ *   const r = await s.command("MAIL FROM:<a@b>", timeouts.mail, "sending MAIL FROM");
+ *
+ * DESCRIPTION
+ *   A session owns a socket and a reply reader. Replies are parsed into
+ *   code, enhanced status code and text (multi-line replies joined); a
+ *   reply line longer than REPLY_LINE_MAX is cut, a reply of more than
+ *   REPLY_LINES_MAX lines is a protocol error. Every wait has a time limit
+ *   named by the caller; when it runs out, or the peer goes away, the
+ *   session throws a SessionError whose text is Postfix's ("conversation
+ *   with HOST[ADDR] timed out while sending RCPT TO", "lost connection with
+ *   HOST[ADDR] while receiving the initial server greeting"), dsn 4.4.2.
+ *
+ *   open() connects (smtp_connect_timeout, smtp_bind_address), reads the
+ *   greeting and sends EHLO (or LHLO), falling back to HELO when EHLO is
+ *   refused, and records the extensions the server offers (PIPELINING,
+ *   SIZE, 8BITMIME, DSN, SMTPUTF8, ENHANCEDSTATUSCODES). STARTTLS would be
+ *   negotiated right after the EHLO reply (see tlsHook): the client side of
+ *   TLS is not part of this build.
+ */
+import { connect, isIP, type Socket } from "node:net";
+import type { Server } from "./smtp-addr.js";
+
+const REPLY_LINE_MAX = 4096;
+const REPLY_LINES_MAX = 1000;
+
+export interface Reply {
+  code: number;
+  /** Enhanced status code (from the reply, or X.0.0 from the code). */
+  dsn: string;
+  /** The reply lines joined with a space, code included ("250 2.0.0 Ok: queued as X"). */
+  text: string;
+  lines: string[];
+}
+
+export interface Features {
+  esmtp: boolean;
+  pipelining: boolean;
+  /** SIZE offered: the limit (0 = no fixed limit), or null when not offered. */
+  size: number | null;
+  eightBitMime: boolean;
+  dsn: boolean;
+  smtputf8: boolean;
+}
+
+export interface Timeouts {
+  connect: number;
+  helo: number;
+  mail: number;
+  rcpt: number;
+  dataInit: number;
+  dataXfer: number;
+  dataDone: number;
+  quit: number;
+  rset: number;
+}
+
+export interface SessionOptions {
+  lmtp: boolean;
+  heloName: string;
+  timeouts: Timeouts;
+  bindAddress: string;
+  bindAddress6: string;
+  skip5xxGreeting: boolean;
+  neverSendEhlo: boolean;
+}
+
+/** A failure that ends the session: the text is the DSN text and the log text. */
+export class SessionError extends Error {
+  readonly dsn: string;
+  /** The failure is the server's (no connection, no greeting): counts for qmgr's dead-site detection. */
+  readonly siteFail: boolean;
+  /** A permanent failure (e.g. 5xx greeting without smtp_skip_5xx_greeting). */
+  readonly permanent: boolean;
+  constructor(text: string, dsn: string, siteFail: boolean, permanent = false) {
+    super(text);
+    this.dsn = dsn;
+    this.siteFail = siteFail;
+    this.permanent = permanent;
+  }
+}
+
+/** Parses the enhanced status code at the start of a reply's text, or derives one from the code. */
+export function replyDsn(code: number, firstLine: string): string {
+  const m = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)/.exec(firstLine);
+  const cls = String(code)[0] ?? "4";
+  if (m !== null && m[1] === cls) return `${m[1]}.${m[2]}.${m[3]}`;
+  return `${cls}.0.0`;
+}
+
+/** Turns a reply's lines into a Reply. */
+export function parseReply(lines: string[]): Reply {
+  const code = Number(lines[0]?.slice(0, 3));
+  const text = lines
+    .map((l, i) => (i === 0 ? l.slice(0, 3) + " " + l.slice(4) : l.slice(4)))
+    .join(" ")
+    .trim();
+  return { code, dsn: replyDsn(code, lines[0] ?? ""), text, lines };
+}
+
+/** Reads reply lines from a socket, with a time limit per reply. */
+class ReplyReader {
+  #buf = "";
+  #lines: string[] = [];
+  #closed = false;
+  #wake: (() => void) | null = null;
+
+  constructor(sock: Socket) {
+    sock.setEncoding("latin1");
+    sock.on("data", (d: string) => {
+      this.#buf += d;
+      let nl: number;
+      while ((nl = this.#buf.indexOf("\n")) >= 0) {
+        this.#lines.push(this.#buf.slice(0, nl).replace(/\r$/, "").slice(0, REPLY_LINE_MAX));
+        this.#buf = this.#buf.slice(nl + 1);
+      }
+      if (this.#buf.length > REPLY_LINE_MAX * 4) this.#buf = this.#buf.slice(0, REPLY_LINE_MAX);
+      this.#wake?.();
+    });
+    const end = (): void => {
+      this.#closed = true;
+      this.#wake?.();
+    };
+    sock.on("close", end);
+    sock.on("end", end);
+    sock.on("error", end);
+  }
+
+  /** One line, or why there is none. */
+  async #line(deadline: number): Promise<{ line: string } | { end: "closed" | "timeout" }> {
+    for (;;) {
+      const l = this.#lines.shift();
+      if (l !== undefined) return { line: l };
+      if (this.#closed) return { end: "closed" };
+      const left = deadline - Date.now();
+      if (left <= 0) return { end: "timeout" };
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+      this.#wake = null;
+    }
+  }
+
+  /** One complete reply, or "closed" / "timeout" / "bad". */
+  async reply(timeoutMs: number): Promise<Reply | "closed" | "timeout" | "bad"> {
+    const deadline = Date.now() + timeoutMs;
+    const lines: string[] = [];
+    for (;;) {
+      const got = await this.#line(deadline);
+      if ("end" in got) return got.end;
+      const l = got.line;
+      if (!/^[2-5]\d\d(?:[ -]|$)/.test(l)) return "bad";
+      lines.push(l);
+      if (lines.length > REPLY_LINES_MAX) return "bad";
+      if (l[3] !== "-") return parseReply(lines);
+    }
+  }
+}
+
+let connectionCounter = 0;
+
+export class SmtpSession {
+  readonly server: Server;
+  readonly opts: SessionOptions;
+  readonly features: Features = {
+    esmtp: false,
+    pipelining: false,
+    size: null,
+    eightBitMime: false,
+    dsn: false,
+    smtputf8: false,
+  };
+  readonly created = Date.now();
+  readonly id = ++connectionCounter;
+  /** How many transactions this session has carried. */
+  uses = 0;
+  #sock: Socket;
+  #reader: ReplyReader;
+  #broken = false;
+
+  private constructor(sock: Socket, server: Server, opts: SessionOptions) {
+    this.#sock = sock;
+    this.#reader = new ReplyReader(sock);
+    this.server = server;
+    this.opts = opts;
+  }
+
+  /** "host[addr]:port" (or the socket path) as relay= and DSN texts name the server. */
+  get name(): string {
+    const s = this.server;
+    return s.path !== undefined ? `${s.host}[${s.addr}]` : `${s.host}[${s.addr}]:${s.port}`;
+  }
+
+  /** "host[addr]" for "host X said" texts. */
+  get hostAddr(): string {
+    return `${this.server.host}[${this.server.addr}]`;
+  }
+
+  /** True while the connection can carry another command. */
+  get usable(): boolean {
+    return !this.#broken && !this.#sock.destroyed;
+  }
+
+  /** Connects, reads the greeting and says EHLO/LHLO (HELO when EHLO is refused). */
+  static async open(server: Server, opts: SessionOptions): Promise<SmtpSession> {
+    const sock = await connectTo(server, opts);
+    const s = new SmtpSession(sock, server, opts);
+    try {
+      await s.#greet();
+      return s;
+    } catch (err) {
+      s.close();
+      throw err;
+    }
+  }
+
+  /** Greeting and EHLO/HELO/LHLO. */
+  async #greet(): Promise<void> {
+    const t = this.opts.timeouts.helo;
+    const g = await this.read(t, "receiving the initial server greeting", true);
+    if (g.code !== 220) {
+      const perm = g.code >= 500 && !this.opts.skip5xxGreeting;
+      throw new SessionError(
+        `host ${this.hostAddr} refused to talk to me: ${g.text}`,
+        perm ? g.dsn : `4${g.dsn.slice(1)}`,
+        true,
+        perm,
+      );
+    }
+    if (this.opts.lmtp) {
+      const r = await this.command(`LHLO ${this.opts.heloName}`, t, "performing the LHLO handshake");
+      if (r.code !== 250) throw this.said(r, "LHLO", r.code >= 500);
+      return this.#extensions(r);
+    }
+    if (!this.opts.neverSendEhlo) {
+      const r = await this.command(`EHLO ${this.opts.heloName}`, t, "performing the EHLO handshake");
+      if (r.code === 250) return this.#extensions(r);
+    }
+    const h = await this.command(`HELO ${this.opts.heloName}`, t, "performing the HELO handshake");
+    if (h.code !== 250) throw this.said(h, "HELO", h.code >= 500);
+    // STARTTLS would be negotiated here (after EHLO, before the first transaction).
+  }
+
+  /** Records the extensions of an EHLO/LHLO reply. */
+  #extensions(r: Reply): void {
+    const f = this.features;
+    f.esmtp = true;
+    for (const line of r.lines.slice(1)) {
+      const [kw = "", arg] = line.slice(4).trim().toUpperCase().split(/\s+/);
+      if (kw === "PIPELINING") f.pipelining = true;
+      else if (kw === "SIZE") f.size = arg !== undefined && /^\d{1,15}$/.test(arg) ? Number(arg) : 0;
+      else if (kw === "8BITMIME") f.eightBitMime = true;
+      else if (kw === "DSN") f.dsn = true;
+      else if (kw === "SMTPUTF8") f.smtputf8 = true;
+    }
+  }
+
+  /** A "host X said: ..." error for a reply. */
+  said(r: Reply, inReplyTo: string, permanent: boolean): SessionError {
+    return new SessionError(
+      `host ${this.hostAddr} said: ${r.text} (in reply to ${inReplyTo} command)`,
+      permanent ? r.dsn : r.dsn.replace(/^5/, "4"),
+      false,
+      permanent,
+    );
+  }
+
+  /** Writes one command line (no reply awaited). */
+  send(line: string): void {
+    if (this.#sock.destroyed) return;
+    this.#sock.write(line + "\r\n", "latin1");
+  }
+
+  /** Writes raw bytes; resolves when the socket can take more (bounded by the transfer time limit). */
+  async write(data: Buffer | string, timeoutSec: number, where: string): Promise<void> {
+    if (this.#sock.destroyed) throw this.#lost(where);
+    if (this.#sock.write(data)) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        this.#broken = true;
+        reject(this.#timedOut(where));
+      }, timeoutSec * 1000);
+      const onDrain = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(this.#lost(where));
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.#sock.off("drain", onDrain);
+        this.#sock.off("close", onClose);
+      };
+      this.#sock.on("drain", onDrain);
+      this.#sock.on("close", onClose);
+    });
+  }
+
+  /** Reads one reply within the time limit (seconds); throws a SessionError on timeout or loss. */
+  async read(timeoutSec: number, where: string, siteFail = false): Promise<Reply> {
+    const r = await this.#reader.reply(timeoutSec * 1000);
+    if (typeof r !== "string") return r;
+    this.#broken = true;
+    if (r === "timeout") throw this.#timedOut(where, siteFail);
+    if (r === "bad")
+      throw new SessionError(
+        `host ${this.hostAddr} sent a malformed reply while ${where}`,
+        "4.4.2",
+        siteFail,
+      );
+    throw this.#lost(where, siteFail);
+  }
+
+  /** Sends a command and reads its reply. */
+  async command(line: string, timeoutSec: number, where: string): Promise<Reply> {
+    this.send(line);
+    return this.read(timeoutSec, where);
+  }
+
+  #timedOut(where: string, siteFail = false): SessionError {
+    return new SessionError(`conversation with ${this.hostAddr} timed out while ${where}`, "4.4.2", siteFail);
+  }
+
+  #lost(where: string, siteFail = false): SessionError {
+    return new SessionError(`lost connection with ${this.hostAddr} while ${where}`, "4.4.2", siteFail);
+  }
+
+  /** RSET: true when the session is fit for another transaction. */
+  async reset(): Promise<boolean> {
+    try {
+      const r = await this.command("RSET", this.opts.timeouts.rset, "sending RSET probe");
+      return r.code === 250;
+    } catch {
+      return false;
+    }
+  }
+
+  /** QUIT (waiting for the reply unless told not to), then close. */
+  async quit(waitReply: boolean): Promise<void> {
+    if (this.usable) {
+      this.send("QUIT");
+      if (waitReply) await this.read(this.opts.timeouts.quit, "sending QUIT").catch(() => undefined);
+    }
+    this.close();
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    this.#broken = true;
+    this.#sock.end();
+    this.#sock.destroySoon();
+    setTimeout(() => this.#sock.destroy(), 1000).unref();
+  }
+
+  /** Lets the caller observe the socket closing (for idle sessions in the cache). */
+  onClose(fn: () => void): void {
+    this.#sock.once("close", fn);
+  }
+}
+
+/** Opens the TCP or Unix connection within smtp_connect_timeout (0: the system's limit). */
+function connectTo(server: Server, opts: SessionOptions): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const v6 = isIP(server.addr) === 6;
+    const bind = v6 ? opts.bindAddress6 : opts.bindAddress;
+    const sock =
+      server.path !== undefined
+        ? connect({ path: server.path })
+        : connect({ host: server.addr, port: server.port, ...(bind !== "" ? { localAddress: bind } : {}) });
+    const where =
+      server.path !== undefined
+        ? `connect to ${server.path}`
+        : `connect to ${server.host}[${server.addr}]:${server.port}`;
+    const limit = opts.timeouts.connect;
+    const timer =
+      limit > 0
+        ? setTimeout(() => {
+            sock.destroy();
+            reject(new SessionError(`${where}: Connection timed out`, "4.4.1", true));
+          }, limit * 1000)
+        : null;
+    sock.once("connect", () => {
+      if (timer !== null) clearTimeout(timer);
+      sock.removeAllListeners("error");
+      sock.on("error", () => undefined);
+      sock.setNoDelay(true);
+      resolve(sock);
+    });
+    sock.once("error", (err: NodeJS.ErrnoException) => {
+      if (timer !== null) clearTimeout(timer);
+      sock.destroy();
+      reject(new SessionError(`${where}: ${errnoText(err)}`, "4.4.1", true));
+    });
+  });
+}
+
+/** The strerror()-style text of a socket error. */
+function errnoText(err: NodeJS.ErrnoException): string {
+  const texts: Record<string, string> = {
+    ECONNREFUSED: "Connection refused",
+    ETIMEDOUT: "Connection timed out",
+    EHOSTUNREACH: "No route to host",
+    ENETUNREACH: "Network is unreachable",
+    ENOENT: "No such file or directory",
+    EACCES: "Permission denied",
+    EADDRNOTAVAIL: "Cannot assign requested address",
+    ECONNRESET: "Connection reset by peer",
+  };
+  return texts[err.code ?? ""] ?? err.message;
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+# aio-sink - an aiosmtpd (Debian python3-aiosmtpd) SMTP server for Postern's tests.
+#
+# usage: /usr/bin/python3 aio-sink.py HOST PORT DIR [SIZE-LIMIT]
+#
+# Logs every command it receives to DIR/commands.log (one line each) and writes
+# each accepted message to DIR/msg-N.eml with X-Mail-From/X-Rcpt-To lines in front.
+# Recipients are answered by their local part: soft-* gets 450 4.2.0, hard-* gets
+# 550 5.1.1, everything else 250. It prints "ready" once it listens.
+import asyncio
+import os
+import sys
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+size_limit = int(sys.argv[4]) if len(sys.argv) > 4 else 33554432
+log = open(os.path.join(out, "commands.log"), "a", buffering=1)
+count = 0
+
+
+class LoggingSMTP(SMTP):
+    # The DATA command itself is logged, before any content arrives.
+    async def smtp_DATA(self, arg):
+        log.write("DATA-COMMAND\n")
+        return await super().smtp_DATA(arg)
+
+
+class Handler:
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        log.write(f"EHLO {hostname}\n")
+        session.host_name = hostname
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        log.write(f"HELO {hostname}\n")
+        session.host_name = hostname
+        return "250 {}".format(server.hostname)
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        log.write(f"MAIL {address} {' '.join(mail_options)}\n")
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        log.write(f"RCPT {address} {' '.join(rcpt_options)}\n")
+        local = address.split("@")[0]
+        if local.startswith("soft-"):
+            return "450 4.2.0 <%s>: mailbox busy, try later" % address
+        if local.startswith("hard-"):
+            return "550 5.1.1 <%s>: no such user here" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        global count
+        log.write("DATA\n")
+        count += 1
+        name = os.path.join(out, "msg-%d.eml" % count)
+        with open(name + ".tmp", "wb") as f:
+            f.write(("X-Mail-From: %s\n" % envelope.mail_from).encode())
+            for r in envelope.rcpt_tos:
+                f.write(("X-Rcpt-To: %s\n" % r).encode())
+            f.write(envelope.original_content)
+        os.rename(name + ".tmp", name)
+        return "250 2.0.0 Ok: queued as aio%d" % count
+
+    async def handle_RSET(self, server, session, envelope):
+        log.write("RSET\n")
+        return "250 2.0.0 Ok"
+
+    async def handle_QUIT(self, server, session, envelope):
+        log.write("QUIT\n")
+        return "221 2.0.0 Bye"
+
+
+class Ctl(Controller):
+    def factory(self):
+        return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True,
+            data_size_limit=size_limit)
+
+
+ctl = Ctl(Handler(), hostname=host, port=port)
+ctl.start()
+print("ready", flush=True)
+try:
+    sys.stdin.read()
+finally:
+    ctl.stop()
