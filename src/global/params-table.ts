@@ -10,12 +10,13 @@
  *
  *   Defaults marked runtime are filled in when the configuration is loaded
  *   (host name, the install's directories). The entries live in
- *   params-base.ts, params-mail.ts, params-smtpd.ts and params-local.ts.
+ *   params-base.ts, params-mail.ts, params-smtpd.ts, params-local.ts and params-milter.ts.
  */
 import type { ParamDef } from "./params.js";
 import { BASE_PARAMS } from "./params-base.js";
 import { LOCAL_PARAMS } from "./params-local.js";
 import { MAIL_PARAMS } from "./params-mail.js";
+import { MILTER_PARAMS } from "./params-milter.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 
 const MAXINT = 2147483647;
@@ -25,6 +26,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...MAIL_PARAMS,
   ...SMTPD_PARAMS,
   ...LOCAL_PARAMS,
+  ...MILTER_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */
