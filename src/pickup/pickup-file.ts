@@ -30,6 +30,7 @@ import { CleanupClient } from "../global/cleanup-client.js";
 import type { Config } from "../global/config.js";
 import { MaildropReader } from "../global/maildrop-reader.js";
 import { checkUserAcl } from "../global/user-acl.js";
+import { receiveOverride } from "../global/receive-override.js";
 
 export type PickupOutcome = "removed" | "kept" | "skipped";
 
@@ -119,10 +120,15 @@ function receivedHeader(env: PickupEnv, uid: number, queueId: string, mtimeMs: n
   );
 }
 
-/** The cleanup flags of a local submission. */
-function cleanupFlags(attrs: Map<string, string>): number {
-  const base = CLEANUP_FLAG.BOUNCE | CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP | CLEANUP_FLAG.LOCAL_HEADERS;
-  return attrs.get("extract") === "yes" ? base | CLEANUP_FLAG.EXTRACT : base;
+/** The cleanup flags of a local submission (less what receive_override_options turns off). */
+function cleanupFlags(attrs: Map<string, string>, cfg: Config): number {
+  const base =
+    CLEANUP_FLAG.BOUNCE |
+    CLEANUP_FLAG.FILTER |
+    CLEANUP_FLAG.MAP |
+    CLEANUP_FLAG.LOCAL_HEADERS |
+    CLEANUP_FLAG.MILTER;
+  return receiveOverride(cfg).flags(attrs.get("extract") === "yes" ? base | CLEANUP_FLAG.EXTRACT : base);
 }
 
 /** Streams the file's records to cleanup; null when all went, else the failure. */
@@ -152,7 +158,7 @@ async function stream(
     if (ev === null || ev.kind === "end") break;
     if (ev.kind === "attr") attrs.set(ev.name, ev.value);
     else if (ev.kind === "sender") {
-      await c.flags(cleanupFlags(attrs));
+      await c.flags(cleanupFlags(attrs, env.cfg));
       for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v);
       await c.sender(ev.address);
       msg.info(`${c.queueId}: uid=${copy.uid} from=<${ev.address}>`);

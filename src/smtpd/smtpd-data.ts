@@ -29,14 +29,18 @@ export class ContentSink {
   /** BDAT: the last chunk ended in CR, which may start a CRLF. */
   pendingCr = false;
 
-  constructor(c: CleanupClient | null) {
+  #tap: { content: (b: Buffer) => Promise<void> } | null;
+
+  constructor(c: CleanupClient | null, tap: { content: (b: Buffer) => Promise<void> } | null = null) {
     this.#c = c;
+    this.#tap = tap;
   }
 
-  /** Adds bytes. */
+  /** Adds bytes (the tap, smtpd's milters, sees them as cleanup does). */
   async write(b: Buffer): Promise<void> {
     this.total += b.length;
     if (this.#c === null) return;
+    await this.#tap?.content(b);
     this.#parts.push(b);
     this.#size += b.length;
     if (this.#size >= BATCH) await this.flush();

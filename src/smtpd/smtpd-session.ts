@@ -31,6 +31,8 @@ import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
+import { SmtpdMilter } from "./smtpd-milter.js";
+import { receiveOverride } from "../global/receive-override.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -75,6 +77,7 @@ export class Session {
   #xforwardOk = false;
   #xforward = new Map<string, string>();
   #login: string | null = null;
+  #milter: SmtpdMilter;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -82,6 +85,17 @@ export class Session {
     this.#sock = sock;
     this.#r = new SmtpReader(sock);
     this.#addr = (sock.remoteAddress ?? "unknown").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+    this.#milter = new SmtpdMilter(env, () => ({
+      ...{
+        name: this.#name,
+        addr: this.#addr,
+        port: sock.remotePort ?? 0,
+        peer: this.#peer,
+        helo: this.#helo,
+      },
+      ...{ esmtp: this.#esmtp, queueId: this.#cleanup?.queueId ?? null, sender: this.#mail?.address ?? null },
+      ...{ login: this.#login, serverAddr: sock.localAddress ?? "", serverPort: sock.localPort ?? 0 },
+    }));
   }
 
   /** The client as logs show it: name[addr]. */
@@ -122,8 +136,9 @@ export class Session {
     this.#xforwardOk = (await this.#env.xforwardHosts.match(this.#name, this.#addr)).status === "match";
     try {
       const tooMany = this.#xclientOk ? null : await this.#limits.connect(this.#name);
-      if (tooMany !== null) {
-        this.#reply(tooMany);
+      const refused = tooMany ?? (await this.#milter.connect());
+      if (refused !== null) {
+        this.#reply(refused);
         throw new Quit();
       }
       if (this.#env.forbidPipelining && this.#r.pending) {
@@ -138,6 +153,7 @@ export class Session {
     } finally {
       await this.#limits?.end();
       this.#cleanup?.abort();
+      this.#milter.quit();
       msg.info(sup.disconnectLine(this.#client, this.#counts));
       this.#sock.end();
     }
@@ -264,7 +280,10 @@ export class Session {
       case "ETRN":
         return this.#etrn(arg);
       default:
-        return this.#error(verb, "502 5.5.2 Error: command not recognized");
+        return this.#error(
+          verb,
+          (await this.#milter.unknown(`${verb} ${arg}`.trim())) ?? "502 5.5.2 Error: command not recognized",
+        );
     }
   }
 
@@ -294,6 +313,8 @@ export class Session {
       const v = await this.#restrict("helo", ["client", "helo"]);
       if (v !== null) return this.#error(verb, v);
     }
+    const bye = await this.#milter.helo(arg);
+    if (bye !== null) return this.#error(verb, bye);
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
     const shown = ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk);
@@ -305,6 +326,7 @@ export class Session {
     this.#mail = null;
     this.#rcpts = [];
     this.#cleanup?.abort();
+    this.#milter.abort();
     this.#cleanup = null;
     this.#bdat = null;
     this.#bdatBad = null;
@@ -367,7 +389,12 @@ export class Session {
     }
     if (final.kind !== "reject" && final.kind !== "defer" && ctx.deferIfPermit !== null)
       final = ctx.deferIfPermit;
-    if (final.kind !== "reject" && final.kind !== "defer") final = await implicitUnlisted(ctx, stages);
+    if (
+      final.kind !== "reject" &&
+      final.kind !== "defer" &&
+      !receiveOverride(this.#env.cfg).noUnknownRecipientChecks
+    )
+      final = await implicitUnlisted(ctx, stages);
     if (final.kind !== "reject" && final.kind !== "defer") return null;
     const reply = `${final.code} ${final.enh} ${final.text}`;
     const id = this.#cleanup?.queueId ?? "NOQUEUE";
@@ -396,6 +423,11 @@ export class Session {
         return this.#error("MAIL", v);
       }
     }
+    const mv = await this.#milter.mail(arg, p.value.address);
+    if (mv !== null) {
+      this.#mail = null;
+      return this.#error("MAIL", mv);
+    }
     this.#count("MAIL", true);
     this.#reply("250 2.1.0 Ok");
   }
@@ -416,6 +448,8 @@ export class Session {
     if (v !== null) return this.#error("RCPT", v);
     if (this.#cleanup === null && !(await this.#openQueue()))
       return this.#error("RCPT", "451 4.3.0 Error: queue file write error");
+    const mv = await this.#milter.rcpt(arg, p.value.address);
+    if (mv !== null) return this.#error("RCPT", mv);
     await this.#cleanup?.rcpt({
       address: p.value.address,
       original: p.value.address,
@@ -476,7 +510,7 @@ export class Session {
   async #contentCheck(verb: string): Promise<string | null> {
     if (this.#mail === null) return "503 5.5.1 Error: need MAIL command";
     if (this.#rcpts.length === 0) return "554 5.5.1 Error: no valid recipients";
-    return this.#restrict(verb, ["data"]);
+    return (await this.#restrict(verb, ["data"])) ?? (await this.#milter.data());
   }
 
   /** DATA: stream the content to cleanup and report the outcome. */
@@ -487,7 +521,7 @@ export class Session {
     if (refused !== null) return this.#error("DATA", refused);
     if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
     this.#reply("354 End data with <CR><LF>.<CR><LF>");
-    const sink = new ContentSink(this.#cleanup);
+    const sink = new ContentSink(this.#cleanup, this.#milter);
     await sink.write(await this.#head());
     const excluded =
       this.#env.forbidBareLf === "yes" &&
@@ -523,6 +557,7 @@ export class Session {
       this.#reset();
       return this.#error(verb, "552 5.3.4 Error: message file too big");
     }
+    await this.#milter.eom(c);
     const r = await c.end();
     this.#reset();
     if (r.status === "ok") {
@@ -542,7 +577,7 @@ export class Session {
     const last = m[2] !== undefined;
     if (this.#bdat === null) {
       this.#bdatBad = await this.#contentCheck("BDAT");
-      this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null);
+      this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null, this.#milter);
       if (this.#bdatBad === null) await this.#bdat.write(await this.#head());
     }
     const got = await readChunk(this.#r, this.#bdat, n, {
