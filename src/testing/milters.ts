@@ -160,3 +160,120 @@ export async function startOpendkim(t: TestContext): Promise<Opendkim> {
     },
   };
 }
+
+/** Writes files under a directory (name -> text). */
+function writeAll(dir: string, files: Record<string, string>): void {
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+}
+
+/**
+ * Starts rspamd's milter proxy (self-scanning) on a free port. Every module that would reach the
+ * network is off, maps come from local files and DNS goes to a loopback port where nothing answers.
+ */
+export async function startRspamd(t: TestContext): Promise<RunningMilter> {
+  needProgram("/usr/bin/rspamd", "rspamd");
+  const dir = mkdtempSync(join(tmpdir(), "postern-rspamd-"));
+  chmodSync(dir, 0o755);
+  for (const d of ["local", "local/local.d", "local/override.d", "db", "run", "log"])
+    execFileSync("mkdir", ["-p", join(dir, d)]);
+  const [proxy, normal, controller] = [await freePort(), await freePort(), await freePort()];
+  const off = "enabled = false;\n";
+  writeAll(join(dir, "local", "local.d"), {
+    "fuzzy_check.conf": off,
+    "rbl.conf": off,
+    "whitelist.conf": off,
+    "phishing.conf": off,
+    "multimap.conf": off,
+    "asn.conf": off,
+    "rspamd_update.conf": off,
+    "logging.inc": 'type = "console";\nlevel = "info";\n',
+    "options.inc": 'dns {\n  nameserver = ["127.0.0.1:9"];\n  timeout = 1s;\n  retransmits = 1;\n}\n',
+    "worker-proxy.inc": `bind_socket = "127.0.0.1:${proxy}";\nmilter = yes;\ntimeout = 120s;\nupstream "local" {\n  default = yes;\n  self_scan = yes;\n}\n`,
+    "worker-normal.inc": `bind_socket = "127.0.0.1:${normal}";\n`,
+    "worker-controller.inc": `bind_socket = "127.0.0.1:${controller}";\n`,
+    "milter_headers.conf":
+      'extended_spam_headers = true;\nuse = ["x-spamd-result", "x-rspamd-queue-id", "authentication-results", "x-spam-status"];\nskip_local = false;\nskip_authenticated = false;\n',
+  });
+  writeAll(join(dir, "local", "override.d"), {
+    "mime_types.conf": 'file = ["/etc/rspamd/maps.d/mime_types.inc"];\n',
+    "mid.conf": 'source { url = ["/etc/rspamd/maps.d/mid.inc"]; }\n',
+  });
+  execFileSync("chown", ["-R", "_rspamd:_rspamd", dir]);
+  const log = join(dir, "rspamd.log");
+  const vars = ["LOCAL_CONFDIR=local", "DBDIR=db", "RUNDIR=run", "LOGDIR=log"].map((v) => {
+    const [k, sub] = v.split("=");
+    return `--var=${k}=${join(dir, sub ?? "")}`;
+  });
+  const p = launch(
+    "/usr/bin/rspamd",
+    ["-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf", ...vars],
+    log,
+  );
+  t.after(async () => {
+    await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await waitPort(proxy, "rspamd", 120_000, log);
+  return { port: proxy, dir, stop: p.stop };
+}
+
+const EICAR_BODY = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE";
+
+/** Starts clamd with a one-signature database (the EICAR test string) and clamav-milter on a free port. */
+export async function startClamavMilter(t: TestContext): Promise<RunningMilter> {
+  needProgram("/usr/sbin/clamd", "clamav-daemon");
+  needProgram("/usr/sbin/clamav-milter", "clamav-milter");
+  const dir = mkdtempSync(join(tmpdir(), "postern-clam-"));
+  chmodSync(dir, 0o755);
+  execFileSync("mkdir", ["-p", join(dir, "db")]);
+  writeFileSync(
+    join(dir, "db", "eicar.ndb"),
+    `Eicar-Test-Local-Body:0:*:${Buffer.from(EICAR_BODY).toString("hex")}\n`,
+  );
+  const port = await freePort();
+  writeAll(dir, {
+    "clamd.conf": [
+      `LocalSocket ${join(dir, "clamd.sock")}`,
+      "LocalSocketMode 666",
+      `DatabaseDirectory ${join(dir, "db")}`,
+      "Foreground yes",
+      `PidFile ${join(dir, "clamd.pid")}`,
+      "User clamav",
+      "",
+    ].join("\n"),
+    "clamav-milter.conf": [
+      `MilterSocket inet:${port}@127.0.0.1`,
+      `ClamdSocket unix:${join(dir, "clamd.sock")}`,
+      "Foreground yes",
+      "OnInfected Reject",
+      "OnClean Accept",
+      "RejectMsg Virus found: %v",
+      "AddHeader Replace",
+      `PidFile ${join(dir, "clamav-milter.pid")}`,
+      "User clamav",
+      "",
+    ].join("\n"),
+  });
+  execFileSync("chown", ["-R", "clamav:clamav", dir]);
+  const clamd = launch("/usr/sbin/clamd", ["-c", join(dir, "clamd.conf")], join(dir, "clamd.log"));
+  let milter: { stop: () => Promise<void> } | null = null;
+  t.after(async () => {
+    await milter?.stop();
+    await clamd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(join(dir, "clamd.sock"))) {
+    if (Date.now() > deadline)
+      throw new Error(`clamd did not start\n${readFileSync(join(dir, "clamd.log"), "utf8")}`);
+    await sleep(100);
+  }
+  const m = launch(
+    "/usr/sbin/clamav-milter",
+    ["-c", join(dir, "clamav-milter.conf")],
+    join(dir, "milter.log"),
+  );
+  milter = m;
+  await waitPort(port, "clamav-milter", 30_000, join(dir, "milter.log"));
+  return { port, dir, stop: m.stop };
+}
