@@ -12,7 +12,6 @@
  *   taken as raw bytes. Lines go to cleanup in batches, so memory does not
  *   grow with the message; the size limit is enforced as it streams.
  */
-import type { CleanupClient } from "../global/cleanup-client.js";
 import type { SmtpReader } from "./smtpd-reader.js";
 
 const BATCH = 65536;
@@ -21,8 +20,13 @@ export type DataOutcome =
   { kind: "done"; size: number } | { kind: "too-big" } | { kind: "bare-lf" } | { kind: "lost" };
 
 /** Buffers message bytes and hands them to cleanup in batches. */
+/** Where content goes: cleanup, or the before-queue filter. */
+export interface ContentTarget {
+  data: (b: Buffer) => Promise<void>;
+}
+
 export class ContentSink {
-  #c: CleanupClient | null;
+  #c: ContentTarget | null;
   #parts: Buffer[] = [];
   #size = 0;
   total = 0;
@@ -31,7 +35,7 @@ export class ContentSink {
 
   #tap: { content: (b: Buffer) => Promise<void> } | null;
 
-  constructor(c: CleanupClient | null, tap: { content: (b: Buffer) => Promise<void> } | null = null) {
+  constructor(c: ContentTarget | null, tap: { content: (b: Buffer) => Promise<void> } | null = null) {
     this.#c = c;
     this.#tap = tap;
   }

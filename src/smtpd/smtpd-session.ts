@@ -31,7 +31,8 @@ import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
-import { SmtpdMilter } from "./smtpd-milter.js";
+import { SmtpdMilter, type SessionView } from "./smtpd-milter.js";
+import { SmtpdProxy } from "./smtpd-proxy.js";
 import { receiveOverride } from "../global/receive-override.js";
 
 const LAST_IN_GROUP = new Set([
@@ -78,6 +79,7 @@ export class Session {
   #xforward = new Map<string, string>();
   #login: string | null = null;
   #milter: SmtpdMilter;
+  #bqf: SmtpdProxy;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -85,17 +87,18 @@ export class Session {
     this.#sock = sock;
     this.#r = new SmtpReader(sock);
     this.#addr = (sock.remoteAddress ?? "unknown").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
-    this.#milter = new SmtpdMilter(env, () => ({
-      ...{
-        name: this.#name,
-        addr: this.#addr,
-        port: sock.remotePort ?? 0,
-        peer: this.#peer,
-        helo: this.#helo,
-      },
+    this.#milter = new SmtpdMilter(env, () => this.#view());
+    this.#bqf = new SmtpdProxy(env);
+  }
+
+  /** What milters and the proxy filter are told about the session. */
+  #view(): SessionView {
+    const s = this.#sock;
+    return {
+      ...{ name: this.#name, addr: this.#addr, port: s.remotePort ?? 0, peer: this.#peer, helo: this.#helo },
       ...{ esmtp: this.#esmtp, queueId: this.#cleanup?.queueId ?? null, sender: this.#mail?.address ?? null },
-      ...{ login: this.#login, serverAddr: sock.localAddress ?? "", serverPort: sock.localPort ?? 0 },
-    }));
+      ...{ login: this.#login, serverAddr: s.localAddress ?? "", serverPort: s.localPort ?? 0 },
+    };
   }
 
   /** The client as logs show it: name[addr]. */
@@ -153,6 +156,7 @@ export class Session {
     } finally {
       await this.#limits?.end();
       this.#cleanup?.abort();
+      this.#bqf.close();
       this.#milter.quit();
       msg.info(sup.disconnectLine(this.#client, this.#counts));
       this.#sock.end();
@@ -327,6 +331,7 @@ export class Session {
     this.#rcpts = [];
     this.#cleanup?.abort();
     this.#milter.abort();
+    this.#bqf.close();
     this.#cleanup = null;
     this.#bdat = null;
     this.#bdatBad = null;
@@ -423,7 +428,8 @@ export class Session {
         return this.#error("MAIL", v);
       }
     }
-    const mv = await this.#milter.mail(arg, p.value.address);
+    const mv =
+      (await this.#milter.mail(arg, p.value.address)) ?? (await this.#bqf.mail(`MAIL ${arg}`, this.#view()));
     if (mv !== null) {
       this.#mail = null;
       return this.#error("MAIL", mv);
@@ -446,9 +452,9 @@ export class Session {
       : ["relay", "recipient"];
     const v = await this.#restrict("RCPT", stages, p.value.address);
     if (v !== null) return this.#error("RCPT", v);
-    if (this.#cleanup === null && !(await this.#openQueue()))
+    if (!this.#bqf.on && this.#cleanup === null && !(await this.#openQueue()))
       return this.#error("RCPT", "451 4.3.0 Error: queue file write error");
-    const mv = await this.#milter.rcpt(arg, p.value.address);
+    const mv = (await this.#milter.rcpt(arg, p.value.address)) ?? (await this.#bqf.rcpt(`RCPT ${arg}`));
     if (mv !== null) return this.#error("RCPT", mv);
     await this.#cleanup?.rcpt({
       address: p.value.address,
@@ -510,7 +516,9 @@ export class Session {
   async #contentCheck(verb: string): Promise<string | null> {
     if (this.#mail === null) return "503 5.5.1 Error: need MAIL command";
     if (this.#rcpts.length === 0) return "554 5.5.1 Error: no valid recipients";
-    return (await this.#restrict(verb, ["data"])) ?? (await this.#milter.data());
+    return (
+      (await this.#restrict(verb, ["data"])) ?? (await this.#milter.data()) ?? (await this.#bqf.dataCmd())
+    );
   }
 
   /** DATA: stream the content to cleanup and report the outcome. */
@@ -521,7 +529,7 @@ export class Session {
     if (refused !== null) return this.#error("DATA", refused);
     if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
     this.#reply("354 End data with <CR><LF>.<CR><LF>");
-    const sink = new ContentSink(this.#cleanup, this.#milter);
+    const sink = new ContentSink(this.#bqf.on ? this.#bqf : this.#cleanup, this.#milter);
     await sink.write(await this.#head());
     const excluded =
       this.#env.forbidBareLf === "yes" &&
@@ -550,6 +558,16 @@ export class Session {
 
   /** Ends the transaction with cleanup's verdict. */
   async #finish(verb: string, tooBig: boolean): Promise<void> {
+    if (this.#bqf.on && !tooBig) {
+      const r = await this.#bqf.end(
+        this.#view(),
+        this.#rcpts.map((x) => x.address),
+      );
+      this.#reset();
+      if (!r.startsWith("2")) return this.#error(verb, r);
+      this.#count(verb, true);
+      return this.#reply(r);
+    }
     const c = this.#cleanup;
     this.#cleanup = null;
     if (tooBig || c === null) {
@@ -577,7 +595,10 @@ export class Session {
     const last = m[2] !== undefined;
     if (this.#bdat === null) {
       this.#bdatBad = await this.#contentCheck("BDAT");
-      this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null, this.#milter);
+      this.#bdat = new ContentSink(
+        this.#bdatBad !== null ? null : this.#bqf.on ? this.#bqf : this.#cleanup,
+        this.#milter,
+      );
       if (this.#bdatBad === null) await this.#bdat.write(await this.#head());
     }
     const got = await readChunk(this.#r, this.#bdat, n, {
