@@ -37,28 +37,15 @@
  *   otherwise, with the reason printed. All processes and directories are
  *   removed at the end.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { option } from "./bench-common.js";
+import { POSTFIX, SMTP_SOURCE, SESSIONS, option, startPostfix, throughput } from "./bench-common.js";
 
-const POSTFIX = "/usr/sbin/postfix";
-const SMTP_SOURCE = "/usr/sbin/smtp-source";
-const SESSIONS = 20;
 const OPEN_PARALLEL = 100;
 
 /** The soft and hard limits on open files, from /proc/self/limits. */
@@ -66,12 +53,6 @@ function fileLimits(): { soft: number; hard: number } {
   const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
   const n = (s: string | undefined): number => (s === "unlimited" ? Infinity : Number(s ?? 0));
   return { soft: n(m?.[1]), hard: n(m?.[2]) };
-}
-
-/** Counts the queue files in a directory (0 when it does not exist). */
-function countFiles(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).filter((n) => !n.startsWith(".")).length;
 }
 
 /** The main.cf settings both systems share. */
@@ -85,31 +66,6 @@ function common(idle: number): string[] {
     "smtpd_client_connection_rate_limit = 0",
     `default_process_limit = ${idle + 100}`,
   ];
-}
-
-/** Runs smtp-source against a port; messages queued per second and a note. */
-async function throughput(
-  port: number,
-  incoming: string,
-  n: number,
-  budgetMs: number,
-): Promise<{ rate: number; text: string }> {
-  const before = countFiles(incoming);
-  const t0 = Date.now();
-  const args = ["-m", String(n), "-s", String(SESSIONS), "-l", "2048"];
-  args.push("-f", "bench@sender.example", "-t", "bob@example.org", `127.0.0.1:${port}`);
-  const p = spawn(SMTP_SOURCE, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  p.stderr.on("data", (d: Buffer) => (err += d.toString()));
-  const timer = setTimeout(() => p.kill("SIGKILL"), budgetMs);
-  const code = await new Promise<number | null>((r) => p.on("close", r));
-  clearTimeout(timer);
-  const seconds = (Date.now() - t0) / 1000;
-  await sleep(500);
-  const got = countFiles(incoming) - before;
-  const rate = got / seconds;
-  const note = code === 0 ? "" : ` (smtp-source exit ${code}${err ? `: ${err.trim().slice(0, 200)}` : ""})`;
-  return { rate, text: `${got} msgs in ${seconds.toFixed(2)} s, ${rate.toFixed(0)} msg/s${note}` };
 }
 
 /** Opens one SMTP session to the greeting and an EHLO reply. */
@@ -255,67 +211,19 @@ async function postern(n: number, idle: number, clientLimit: number, budgetMs: n
 
 /** Postfix: a private instance with smtpd, cleanup and trivial-rewrite, no qmgr. */
 async function postfix(dir: string, n: number, idle: number, budgetMs: number): Promise<Result> {
-  const base = join(dir, "postfix");
-  const etc = join(base, "etc");
-  const spool = join(base, "spool");
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(spool);
-  mkdirSync(join(base, "data"));
-  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
   const port = await freePort();
-  writeFileSync(
-    join(etc, "main.cf"),
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${spool}`,
-      `data_directory = ${base}/data`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
-      ...common(idle),
-      "mynetworks = 192.0.2.0/24",
-      "in_flow_delay = 0",
-      "alias_maps =",
-      "alias_database =",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      `maillog_file = ${base}/maillog`,
-      `maillog_file_prefixes = ${base}`,
-      "shlib_directory = /usr/lib/postfix",
-      "daemon_directory = /usr/lib/postfix/sbin",
-      "meta_directory = /etc/postfix",
-      "",
-    ].join("\n"),
+  const pf = startPostfix(
+    dir,
+    [...common(idle), "mynetworks = 192.0.2.0/24"],
+    [`127.0.0.1:${port} inet n - n - - smtpd`],
   );
-  writeFileSync(
-    join(etc, "master.cf"),
-    [
-      `127.0.0.1:${port} inet n - n - - smtpd`,
-      "cleanup unix n - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "bounce unix - - n - 0 bounce",
-      "defer unix - - n - 0 bounce",
-      "trace unix - - n - 0 bounce",
-      "proxymap unix - - n - - proxymap",
-      "anvil unix - - n - 1 anvil",
-      "postlog unix-dgram n - n - 1 postlogd",
-      "",
-    ].join("\n"),
-  );
-  const pf = (...args: string[]): void => {
-    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
-    if (r.status !== 0)
-      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
-  };
-  pf("start");
   try {
     await sleep(1000);
-    const masterPid = Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim());
-    const t = await throughput(port, join(spool, "incoming"), n, budgetMs);
-    const rss = await idleRss(port, masterPid, idle, budgetMs);
+    const t = await throughput(port, join(pf.spool, "incoming"), n, budgetMs);
+    const rss = await idleRss(port, pf.masterPid(), idle, budgetMs);
     return { rate: t.rate, throughput: t.text, rss };
   } finally {
-    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
-    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+    pf.stop();
   }
 }
 
