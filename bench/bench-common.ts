@@ -37,6 +37,9 @@ import { performance } from "node:perf_hooks";
 
 export const SMTP_SOURCE = "/usr/sbin/smtp-source";
 export const SMTP_SINK = "/usr/sbin/smtp-sink";
+export const POSTFIX = "/usr/sbin/postfix";
+/** SMTP sessions of the acceptance benchmarks (smtpd, milter). */
+export const SESSIONS = 20;
 
 /** A numeric option "--name N", or the default. */
 export function option(name: string, def: number): number {
@@ -145,11 +148,19 @@ export async function smtpSend(
 /** Runs smtp-source: messages of size bytes over sessions sessions; killed after budgetMs. */
 export async function smtpSource(
   port: number,
-  o: { messages: number; sessions: number; size: number; rcpt: string; subject?: string; budgetMs: number },
+  o: {
+    messages: number;
+    sessions: number;
+    size: number;
+    rcpt: string;
+    from?: string;
+    subject?: string;
+    budgetMs: number;
+  },
 ): Promise<{ ms: number; code: number | null; err: string }> {
   const args = ["-m", String(o.messages), "-s", String(o.sessions), "-l", String(o.size)];
   if (o.subject !== undefined) args.push("-S", o.subject);
-  args.push("-f", "bench@sender.example", "-t", o.rcpt, `127.0.0.1:${port}`);
+  args.push("-f", o.from ?? "bench@sender.example", "-t", o.rcpt, `127.0.0.1:${port}`);
   const t0 = performance.now();
   const p = spawn(SMTP_SOURCE, args, { stdio: ["ignore", "ignore", "pipe"] });
   let err = "";
@@ -419,4 +430,31 @@ export function cpuDelta(a: CpuSnapshot, b: CpuSnapshot): Map<string, number> {
     out.set(p.name, (out.get(p.name) ?? 0) + p.cpu - (a.live.get(pid)?.cpu ?? 0));
   out.set("master+reaped", reaped);
   return out;
+}
+
+/** Runs smtp-source (2 KB messages, SESSIONS sessions) against a port; messages queued per second and a note. */
+export async function throughput(
+  port: number,
+  incoming: string,
+  n: number,
+  budgetMs: number,
+  from = "bench@sender.example",
+): Promise<{ rate: number; text: string }> {
+  const before = countFiles(incoming);
+  const r = await smtpSource(port, {
+    messages: n,
+    sessions: SESSIONS,
+    size: 2048,
+    rcpt: "bob@example.org",
+    from,
+    budgetMs,
+  });
+  const seconds = r.ms / 1000;
+  const code = r.code;
+  const err = r.err;
+  await sleep(500);
+  const got = countFiles(incoming) - before;
+  const rate = got / seconds;
+  const note = code === 0 ? "" : ` (smtp-source exit ${code}${err ? `: ${err.trim().slice(0, 200)}` : ""})`;
+  return { rate, text: `${got} msgs in ${seconds.toFixed(2)} s, ${rate.toFixed(0)} msg/s${note}` };
 }

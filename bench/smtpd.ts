@@ -53,10 +53,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { SMTP_SOURCE, countFiles, ensureFileLimit, openIdle, option, smtpSource } from "./bench-common.js";
-
-const POSTFIX = "/usr/sbin/postfix";
-const SESSIONS = 20;
+import {
+  POSTFIX,
+  SESSIONS,
+  SMTP_SOURCE,
+  ensureFileLimit,
+  openIdle,
+  option,
+  throughput,
+} from "./bench-common.js";
 
 /** The main.cf settings both systems share. */
 function common(idle: number): string[] {
@@ -69,31 +74,6 @@ function common(idle: number): string[] {
     "smtpd_client_connection_rate_limit = 0",
     `default_process_limit = ${idle + 100}`,
   ];
-}
-
-/** Runs smtp-source against a port; messages queued per second and a note. */
-async function throughput(
-  port: number,
-  incoming: string,
-  n: number,
-  budgetMs: number,
-): Promise<{ rate: number; text: string }> {
-  const before = countFiles(incoming);
-  const r = await smtpSource(port, {
-    messages: n,
-    sessions: SESSIONS,
-    size: 2048,
-    rcpt: "bob@example.org",
-    budgetMs,
-  });
-  const seconds = r.ms / 1000;
-  const code = r.code;
-  const err = r.err;
-  await sleep(500);
-  const got = countFiles(incoming) - before;
-  const rate = got / seconds;
-  const note = code === 0 ? "" : ` (smtp-source exit ${code}${err ? `: ${err.trim().slice(0, 200)}` : ""})`;
-  return { rate, text: `${got} msgs in ${seconds.toFixed(2)} s, ${rate.toFixed(0)} msg/s${note}` };
 }
 
 /** The sum of VmRSS (KiB) and the count of a master's children that are smtpd processes. */

@@ -150,6 +150,16 @@ export class EnvelopeAddresses {
     this.#rcpts.push(r);
   }
 
+  /** Removes the recipients given as an address (as received or as rewritten); returns how many. */
+  drop(address: string): number {
+    const a = address.toLowerCase();
+    const before = this.#rcpts.length;
+    this.#rcpts = this.#rcpts.filter(
+      (r) => r.address.toLowerCase() !== a && (r.original ?? "").toLowerCase() !== a,
+    );
+    return before - this.#rcpts.length;
+  }
+
   /** Sends every recipient to one address instead (REDIRECT). */
   redirect(to: string): void {
     const old = this.#rcpts;

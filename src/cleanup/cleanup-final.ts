@@ -45,6 +45,8 @@ export interface FinalInput {
   /** The content filter that applies when no FILTER action chose one ("" for none). */
   filter: string;
   published: (id: string) => void;
+  /** Milter results (cleanup-milter.ts), applied once the recipients are final; a stop or null. */
+  beforeCommit?: () => Promise<Stop | null>;
 }
 
 /** Adds extracted, always_bcc and BCC-action recipients; applies REDIRECT. */
@@ -76,8 +78,10 @@ async function notQueued(x: FinalInput, stop: Stop): Promise<AttrInput> {
 export async function cleanupFinal(x: FinalInput): Promise<AttrInput> {
   const { st, env, w } = x;
   if (x.stop === null && st.failure === null) await finalRecipients(x);
+  const milter = x.stop === null && st.failure === null && x.beforeCommit ? await x.beforeCommit() : null;
   const stop: Stop | null =
     x.stop ??
+    milter ??
     st.failure ??
     (env.recipients.length === 0
       ? { kind: "reject", code: "554 5.1.0", reason: "No recipients specified" }

@@ -43,6 +43,7 @@ import {
   CleanupFrame,
   DataFrame,
   FlagsFrame,
+  MilterFrame,
   RcptFrame,
   SenderFrame,
 } from "../global/cleanup-proto.js";
@@ -53,6 +54,7 @@ import { EnvelopeAddresses } from "./cleanup-addr.js";
 import { CleanupContent } from "./cleanup-content.js";
 import { cleanupFinal } from "./cleanup-final.js";
 import { CleanupMessage } from "./cleanup-message.js";
+import { CleanupMilter } from "./cleanup-milter.js";
 import { missingHeaders } from "./cleanup-headers.js";
 import { LineSplitter } from "./cleanup-lines.js";
 import { CleanupState } from "./cleanup-state.js";
@@ -79,12 +81,14 @@ class Session {
   #st: CleanupState;
   #tables: CleanupTables | null = null;
   #addrs: EnvelopeAddresses | null = null;
+  #milter: CleanupMilter;
 
   constructor(env: CleanupEnv, w: QueueFileWriter) {
     this.#env = env;
     this.#w = w;
     this.#lines = new LineSplitter(env.cfg.int("line_length_limit"));
     this.#st = new CleanupState(w.id, this.#attrs);
+    this.#milter = new CleanupMilter(this.#st, env.cfg.int("message_size_limit"));
   }
 
   /** The tables and the envelope address processor, or the reply when the configuration is bad. */
@@ -130,6 +134,11 @@ class Session {
         return this.#onRcpt(f);
       case "data":
         return this.#onData(f);
+      case "milter": {
+        const v = MilterFrame.parse(f);
+        const bad = v.ok ? this.#milter.take(v.value) : v.error;
+        return bad === null ? null : this.#violation(bad);
+      }
       case "end":
         return this.#finish();
     }
@@ -193,11 +202,16 @@ class Session {
     return t.rewrite.remoteDomain !== "" ? "remote" : null;
   }
 
+  /** Writes the sender and attribute records. */
+  #writeEnvelope(): void {
+    this.#w.sender(this.#sender ?? "");
+    for (const [k, v] of this.#attrs) if (k !== "content_filter" && k !== "encoding") this.#w.attr(k, v);
+  }
+
   /** Writes the envelope and starts the content. */
   #beginContent(t: CleanupTables, a: EnvelopeAddresses): void {
     const w = this.#w;
-    w.sender(this.#sender ?? "");
-    for (const [k, v] of this.#attrs) if (k !== "content_filter" && k !== "encoding") w.attr(k, v);
+    this.#writeEnvelope();
     w.beginContent();
     this.#phase = "content";
     const cfg = this.#env.cfg;
@@ -288,6 +302,17 @@ class Session {
       headers: m.headers,
       filter: this.#attrs.get("content_filter") ?? filter,
       published: this.#env.published,
+      beforeCommit: () =>
+        this.#milter.finish({
+          cfg: this.#env.cfg,
+          w: this.#w,
+          addrs: a,
+          sender: () => this.#sender ?? "",
+          setSender: async (raw) => {
+            this.#sender = await a.sender(raw);
+          },
+          writeEnvelope: () => this.#writeEnvelope(),
+        }),
     });
   }
 

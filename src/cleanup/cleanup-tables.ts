@@ -84,7 +84,7 @@ export interface CleanupTables {
 }
 
 /** Opens the tables of a list parameter; null when it is empty. */
-function openMaps(cfg: Config, param: string, flags: number): NamedMaps | null {
+export function openMaps(cfg: Config, param: string, flags: number): NamedMaps | null {
   const names = cfg.list(param);
   if (names.length === 0) return null;
   const dicts: Dict[] = names.map((n) => {

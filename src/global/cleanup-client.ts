@@ -164,6 +164,11 @@ export class CleanupClient {
     }
   }
 
+  /** Sends one milter verdict or modification (smtpd's milters, at the end of the message). */
+  milter(f: { op: string; name?: string; value?: Buffer; index?: number; data?: Buffer }): Promise<void> {
+    return this.#send({ t: "milter", ...f });
+  }
+
   /** Ends the message and waits for cleanup's verdict. */
   async end(): Promise<CleanupResult> {
     await this.#send({ t: "end" });

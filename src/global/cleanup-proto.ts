@@ -12,6 +12,7 @@
  *                      { t: "sender", address }
  *                      { t: "rcpt", address, [original, orcpt, notify] }
  *                      { t: "data", data }                   message bytes, any size split
+ *                      { t: "milter", op, [name, value, index, data] }   smtpd's milter verdict/edits
  *                      { t: "end" }
  *   cleanup -> client  { status, [code, reason], queue_id }  after the file is durable
  *
@@ -37,12 +38,33 @@ export const CLEANUP_FLAG = {
   LOCAL_HEADERS: 8,
   /** Apply virtual_alias_maps and canonical mapping. */
   MAP: 16,
+  /** Run non_smtpd_milters (local submissions; smtpd runs its own milters and sends "milter" frames). */
+  MILTER: 32,
 } as const;
 
 const ADDR = attr.str({ max: 2048, allowControl: false });
 
 export const CleanupFrame = attrSchema({
-  t: attr.enumOf(["flags", "attr", "sender", "rcpt", "data", "end"]),
+  t: attr.enumOf(["flags", "attr", "sender", "rcpt", "data", "milter", "end"]),
+});
+/** What smtpd's milters decided at the end of the message: one modification or verdict per frame. */
+export const MilterFrame = attrSchema({
+  op: attr.enumOf([
+    "addheader",
+    "insheader",
+    "chgheader",
+    "addrcpt",
+    "delrcpt",
+    "chgfrom",
+    "replbody",
+    "hold",
+    "discard",
+    "reject",
+  ]),
+  name: attr.optional(attr.str({ max: 256, pattern: /^[!-9;-~]+$/ })),
+  value: attr.optional(attr.bytes({ max: 65536 })),
+  index: attr.optional(attr.int({ min: 0, max: 2147483647 })),
+  data: attr.optional(attr.bytes({ max: CLEANUP_FRAME_MAX })),
 });
 export const FlagsFrame = attrSchema({ flags: attr.int({ min: 0, max: 255 }) });
 export const AttrFrame = attrSchema({

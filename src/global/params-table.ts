@@ -18,6 +18,7 @@ import { BASE_PARAMS } from "./params-base.js";
 import { LOCAL_PARAMS } from "./params-local.js";
 import { MAIL_PARAMS } from "./params-mail.js";
 import { POSTSCREEN_PARAMS } from "./params-postscreen.js";
+import { MILTER_PARAMS } from "./params-milter.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
@@ -32,6 +33,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...LOCAL_PARAMS,
   ...VERIFY_PARAMS,
   ...SMTP_PARAMS,
+  ...MILTER_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */

@@ -71,6 +71,8 @@ export class QueueFileWriter {
   #rcpts = 0;
   #flags = 0;
   #done = false;
+  /** Where the envelope starts (after the size and time records): restart() goes back here. */
+  #envStart = 0;
 
   private constructor(fh: FileHandle, tmp: string, paths: QueuePaths, id: string, arrival: QueueTime) {
     this.#fh = fh;
@@ -91,6 +93,7 @@ export class QueueFileWriter {
     const w = new QueueFileWriter(fh, tmp, paths, id, arrival);
     w.#put(REC.SIZE, sizePayload(new Array<number>(SIZE_FIELDS).fill(0)));
     w.#put(REC.TIME, `${arrival.sec}.${String(arrival.usec).padStart(6, "0")}`);
+    w.#envStart = w.#offset;
     return w;
   }
 
@@ -171,6 +174,23 @@ export class QueueFileWriter {
   endContent(): void {
     this.#xOffset = this.#offset;
     this.#put(REC.XTRA, "");
+  }
+
+  /** Reads back the content lines written so far (milters inspect what is queued). */
+  async *written(): AsyncGenerator<Buffer> {
+    await this.flush();
+    yield* contentLines(this.#tmp, { contentOffset: this.#contentOffset, xOffset: this.#offset });
+  }
+
+  /** Drops everything after the time record, so that the envelope and content are written again (milter edits). */
+  async restart(): Promise<void> {
+    this.#chunks = [];
+    this.#pending = 0;
+    await this.#fh.truncate(this.#envStart);
+    this.#offset = this.#envStart;
+    this.#contentOffset = 0;
+    this.#contentSize = 0;
+    this.#rcpts = 0;
   }
 
   /** Sets flag bits recorded in the size record. */
@@ -434,7 +454,10 @@ function writeDoneMark(path: string, offset: number): void {
 }
 
 /** Reads the content lines of a queue file (for delivery agents and postcat); a small file is read at once. */
-export async function* contentLines(path: string, env: Envelope): AsyncGenerator<Buffer> {
+export async function* contentLines(
+  path: string,
+  env: Pick<Envelope, "contentOffset" | "xOffset">,
+): AsyncGenerator<Buffer> {
   const whole = readSmallFile(path, READ_WHOLE_MAX);
   const fh = whole === null ? await open(path, "r") : null;
   try {

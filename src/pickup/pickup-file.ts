@@ -33,6 +33,7 @@ import type { Config } from "../global/config.js";
 import { MaildropReader } from "../global/maildrop-reader.js";
 import { checkUserAcl } from "../global/user-acl.js";
 import { checkLoginSender } from "../global/login-sender.js";
+import { receiveOverride } from "../global/receive-override.js";
 
 export type PickupOutcome = "removed" | "kept" | "skipped";
 
@@ -122,10 +123,15 @@ function receivedHeader(env: PickupEnv, uid: number, queueId: string, mtimeMs: n
   );
 }
 
-/** The cleanup flags of a local submission. */
-function cleanupFlags(attrs: Map<string, string>): number {
-  const base = CLEANUP_FLAG.BOUNCE | CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP | CLEANUP_FLAG.LOCAL_HEADERS;
-  return attrs.get("extract") === "yes" ? base | CLEANUP_FLAG.EXTRACT : base;
+/** The cleanup flags of a local submission (less what receive_override_options turns off). */
+function cleanupFlags(attrs: Map<string, string>, cfg: Config): number {
+  const base =
+    CLEANUP_FLAG.BOUNCE |
+    CLEANUP_FLAG.FILTER |
+    CLEANUP_FLAG.MAP |
+    CLEANUP_FLAG.LOCAL_HEADERS |
+    CLEANUP_FLAG.MILTER;
+  return receiveOverride(cfg).flags(attrs.get("extract") === "yes" ? base | CLEANUP_FLAG.EXTRACT : base);
 }
 
 type StreamProblem = { malformed: string } | { refused: string } | { retry: string };
@@ -160,7 +166,7 @@ async function stream(
       const v = await checkLoginSender(env.cfg, copy.uid, ev.address);
       if (v.status === "deny") return { refused: v.reason };
       if (v.status === "tempfail") return { retry: v.reason };
-      await c.flags(cleanupFlags(attrs));
+      await c.flags(cleanupFlags(attrs, env.cfg));
       for (const [k, v] of attrs) if (k !== "extract") await c.attr(k, v); // extract_dsn_notify too
       await c.sender(ev.address);
       msg.info(`${c.queueId}: uid=${copy.uid} from=<${ev.address}>`);

@@ -12,7 +12,6 @@
  *   taken as raw bytes. Lines go to cleanup in batches, so memory does not
  *   grow with the message; the size limit is enforced as it streams.
  */
-import type { CleanupClient } from "../global/cleanup-client.js";
 import type { SmtpReader } from "./smtpd-reader.js";
 
 const BATCH = 65536;
@@ -24,22 +23,31 @@ export type DataOutcome =
   | { kind: "lost" };
 
 /** Buffers message bytes and hands them to cleanup in batches. */
+/** Where content goes: cleanup, or the before-queue filter. */
+export interface ContentTarget {
+  data: (b: Buffer) => Promise<void>;
+}
+
 export class ContentSink {
-  #c: CleanupClient | null;
+  #c: ContentTarget | null;
   #parts: Buffer[] = [];
   #size = 0;
   total = 0;
   /** BDAT: the last chunk ended in CR, which may start a CRLF. */
   pendingCr = false;
 
-  constructor(c: CleanupClient | null) {
+  #tap: { content: (b: Buffer) => Promise<void> } | null;
+
+  constructor(c: ContentTarget | null, tap: { content: (b: Buffer) => Promise<void> } | null = null) {
     this.#c = c;
+    this.#tap = tap;
   }
 
-  /** Adds bytes. */
+  /** Adds bytes (the tap, smtpd's milters, sees them as cleanup does). */
   async write(b: Buffer): Promise<void> {
     this.total += b.length;
     if (this.#c === null) return;
+    await this.#tap?.content(b);
     this.#parts.push(b);
     this.#size += b.length;
     if (this.#size >= BATCH) await this.flush();

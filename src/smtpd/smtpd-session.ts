@@ -32,6 +32,9 @@ import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
 import { queueSpaceCheck, spaceSettings } from "./smtpd-space.js";
+import { SmtpdMilter, type SessionView } from "./smtpd-milter.js";
+import { SmtpdProxy } from "./smtpd-proxy.js";
+import { receiveOverride } from "../global/receive-override.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -78,6 +81,8 @@ export class Session {
   #login: string | null = null;
   /** The size of the message as received (lines with CRLF, or BDAT bytes), for END-OF-MESSAGE. */
   #actSize = 0;
+  #milter: SmtpdMilter;
+  #bqf: SmtpdProxy;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -85,6 +90,18 @@ export class Session {
     this.#sock = sock;
     this.#r = new SmtpReader(sock);
     this.#addr = (sock.remoteAddress ?? "unknown").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1");
+    this.#milter = new SmtpdMilter(env, () => this.#view());
+    this.#bqf = new SmtpdProxy(env);
+  }
+
+  /** What milters and the proxy filter are told about the session. */
+  #view(): SessionView {
+    const s = this.#sock;
+    return {
+      ...{ name: this.#name, addr: this.#addr, port: s.remotePort ?? 0, peer: this.#peer, helo: this.#helo },
+      ...{ esmtp: this.#esmtp, queueId: this.#cleanup?.queueId ?? null, sender: this.#mail?.address ?? null },
+      ...{ login: this.#login, serverAddr: s.localAddress ?? "", serverPort: s.localPort ?? 0 },
+    };
   }
 
   /** The client as logs show it: name[addr]. */
@@ -125,8 +142,9 @@ export class Session {
     this.#xforwardOk = (await this.#env.xforwardHosts.match(this.#name, this.#addr)).status === "match";
     try {
       const tooMany = this.#xclientOk ? null : await this.#limits.connect(this.#name);
-      if (tooMany !== null) {
-        this.#reply(tooMany);
+      const refused = tooMany ?? (await this.#milter.connect());
+      if (refused !== null) {
+        this.#reply(refused);
         throw new Quit();
       }
       if (this.#env.forbidPipelining && this.#r.pending) {
@@ -141,6 +159,8 @@ export class Session {
     } finally {
       await this.#limits?.end();
       this.#cleanup?.abort();
+      this.#bqf.close();
+      this.#milter.quit();
       msg.info(sup.disconnectLine(this.#client, this.#counts));
       this.#sock.end();
     }
@@ -267,7 +287,10 @@ export class Session {
       case "ETRN":
         return this.#etrn(arg);
       default:
-        return this.#error(verb, "502 5.5.2 Error: command not recognized");
+        return this.#error(
+          verb,
+          (await this.#milter.unknown(`${verb} ${arg}`.trim())) ?? "502 5.5.2 Error: command not recognized",
+        );
     }
   }
 
@@ -297,6 +320,8 @@ export class Session {
       const v = await this.#restrict("helo", ["client", "helo"]);
       if (v !== null) return this.#error(verb, v);
     }
+    const bye = await this.#milter.helo(arg);
+    if (bye !== null) return this.#error(verb, bye);
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
     const shown = ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk);
@@ -308,6 +333,8 @@ export class Session {
     this.#mail = null;
     this.#rcpts = [];
     this.#cleanup?.abort();
+    this.#milter.abort();
+    this.#bqf.close();
     this.#cleanup = null;
     this.#bdat = null;
     this.#bdatBad = null;
@@ -371,7 +398,12 @@ export class Session {
     }
     if (final.kind !== "reject" && final.kind !== "defer" && ctx.deferIfPermit !== null)
       final = ctx.deferIfPermit;
-    if (final.kind !== "reject" && final.kind !== "defer") final = await implicitUnlisted(ctx, stages);
+    if (
+      final.kind !== "reject" &&
+      final.kind !== "defer" &&
+      !receiveOverride(this.#env.cfg).noUnknownRecipientChecks
+    )
+      final = await implicitUnlisted(ctx, stages);
     if (final.kind !== "reject" && final.kind !== "defer") return null;
     const reply = `${final.code} ${final.enh} ${final.text}`;
     const id = this.#cleanup?.queueId ?? "NOQUEUE";
@@ -408,6 +440,12 @@ export class Session {
       );
       return this.#error("MAIL", space);
     }
+    const mv =
+      (await this.#milter.mail(arg, p.value.address)) ?? (await this.#bqf.mail(`MAIL ${arg}`, this.#view()));
+    if (mv !== null) {
+      this.#mail = null;
+      return this.#error("MAIL", mv);
+    }
     this.#count("MAIL", true);
     this.#reply("250 2.1.0 Ok");
   }
@@ -426,8 +464,10 @@ export class Session {
       : ["relay", "recipient"];
     const v = await this.#restrict("RCPT", stages, p.value.address);
     if (v !== null) return this.#error("RCPT", v);
-    if (this.#cleanup === null && !(await this.#openQueue()))
+    if (!this.#bqf.on && this.#cleanup === null && !(await this.#openQueue()))
       return this.#error("RCPT", "451 4.3.0 Error: queue file write error");
+    const mv = (await this.#milter.rcpt(arg, p.value.address)) ?? (await this.#bqf.rcpt(`RCPT ${arg}`));
+    if (mv !== null) return this.#error("RCPT", mv);
     await this.#cleanup?.rcpt({
       address: p.value.address,
       original: p.value.address,
@@ -488,7 +528,9 @@ export class Session {
   async #contentCheck(verb: string): Promise<string | null> {
     if (this.#mail === null) return "503 5.5.1 Error: need MAIL command";
     if (this.#rcpts.length === 0) return "554 5.5.1 Error: no valid recipients";
-    return this.#restrict(verb, ["data"]);
+    return (
+      (await this.#restrict(verb, ["data"])) ?? (await this.#milter.data()) ?? (await this.#bqf.dataCmd())
+    );
   }
 
   /** DATA: stream the content to cleanup and report the outcome. */
@@ -499,7 +541,7 @@ export class Session {
     if (refused !== null) return this.#error("DATA", refused);
     if (this.#env.forbidPipelining && this.#r.pending) this.#violation("DATA");
     this.#reply("354 End data with <CR><LF>.<CR><LF>");
-    const sink = new ContentSink(this.#cleanup);
+    const sink = new ContentSink(this.#bqf.on ? this.#bqf : this.#cleanup, this.#milter);
     const head = await this.#head();
     await sink.write(head);
     const excluded =
@@ -530,6 +572,16 @@ export class Session {
 
   /** Ends the transaction: smtpd_end_of_data_restrictions, then cleanup's verdict. */
   async #finish(verb: string, tooBig: boolean): Promise<void> {
+    if (this.#bqf.on && !tooBig) {
+      const r = await this.#bqf.end(
+        this.#view(),
+        this.#rcpts.map((x) => x.address),
+      );
+      this.#reset();
+      if (!r.startsWith("2")) return this.#error(verb, r);
+      this.#count(verb, true);
+      return this.#reply(r);
+    }
     const c = this.#cleanup;
     if (tooBig || c === null) {
       this.#cleanup = null;
@@ -545,6 +597,7 @@ export class Session {
       this.#reset();
       return this.#error(verb, eod);
     }
+    await this.#milter.eom(c);
     const r = await c.end();
     this.#reset();
     if (r.status === "ok") {
@@ -564,7 +617,10 @@ export class Session {
     const last = m[2] !== undefined;
     if (this.#bdat === null) {
       this.#bdatBad = await this.#contentCheck("BDAT");
-      this.#bdat = new ContentSink(this.#bdatBad === null ? this.#cleanup : null);
+      this.#bdat = new ContentSink(
+        this.#bdatBad !== null ? null : this.#bqf.on ? this.#bqf : this.#cleanup,
+        this.#milter,
+      );
       if (this.#bdatBad === null) await this.#bdat.write(await this.#head());
     }
     this.#actSize += n;
