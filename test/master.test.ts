@@ -13,6 +13,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chownSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import {
   LineClient,
@@ -287,4 +288,45 @@ test("a program that is not a Postern daemon runs per connection, the socket as 
   c.send("echo me");
   assert.equal(await c.line(), "echo me");
   c.close();
+});
+
+test("a burst larger than the old waiting limit all waits for the one busy process and is served", async (t) => {
+  const port = await freePort();
+  const inst = await started(t, "max_use = 100000\n", `${port} inet n - n - 1 test-daemon.js single\n`);
+  const busy = await LineClient.connect(port);
+  await busy.line();
+  const burst = 3000;
+  let greeted = 0;
+  let failed = 0;
+  const clients: Array<Promise<void>> = [];
+  for (let i = 0; i < burst; i++) {
+    clients.push(
+      new Promise<void>((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        let got = "";
+        s.setTimeout(180_000, () => s.destroy());
+        s.on("data", (d: Buffer) => {
+          got += d.toString("latin1");
+          if (got.startsWith("220 ") && got.includes("\r\n") && !got.includes("QUIT")) {
+            greeted++;
+            got += "QUIT";
+            s.end("QUIT\r\n");
+          }
+        });
+        s.on("error", () => undefined);
+        s.on("close", () => {
+          if (!got.includes("QUIT")) failed++;
+          resolve();
+        });
+      }),
+    );
+    if (i % 200 === 199) await sleep(20);
+  }
+  await inst.waitLog(/connections wait for a process/, 30_000);
+  busy.send("QUIT");
+  busy.close();
+  await Promise.all(clients);
+  assert.equal(failed, 0, "no connection of the burst is closed before its greeting");
+  assert.equal(greeted, burst);
+  assert.doesNotMatch(inst.log(), /closed since the last report/);
 });
