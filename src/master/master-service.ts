@@ -16,8 +16,11 @@
  *   are busy, master warns and starts new ones with stress=yes for a while.
  *   Programs that are not Postern daemons run once per connection with the
  *   socket as standard input and output.
- *   For an event-driven screening daemon (postscreen) maxproc counts
- *   processes, as in Postfix: one such process holds thousands of clients.
+ *   For an event-driven daemon (postscreen, anvil, verify, scache, tlsmgr)
+ *   maxproc counts processes, as in Postfix: one such process serves many
+ *   clients at once (up to the capacity it announced), so "maxproc 1"
+ *   means one process that every client shares. A process still starting
+ *   is not "at its limit": clients wait for it without a warning.
  *   A connection handed over by another service (pass) may carry the bytes
  *   that service already read; they travel on with the socket, together
  *   with anything master itself read while the connection waited.
@@ -359,6 +362,7 @@ export class Service {
   /** Notes that the service is at its limit: warns and turns on stress for new processes. */
   #overloaded(): void {
     if (this.spec.maxproc === 0 || this.#room()) return;
+    if (this.spec.maxprocCounts === "processes" && [...this.#children].some((c) => !c.ready)) return;
     const now = Date.now();
     if (now - this.#warnedAt >= STRESS_HOLD_MS) {
       this.#warnedAt = now;
