@@ -12,7 +12,8 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chownSync, writeFileSync } from "node:fs";
+import { chownSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import {
   LineClient,
@@ -25,6 +26,10 @@ import {
   type Instance,
 } from "../src/testing/instance.js";
 import { getUser } from "../src/util/unix-users.js";
+import { AttrClient } from "../src/util/attr-client.js";
+import { ANVIL_FRAME_MAX, ANVIL_PROTOCOL, AnvilReply, AnvilRequest } from "../src/global/anvil-proto.js";
+import { VerifyClient } from "../src/global/verify-client.js";
+import { ADDR_STATUS } from "../src/global/verify-proto.js";
 import { runCli } from "../src/testing/run-cli.js";
 
 /** The pid in a test-daemon greeting. */
@@ -287,4 +292,105 @@ test("a program that is not a Postern daemon runs per connection, the socket as 
   c.send("echo me");
   assert.equal(await c.line(), "echo me");
   c.close();
+});
+
+test("a burst larger than the old waiting limit all waits for the one busy process and is served", async (t) => {
+  const port = await freePort();
+  const inst = await started(t, "max_use = 100000\n", `${port} inet n - n - 1 test-daemon.js single\n`);
+  const busy = await LineClient.connect(port);
+  await busy.line();
+  const burst = 3000;
+  let greeted = 0;
+  let failed = 0;
+  const clients: Array<Promise<void>> = [];
+  for (let i = 0; i < burst; i++) {
+    clients.push(
+      new Promise<void>((resolve) => {
+        const s = connect(port, "127.0.0.1");
+        let got = "";
+        s.setTimeout(180_000, () => s.destroy());
+        s.on("data", (d: Buffer) => {
+          got += d.toString("latin1");
+          if (got.startsWith("220 ") && got.includes("\r\n") && !got.includes("QUIT")) {
+            greeted++;
+            got += "QUIT";
+            s.end("QUIT\r\n");
+          }
+        });
+        s.on("error", () => undefined);
+        s.on("close", () => {
+          if (!got.includes("QUIT")) failed++;
+          resolve();
+        });
+      }),
+    );
+    if (i % 200 === 199) await sleep(20);
+  }
+  await inst.waitLog(/connections wait for a process/, 30_000);
+  busy.send("QUIT");
+  busy.close();
+  await Promise.all(clients);
+  assert.equal(failed, 0, "no connection of the burst is closed before its greeting");
+  assert.equal(greeted, burst);
+  assert.doesNotMatch(inst.log(), /closed since the last report/);
+});
+
+test("maxproc 1 of anvil and verify is one process that serves many clients at once", async (t) => {
+  const inst = await started(
+    t,
+    "address_verify_map =\n",
+    "anvil unix - - n - 1 anvil\nverify unix - - n - 1 verify\n",
+  );
+  const n = 6;
+  const anvils = Array.from(
+    { length: n },
+    () =>
+      new AttrClient({
+        path: join(inst.spool, "private", "anvil"),
+        protocol: ANVIL_PROTOCOL,
+        maxFrame: ANVIL_FRAME_MAX,
+        timeoutMs: 5000,
+        retries: 0,
+        backoffMs: 0,
+      }),
+  );
+  const verifies = Array.from(
+    { length: n },
+    () => new VerifyClient(inst.spool, "verify", 5000, { persistent: true }),
+  );
+  t.after(() => {
+    for (const c of [...anvils, ...verifies]) c.close();
+  });
+  // Every client keeps its connection open; each is answered while the others hold theirs.
+  const counts = [];
+  for (const c of anvils) {
+    const r = await c.request(AnvilRequest.build({ request: "connect", ident: "smtp:192.0.2.7" }));
+    assert.ok(r.ok, r.ok ? "" : r.reason);
+    const p = AnvilReply.parse(r.reply);
+    assert.ok(p.ok);
+    counts.push(p.value.count);
+  }
+  assert.deepEqual(
+    counts,
+    Array.from({ length: n }, (_, i) => i + 1),
+    "one anvil process counts every client's connection",
+  );
+  const updates = await Promise.all(
+    verifies.map((v, i) => v.update(`user${i}@example.test`, ADDR_STATUS.OK, "250 2.1.5 Ok")),
+  );
+  for (const u of updates) assert.ok(u.ok, u.ok ? "" : u.reason);
+  for (const [i, v] of verifies.entries()) {
+    const q = await v.query(`user${(i + 1) % n}@example.test`);
+    assert.ok(q.ok, q.ok ? "" : q.reason);
+    assert.equal(q.status, ADDR_STATUS.OK, "one verify process holds every client's updates");
+  }
+  const daemons = processesOf(inst.etc).filter((pid) => {
+    try {
+      return /\/(anvil|verify)\.js/.test(readFileSync(`/proc/${pid}/cmdline`, "latin1"));
+    } catch {
+      return false;
+    }
+  });
+  assert.equal(daemons.length, 2, "one process each");
+  assert.doesNotMatch(inst.log(), /reached its process limit/);
 });

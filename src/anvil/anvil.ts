@@ -7,7 +7,9 @@
  * DESCRIPTION
  *   Answers the requests of global/anvil-proto.ts from smtpd processes
  *   (global/anvil-client.ts) with the counters of anvil-table.ts. One
- *   process serves every client, so the counts are global. The connect
+ *   process serves every client at once (master.cf maxproc counts
+ *   processes for anvil; each smtpd process keeps a connection), so the
+ *   counts are global. The connect
  *   events of a client connection are undone when it ends. Idle entries
  *   are swept every anvil_rate_time_unit.
  *
@@ -20,7 +22,7 @@ import type { AttrList } from "../util/attr-codec.js";
 import { serveAttrConnection } from "../util/attr-server.js";
 import { msg } from "../util/msg.js";
 import { ANVIL_FRAME_MAX, ANVIL_PROTOCOL, AnvilReply, AnvilRequest } from "../global/anvil-proto.js";
-import { multiServer, type ServerContext } from "../master/mail-server.js";
+import { multiServer, sharedCapacity, type ServerContext } from "../master/mail-server.js";
 import { AnvilTable } from "./anvil-table.js";
 
 let table: AnvilTable | null = null;
@@ -82,4 +84,4 @@ async function serve(socket: Socket): Promise<void> {
   for (const [ident, n] of mine) for (let i = 0; i < n; i++) t.disconnect(ident);
 }
 
-await multiServer({ name: "anvil", onStart: start, onConnection: serve });
+await multiServer({ name: "anvil", capacity: sharedCapacity, onStart: start, onConnection: serve });

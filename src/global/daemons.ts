@@ -41,8 +41,14 @@ export const POSTERN_DAEMONS: readonly string[] = [
   "virtual",
 ];
 
-/** Event-driven daemons whose master.cf maxproc counts processes (each holds many clients). */
-const EVENT_DAEMONS: readonly string[] = ["postscreen"];
+/**
+ * Event-driven daemons whose master.cf maxproc counts processes, not
+ * clients: one process serves many clients at once. postscreen holds
+ * thousands of screened connections; anvil, verify, scache and tlsmgr keep
+ * their state in the one process that the stock master.cf runs (maxproc
+ * 1), and every smtpd, agent or tool is its client at the same time.
+ */
+const EVENT_DAEMONS: readonly string[] = ["postscreen", "anvil", "verify", "scache", "tlsmgr"];
 
 /** True for a daemon whose maxproc counts processes rather than clients. */
 export function isEventDaemon(command: string): boolean {

@@ -8,12 +8,12 @@
  *
  * DESCRIPTION
  *   Speaks verify-proto.ts over private/$address_verify_service_name. Each
- *   request uses a connection of its own, closed after the answer: master
- *   counts a service's clients against its process limit, and the stock
- *   master.cf runs verify with a limit of 1, so an idle connection kept
- *   by one smtpd or agent would lock everyone else out. A persistent
- *   client (for a caller that asks many questions in a row and is alone)
- *   keeps one connection. Every failure (no service, timeout, malformed
+ *   request uses a connection of its own, closed after the answer, as
+ *   Postfix's verify_clnt does for its occasional requests (the one verify
+ *   process serves many clients at once, so a kept connection would not
+ *   lock others out, but it would hold a file descriptor there for
+ *   nothing). A persistent client (for a caller that asks many questions
+ *   in a row) keeps one connection. Every failure (no service, timeout, malformed
  *   reply) is a result with a reason; callers treat it as temporary.
  *   configured() tells whether master.cf has the service (its socket
  *   exists).

@@ -12,7 +12,10 @@
  *   master it is ready and how many clients it takes at once, and then
  *   serves what master hands it:
  *     singleServer   one client at a time (a delivery agent's style)
- *     multiServer    many clients at once (postern_process_client_limit)
+ *     multiServer    many clients at once (postern_process_client_limit;
+ *                    a daemon that is one process shared by every client,
+ *                    such as anvil or verify, takes as many as its open
+ *                    files allow: sharedCapacity)
  *     triggerServer  wakeup triggers: a few bytes per connection, or a timer
  *   After each client it tells master "done". When master says "retire", or
  *   when master goes away, the process takes no more work and exits once
@@ -33,6 +36,7 @@
 import type { Socket } from "node:net";
 import { getopt } from "../util/getopt.js";
 import { msg, msgInit } from "../util/msg.js";
+import { openFileLimit } from "../util/open-files.js";
 import { RecordSink } from "../util/msg-sinks.js";
 import { Config, ConfigError } from "../global/config.js";
 import { configDirectory } from "../global/install-paths.js";
@@ -267,6 +271,16 @@ function serveWakeup(opts: ConnectionServerOptions): (sk: Skeleton, data: Buffer
 /** A daemon that serves one client at a time. */
 export function singleServer(opts: ConnectionServerOptions): Promise<void> {
   return start(opts, () => 1, { conn: serveConnection(opts, true), trigger: serveWakeup(opts) });
+}
+
+/**
+ * The capacity of a process that every client of the service shares
+ * (master.cf maxproc 1 counting processes): as many clients as the
+ * process's open-file limit allows, less a reserve for its own files.
+ */
+export function sharedCapacity(): number {
+  const n = openFileLimit(1024);
+  return Math.max(1, n - Math.max(64, Math.floor(n / 8)));
 }
 
 /** A daemon that serves many clients at once. */

@@ -16,15 +16,34 @@
  *   are busy, master warns and starts new ones with stress=yes for a while.
  *   Programs that are not Postern daemons run once per connection with the
  *   socket as standard input and output.
- *   For an event-driven screening daemon (postscreen) maxproc counts
- *   processes, as in Postfix: one such process holds thousands of clients.
+ *   For an event-driven daemon (postscreen, anvil, verify, scache, tlsmgr)
+ *   maxproc counts processes, as in Postfix: one such process serves many
+ *   clients at once (up to the capacity it announced), so "maxproc 1"
+ *   means one process that every client shares. A process still starting
+ *   is not "at its limit": clients wait for it without a warning.
  *   A connection handed over by another service (pass) may carry the bytes
  *   that service already read; they travel on with the socket, together
  *   with anything master itself read while the connection waited.
+ *
+ *   Waiting connections. Postfix's master never accepts a client itself: a
+ *   child accepts from the shared listening socket, so a burst waits in the
+ *   kernel's listen backlog. Node cannot do that here: a net.Server has no
+ *   way to stop accepting short of closing the socket (libuv has no "listen
+ *   stop"), and closing it would reset what waits in the backlog. So master
+ *   keeps accepting and holds each connection paused (nothing is read; the
+ *   cost is one file descriptor and a small object) until a process takes
+ *   it. The connections held by all services together are bounded by the
+ *   open-file budget: the process's RLIMIT_NOFILE (Node raises the soft
+ *   limit to the hard one) minus a reserve for the children's pipes, the
+ *   listeners and master's own files, and at most WAITING_CAP for memory.
+ *   Only beyond that bound is a connection closed, and never silently:
+ *   master logs, at most once a minute, how many waited and how many it
+ *   closed. A long wait is logged the same way.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import type { Server, Socket } from "node:net";
 import { msg, type MsgSink } from "../util/msg.js";
+import { openFileLimit } from "../util/open-files.js";
 import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
@@ -66,8 +85,29 @@ interface Waiting {
   peer: PeerInfo | undefined;
 }
 
-const PENDING_MAX = 1000;
 const STRESS_HOLD_MS = 60_000;
+/** Above this many waiting connections of one service, master says so (once a minute). */
+const WAITING_NOTE = 1000;
+/** The most connections master holds for all services together, whatever the open-file limit. */
+const WAITING_CAP = 100_000;
+/** The least it holds (as before the bound followed the open-file limit). */
+const WAITING_FLOOR = 1000;
+
+/** Connections that wait for a process, over all services of this master. */
+let waitingTotal = 0;
+let waitingLimit = 0;
+
+/** How many connections master may hold waiting: the open-file budget less a reserve. */
+export function waitingBudget(nofile: number): number {
+  const reserve = Math.max(1024, Math.floor(nofile / 4));
+  return Math.min(WAITING_CAP, Math.max(WAITING_FLOOR, nofile - reserve));
+}
+
+/** The bound for this process, read once. */
+function waitingMax(): number {
+  if (waitingLimit === 0) waitingLimit = waitingBudget(openFileLimit(4096));
+  return waitingLimit;
+}
 
 export class Service {
   spec: ServiceSpec;
@@ -85,6 +125,9 @@ export class Service {
   #external = 0;
   #cfgCache: { base: Config; spec: ServiceSpec; cfg: Config } | null = null;
   #reportedWaiting = 0;
+  /** Connections closed because the waiting bound was reached, not yet logged. */
+  #dropped = 0;
+  #noteAt = -Infinity;
 
   constructor(spec: ServiceSpec, env: MasterEnv) {
     this.spec = spec;
@@ -118,21 +161,53 @@ export class Service {
     if (this.spec.exec.kind === "unavailable")
       msg.warn(`service ${this.spec.key}: ${this.spec.exec.why}; its clients will wait`);
     this.#startWakeup();
-    this.#timers.push(setInterval(() => this.#retireIdle(), 1000));
+    this.#timers.push(
+      setInterval(() => {
+        this.#retireIdle();
+        if (this.#dropped > 0 || this.#pending.length > WAITING_NOTE) this.#noteWaiting();
+      }, 1000),
+    );
     return null;
   }
 
   /** Takes a client connection (from a listener or passed by another service). */
   accept(sock: Socket, data?: Buffer, peer?: PeerInfo): void {
     sock.on("error", () => undefined);
-    if (this.#stopped || this.#pending.length >= PENDING_MAX) {
-      if (this.#pending.length >= PENDING_MAX)
-        msg.warn(`service ${this.spec.key}: too many waiting connections; dropping one`);
+    if (this.#stopped) {
+      sock.destroy();
+      return;
+    }
+    if (waitingTotal >= waitingMax()) {
+      this.#dropped++;
+      this.#noteWaiting();
       sock.destroy();
       return;
     }
     this.#pending.push({ sock, data, peer });
+    waitingTotal++;
     this.#dispatch();
+    if (this.#pending.length > WAITING_NOTE) this.#noteWaiting();
+  }
+
+  /** Takes the oldest waiting connection off the queue. */
+  #takeWaiting(): Waiting {
+    waitingTotal--;
+    return this.#pending.shift() as Waiting;
+  }
+
+  /** Logs, at most once a minute, a long queue of waiting connections and those closed for want of room. */
+  #noteWaiting(): void {
+    const now = Date.now();
+    if (now - this.#noteAt < STRESS_HOLD_MS) return;
+    this.#noteAt = now;
+    const closed =
+      this.#dropped > 0
+        ? `; ${this.#dropped} closed since the last report: master holds at most ${waitingMax()} waiting connections (from the open-file limit)`
+        : "";
+    msg.warn(
+      `service ${this.spec.key}: ${this.#pending.length} connections wait for a process (${waitingTotal} for all services)${closed}`,
+    );
+    this.#dropped = 0;
   }
 
   /** Delivers a trigger to the service (starting a process when needed). */
@@ -159,6 +234,7 @@ export class Service {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#closeServers();
+    waitingTotal -= this.#pending.length;
     for (const w of this.#pending.splice(0)) w.sock.destroy();
     this.retireAll();
     const deadline = Date.now() + graceMs;
@@ -217,7 +293,7 @@ export class Service {
     if (this.#stopped) return;
     while ((this.#pending.length > 0 || this.#triggers.size > 0) && this.#room()) {
       if (this.spec.exec.kind === "external" && this.#pending.length > 0) {
-        this.#runExternal((this.#pending.shift() as Waiting).sock);
+        this.#runExternal(this.#takeWaiting().sock);
         continue;
       }
       const child = this.#pick();
@@ -226,7 +302,7 @@ export class Service {
       if (!data.done) {
         this.#triggers.delete(data.value);
         this.#hand(child, { t: "trigger", data: data.value }, undefined);
-      } else this.#handConn(child, this.#pending.shift() as Waiting);
+      } else this.#handConn(child, this.#takeWaiting());
     }
     if (this.#pending.length > 0 || this.#triggers.size > 0) this.#overloaded();
   }
@@ -286,6 +362,7 @@ export class Service {
   /** Notes that the service is at its limit: warns and turns on stress for new processes. */
   #overloaded(): void {
     if (this.spec.maxproc === 0 || this.#room()) return;
+    if (this.spec.maxprocCounts === "processes" && [...this.#children].some((c) => !c.ready)) return;
     const now = Date.now();
     if (now - this.#warnedAt >= STRESS_HOLD_MS) {
       this.#warnedAt = now;

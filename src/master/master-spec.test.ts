@@ -28,6 +28,9 @@ test("'-' columns take Postfix's defaults", () => {
 test("postscreen's maxproc counts processes; other services' counts clients", () => {
   assert.equal(spec("smtp inet n - n - 1 postscreen\n").maxprocCounts, "processes");
   assert.equal(spec("smtp inet n - n - 1 smtpd\n").maxprocCounts, "clients");
+  for (const d of ["anvil", "verify", "scache", "tlsmgr"])
+    assert.equal(spec(`${d} unix - - n - 1 ${d}\n`).maxprocCounts, "processes", d);
+  assert.equal(spec("qmgr unix n - n 300 1 qmgr\n").maxprocCounts, "clients");
 });
 
 test("wakeup, conditional wakeup and unlimited maxproc", () => {

@@ -4,7 +4,8 @@
  * DESCRIPTION
  *   serviceSpec() fills in the defaults of a master.cf entry (private y,
  *   unpriv y, chroot n at compatibility level 1 and later, wakeup 0,
- *   maxproc $default_process_limit with 0 meaning no limit; for postscreen
+ *   maxproc $default_process_limit with 0 meaning no limit; for the
+ *   event-driven daemons postscreen, anvil, verify, scache and tlsmgr
  *   maxproc counts processes, not clients) and decides how
  *   the command runs:
  *     - a Postern daemon name (smtpd, cleanup, qmgr, ... the stock Postfix
@@ -41,7 +42,7 @@ export interface ServiceSpec {
   conditionalWakeup: boolean;
   /** Concurrent clients of the service (or processes, see maxprocCounts); 0 means no limit. */
   maxproc: number;
-  /** What maxproc bounds: clients, or processes (event-driven screening daemons such as postscreen). */
+  /** What maxproc bounds: clients, or processes (event-driven daemons: postscreen, anvil, verify, ...). */
   maxprocCounts: "clients" | "processes";
   exec: Exec;
   args: string[];

@@ -16,8 +16,9 @@
  *   loaded at start, saved a second after a change and at exit, and
  *   cleaned of expired entries every
  *   address_verify_cache_cleanup_interval. Run it as one process (maxproc
- *   1) and without chroot (the cache file is in data_directory): the cache
- *   lives in that process.
+ *   1, which counts processes for verify: that process serves all its
+ *   clients at once) and without chroot (the cache file is in
+ *   data_directory): the cache lives in that process.
  *
  *   Limits: address_verify_pending_request_limit probes in flight,
  *   postern_address_verify_probe_rate_limit probes per second,
@@ -28,7 +29,7 @@ import { serveAttrConnection } from "../util/attr-server.js";
 import { msg } from "../util/msg.js";
 import type { Config } from "../global/config.js";
 import { VERIFY_FRAME_MAX, VERIFY_PROTOCOL } from "../global/verify-proto.js";
-import { multiServer, type ServerContext } from "../master/mail-server.js";
+import { multiServer, sharedCapacity, type ServerContext } from "../master/mail-server.js";
 import { VerifyCache, type VerifySettings } from "./verify-cache.js";
 import { sendProbe } from "./verify-probe.js";
 import { VerifyService } from "./verify-service.js";
@@ -63,6 +64,7 @@ let svc: VerifyService | null = null;
 
 await multiServer({
   name: "verify",
+  capacity: sharedCapacity,
   onStart(ctx) {
     const cfg = ctx.config;
     const store = VerifyStore.open(cfg.get("address_verify_map"));
