@@ -10,13 +10,15 @@
  *
  *   Defaults marked runtime are filled in when the configuration is loaded
  *   (host name, the install's directories). The entries live in
- *   params-base.ts, params-mail.ts, params-smtpd.ts and params-local.ts.
+ *   params-base.ts, params-mail.ts, params-smtpd.ts, params-tls.ts and
+ *   params-local.ts.
  */
 import type { ParamDef } from "./params.js";
 import { BASE_PARAMS } from "./params-base.js";
 import { LOCAL_PARAMS } from "./params-local.js";
 import { MAIL_PARAMS } from "./params-mail.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
+import { TLS_PARAMS } from "./params-tls.js";
 
 const MAXINT = 2147483647;
 
@@ -24,6 +26,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...BASE_PARAMS,
   ...MAIL_PARAMS,
   ...SMTPD_PARAMS,
+  ...TLS_PARAMS,
   ...LOCAL_PARAMS,
 ];
 

@@ -18,6 +18,7 @@ import { DnsLookup, ipv6Nibbles, reverseName } from "../global/dns-lookup.js";
 import { NamadrList } from "../global/namadr-list.js";
 import { RewriteClient } from "../global/rewrite-client.js";
 import { validHostname } from "../global/resolve-host.js";
+import { smtpdTls, type SmtpdTls } from "./smtpd-tls.js";
 
 export interface SmtpdEnv {
   cfg: Config;
@@ -52,6 +53,7 @@ export interface SmtpdEnv {
   xforwardHosts: NamadrList;
   proxyProtocol: string;
   proxyTimeoutMs: number;
+  tls: SmtpdTls;
 }
 
 /** What a name lookup found: "ok", a permanent failure, or a temporary one. */
@@ -139,6 +141,7 @@ export function smtpdEnv(cfg: Config): SmtpdEnv {
     ),
     proxyProtocol: cfg.get("smtpd_upstream_proxy_protocol").trim().toLowerCase(),
     proxyTimeoutMs: cfg.time("smtpd_upstream_proxy_timeout") * 1000,
+    tls: smtpdTls(cfg),
     limits: {
       count: cfg.int("smtpd_client_connection_count_limit"),
       rate: cfg.int("smtpd_client_connection_rate_limit"),

@@ -31,6 +31,7 @@ import * as sup from "./smtpd-support.js";
 import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
+import * as tls from "./smtpd-tls.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -45,6 +46,7 @@ const LAST_IN_GROUP = new Set([
   "STARTTLS",
 ]);
 const JUNK = new Set(["NOOP", "RSET", "VRFY", "ETRN", "HELP"]);
+const PRE_TLS = new Set(["EHLO", "HELO", "STARTTLS", "NOOP", "QUIT", "HELP", "XCLIENT"]);
 // eslint-disable-next-line no-control-regex
 const BINARY = /[\x00-\x08\x0e-\x1f\x7f-\xff]/;
 
@@ -75,6 +77,7 @@ export class Session {
   #xforwardOk = false;
   #xforward = new Map<string, string>();
   #login: string | null = null;
+  #tls: tls.TlsInfo | null = null;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -126,7 +129,8 @@ export class Session {
         this.#reply(tooMany);
         throw new Quit();
       }
-      if (this.#env.forbidPipelining && this.#r.pending) {
+      if (this.#env.tls.wrapper && !(await this.#handshake(true))) throw new Quit();
+      if (this.#env.forbidPipelining && this.#r.pending && this.#tls === null) {
         this.#reply("554 5.5.0 Error: SMTP protocol synchronization");
         msg.info(`improper command pipelining after CONNECT from ${this.#client}`);
         throw new Quit();
@@ -213,7 +217,11 @@ export class Session {
     }
     if (JUNK.has(verb) && ++this.#junk > this.#env.junkLimit)
       return this.#error(verb, "421 4.7.0 Error: too many junk commands");
+    if (this.#env.tls.level === "encrypt" && this.#tls === null && !PRE_TLS.has(verb))
+      return this.#error(verb, "530 5.7.0 Must issue a STARTTLS command first");
+    if (verb === "STARTTLS" && this.#env.forbidPipelining && this.#r.pending) return this.#violation(verb);
     await this.#dispatch(verb, arg);
+    if (verb === "STARTTLS") return;
     if (this.#env.forbidPipelining && !this.#esmtp && this.#r.pending && verb !== "DATA" && verb !== "BDAT") {
       return this.#violation(verb);
     }
@@ -263,6 +271,8 @@ export class Session {
         return this.#xforwardCmd(arg);
       case "ETRN":
         return this.#etrn(arg);
+      case "STARTTLS":
+        return this.#starttls(arg);
       default:
         return this.#error(verb, "502 5.5.2 Error: command not recognized");
     }
@@ -296,7 +306,12 @@ export class Session {
     }
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
-    const shown = ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk);
+    const shown = tls.withExtensions(
+      ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk),
+      tls.starttlsOffered(this.#env.tls, this.#tls !== null) && !this.#env.discardEhlo.has("STARTTLS")
+        ? ["STARTTLS"]
+        : [],
+    );
     this.#reply(`250 ${this.#env.myhostname}`, ...shown.map((e) => `250 ${e}`));
   }
 
@@ -342,6 +357,7 @@ export class Session {
         return r.ok ? r.value : "tempfail";
       },
       unlisted: { sender: false, recipient: false },
+      tlsClientcerts: (all) => tls.permitTlsClientcerts(this.#env.tls, this.#tls, all),
       policyState: {
         protocol_state: what.toUpperCase(),
         protocol_name: this.#esmtp ? "ESMTP" : "SMTP",
@@ -459,7 +475,7 @@ export class Session {
 
   /** The Received: header in Postfix's form. */
   #received(): string {
-    const proto = this.#esmtp ? "ESMTP" : "SMTP";
+    const proto = this.#esmtp ? (this.#tls !== null ? "ESMTPS" : "ESMTP") : "SMTP";
     const rcpts = this.#rcpts.map((r) => r.address);
     const id = this.#cleanup?.queueId ?? "";
     return sup.receivedHeader(this.#env, {
@@ -469,6 +485,7 @@ export class Session {
       proto,
       rcpts,
       id,
+      comments: tls.tlsReceived(this.#env.tls, this.#tls),
     });
   }
 
@@ -566,6 +583,44 @@ export class Session {
     if (this.#bdat.pendingCr) await this.#bdat.write(Buffer.from("\r"));
     await this.#bdat.flush();
     await this.#finish("BDAT", false);
+  }
+
+  /** STARTTLS: reply, forget everything the client said (pipelined input too), then the handshake. */
+  async #starttls(arg: string): Promise<void> {
+    const discarded = this.#env.discardEhlo.has("STARTTLS");
+    const refused = tls.starttlsRefusal(this.#env.tls, arg, this.#tls !== null, discarded);
+    if (refused !== null) return this.#error("STARTTLS", refused);
+    this.#reply("220 2.0.0 Ready to start TLS");
+    this.#reset();
+    this.#helo = "";
+    this.#esmtp = false;
+    this.#login = null;
+    this.#count("STARTTLS", true);
+    if (!(await this.#handshake(false))) throw new Quit();
+  }
+
+  /** Runs the TLS handshake on the client socket; from then on the session reads and writes through TLS. */
+  async #handshake(wrapper: boolean): Promise<boolean> {
+    // After STARTTLS, whatever the client sent in plain text is dropped; in wrapper mode it is the handshake.
+    const early = this.#r.detach();
+    if (wrapper && early.length > 0) this.#sock.unshift(early);
+    const r = await tls.startTls(this.#env.tls, this.#sock, this.#client);
+    if (!r.ok) {
+      msg.info(`lost connection after ${this.#lastCmd} from ${this.#client}`);
+      return false;
+    }
+    this.#sock = r.sock;
+    this.#r = new SmtpReader(r.sock);
+    this.#tls = r.info;
+    tls.logTls(this.#env.tls, r.info, this.#client);
+    if (this.#env.tls.requireCcert && r.info.cert?.trusted !== true) {
+      const why = r.info.cert === null ? "No client certificate presented" : "Client certificate not trusted";
+      msg.info(`NOQUEUE: abort: TLS from ${this.#client}: ${why}`);
+      if (!this.#env.tls.wrapper) await this.#r.line(this.#env.lineLimit, this.#env.timeoutMs);
+      this.#reply(`421 4.7.1 ${this.#env.myhostname} Error: ${why}`);
+      return false;
+    }
+    return true;
   }
 
   /** ETRN: ask the flush service to deliver mail queued for a site. */
