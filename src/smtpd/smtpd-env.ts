@@ -19,6 +19,7 @@ import { NamadrList } from "../global/namadr-list.js";
 import { RewriteClient } from "../global/rewrite-client.js";
 import { validHostname } from "../global/resolve-host.js";
 import { smtpdTls, type SmtpdTls } from "./smtpd-tls.js";
+import { smtpdSasl, type SmtpdSasl } from "./smtpd-sasl.js";
 
 export interface SmtpdEnv {
   cfg: Config;
@@ -54,6 +55,7 @@ export interface SmtpdEnv {
   proxyProtocol: string;
   proxyTimeoutMs: number;
   tls: SmtpdTls;
+  sasl: SmtpdSasl;
 }
 
 /** What a name lookup found: "ok", a permanent failure, or a temporary one. */
@@ -142,6 +144,7 @@ export function smtpdEnv(cfg: Config): SmtpdEnv {
     proxyProtocol: cfg.get("smtpd_upstream_proxy_protocol").trim().toLowerCase(),
     proxyTimeoutMs: cfg.time("smtpd_upstream_proxy_timeout") * 1000,
     tls: smtpdTls(cfg),
+    sasl: smtpdSasl(cfg),
     limits: {
       count: cfg.int("smtpd_client_connection_count_limit"),
       rate: cfg.int("smtpd_client_connection_rate_limit"),

@@ -32,6 +32,7 @@ import { SessionLimits } from "./smtpd-anvil.js";
 import { ehloExtensions, forwarded, parseXattrs, readProxyHeader, xclientApply } from "./smtpd-xclient.js";
 import { implicitUnlisted } from "./smtpd-unlisted.js";
 import * as tls from "./smtpd-tls.js";
+import * as sasl from "./smtpd-sasl.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -78,6 +79,7 @@ export class Session {
   #xforward = new Map<string, string>();
   #login: string | null = null;
   #tls: tls.TlsInfo | null = null;
+  #saslMethod: string | null = null;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -273,6 +275,8 @@ export class Session {
         return this.#etrn(arg);
       case "STARTTLS":
         return this.#starttls(arg);
+      case "AUTH":
+        return this.#auth(arg);
       default:
         return this.#error(verb, "502 5.5.2 Error: command not recognized");
     }
@@ -306,12 +310,18 @@ export class Session {
     }
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
-    const shown = tls.withExtensions(
-      ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk),
-      tls.starttlsOffered(this.#env.tls, this.#tls !== null) && !this.#env.discardEhlo.has("STARTTLS")
+    const mechs = this.#env.discardEhlo.has("AUTH")
+      ? []
+      : await sasl.offeredMechanisms(this.#env.sasl, this.#tls !== null, {
+          name: this.#name,
+          addr: this.#addr,
+        });
+    const shown = tls.withExtensions(ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk), [
+      ...(tls.starttlsOffered(this.#env.tls, this.#tls !== null) && !this.#env.discardEhlo.has("STARTTLS")
         ? ["STARTTLS"]
-        : [],
-    );
+        : []),
+      ...sasl.authKeywords(this.#env.sasl, mechs),
+    ]);
     this.#reply(`250 ${this.#env.myhostname}`, ...shown.map((e) => `250 ${e}`));
   }
 
@@ -329,7 +339,7 @@ export class Session {
 
   /** The restriction context for the current state. */
   #ctx(recipient: string | null, what: string): CheckContext {
-    return {
+    const ctx: CheckContext = {
       cfg: this.#env.cfg,
       clientName: this.#name,
       peer: this.#peer,
@@ -367,6 +377,8 @@ export class Session {
         instance: `${process.pid.toString(16)}.${this.#instance}`,
       },
     };
+    ctx.senderLogin = (name, stage) => sasl.senderLoginCheck(this.#env.sasl, ctx, name, stage);
+    return ctx;
   }
 
   /** Runs restriction lists in order; returns a reply to refuse with, or null. Logs refusals as Postfix does. */
@@ -403,6 +415,8 @@ export class Session {
     if (typeof rate === "string") return this.#error("MAIL", rate);
     const p = parseMail(arg, this.#env.sizeLimit);
     if (!p.ok) return this.#error("MAIL", p.reply);
+    const badAuth = sasl.mailAuthParam(this.#env.sasl, /\sAUTH=(\S*)/i.exec(arg)?.[1]);
+    if (badAuth !== null) return this.#error("MAIL", badAuth);
     this.#mail = p.value;
     this.#instance = `${Date.now().toString(16)}.${(Session.#serial++).toString(16)}`;
     if (!this.#env.delayReject) {
@@ -458,10 +472,14 @@ export class Session {
       helo: this.#helo,
       proto: this.#esmtp ? "ESMTP" : "SMTP",
     });
-    msg.info(`${s.queueId}: ${f.log}`);
+    const who =
+      this.#saslMethod !== null
+        ? `, sasl_method=${this.#saslMethod}, sasl_username=${this.#login ?? ""}`
+        : "";
+    msg.info(`${s.queueId}: ${f.log.replace(/^client=\S+/, (c) => c + who)}`);
     await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
-    const who = { name: this.#name, addr: this.#addr, saslUser: this.#login };
-    const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, who);
+    const client = { name: this.#name, addr: this.#addr, saslUser: this.#login };
+    const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, client);
     for (const [k, v] of sup.cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
     await s.sender(this.#mail?.address ?? "");
     return true;
@@ -475,7 +493,8 @@ export class Session {
 
   /** The Received: header in Postfix's form. */
   #received(): string {
-    const proto = this.#esmtp ? (this.#tls !== null ? "ESMTPS" : "ESMTP") : "SMTP";
+    const rfc3848 = `${this.#tls !== null ? "S" : ""}${this.#saslMethod !== null ? "A" : ""}`;
+    const proto = this.#esmtp ? `ESMTP${rfc3848}` : "SMTP";
     const rcpts = this.#rcpts.map((r) => r.address);
     const id = this.#cleanup?.queueId ?? "";
     return sup.receivedHeader(this.#env, {
@@ -485,7 +504,10 @@ export class Session {
       proto,
       rcpts,
       id,
-      comments: tls.tlsReceived(this.#env.tls, this.#tls),
+      comments: [
+        ...tls.tlsReceived(this.#env.tls, this.#tls),
+        ...sasl.authReceived(this.#env.sasl, this.#saslMethod !== null ? this.#login : null),
+      ],
     });
   }
 
@@ -595,6 +617,7 @@ export class Session {
     this.#helo = "";
     this.#esmtp = false;
     this.#login = null;
+    this.#saslMethod = null;
     this.#count("STARTTLS", true);
     if (!(await this.#handshake(false))) throw new Quit();
   }
@@ -621,6 +644,50 @@ export class Session {
       return false;
     }
     return true;
+  }
+
+  /** AUTH: SASL authentication with the configured back end. */
+  async #auth(arg: string): Promise<void> {
+    const refused = sasl.authRefusal(this.#env.sasl, {
+      helo: this.#helo !== "",
+      heloRequired: this.#env.heloRequired,
+      inMail: this.#mail !== null,
+      tls: this.#tls !== null,
+      loggedIn: this.#saslMethod !== null,
+      discarded: this.#env.discardEhlo.has("AUTH"),
+    });
+    if (refused !== null) return this.#error("AUTH", refused);
+    const limited = await this.#limits?.auth();
+    if (typeof limited === "string") return this.#error("AUTH", limited);
+    const offered = await sasl.offeredMechanisms(this.#env.sasl, this.#tls !== null, {
+      name: this.#name,
+      addr: this.#addr,
+    });
+    const local = this.#sock.localAddress ?? "";
+    const io: sasl.AuthIo = {
+      client: this.#client,
+      peer: {
+        service: this.#env.sasl.service,
+        localAddr: local.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1"),
+        clientAddr: this.#addr,
+        secured: this.#tls !== null,
+      },
+      reply: (line) => this.#reply(line),
+      read: async (limit) => {
+        const l = await this.#r.line(limit, this.#env.timeoutMs);
+        return l === null ? null : { text: l.text.toString("latin1"), cut: l.cut };
+      },
+    };
+    const r = await sasl.authCommand(this.#env.sasl, io, arg, offered);
+    if (r.kind === "lost") {
+      msg.info(`${this.#r.timedOut ? "timeout" : "lost connection"} after AUTH from ${this.#client}`);
+      throw new Quit();
+    }
+    if (r.kind === "error") return this.#error("AUTH", r.reply);
+    this.#login = r.user;
+    this.#saslMethod = r.method;
+    this.#count("AUTH", true);
+    this.#reply("235 2.7.0 Authentication successful");
   }
 
   /** ETRN: ask the flush service to deliver mail queued for a site. */
