@@ -10,11 +10,12 @@
  *   be a file: texthash:FILE (read as it is) or an indexed type built by
  *   postmap (hash, btree, lmdb, cdb), whose source FILE is edited and the
  *   table rebuilt. The source is rewritten atomically (a new file renamed
- *   into place), mode 0600 for a new file, the old mode otherwise. A user
+ *   into place), mode 0600 for a new file, the old mode and owner otherwise
+ *   (so that mail_owner can still read it). A user
  *   line is "name<TAB>$scrypt$...", the name folded to lower case (the
  *   lookup folds too); a user already present is replaced.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dictBuild, ONDISK_TYPES } from "./dict-mkmap.js";
 import { hashPassword } from "./sasl-postern.js";
 
@@ -47,10 +48,12 @@ function rewrite(map: string, user: string, line: string | null): boolean {
       return key !== user;
     });
   if (line !== null) kept.push(line);
-  const mode = existsSync(file) ? statSync(file).mode & 0o7777 : 0o600;
+  const st = existsSync(file) ? statSync(file) : null;
+  const mode = st !== null ? st.mode & 0o7777 : 0o600;
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, kept.map((l) => `${l}\n`).join(""), { mode });
   chmodSync(tmp, mode);
+  if (st !== null && process.getuid?.() === 0) chownSync(tmp, st.uid, st.gid);
   renameSync(tmp, file);
   if (type !== "texthash") dictBuild(type, file);
   return found;
