@@ -380,6 +380,36 @@ test("client certificates: permit_tls_clientcerts with relay_clientcerts fingerp
   );
 });
 
+test("smtpd_tls_req_ccert under encrypt: a client without a trusted certificate gets 421", async (t) => {
+  const certs = certsFor(t);
+  const { inst } = await tlsInstance(
+    t,
+    `smtpd_tls_security_level = encrypt\nsmtpd_tls_req_ccert = yes\nsmtpd_tls_CAfile = ${certs.ca}\n`,
+    "",
+    certs,
+  );
+  const { c } = await starttls(inst.port);
+  assert.equal(
+    await smtpCmd(c, "EHLO client.example"),
+    "421 4.7.1 mx.example.org Error: No client certificate presented",
+  );
+  await inst.waitLog(/NOQUEUE: abort: TLS from unknown\[127\.0\.0\.1\]: No client certificate presented/);
+  const stray = await starttls(inst.port, {
+    cert: readFileSync(certs.strayCert),
+    key: readFileSync(certs.strayKey),
+  });
+  assert.equal(
+    await smtpCmd(stray.c, "EHLO client.example"),
+    "421 4.7.1 mx.example.org Error: Client certificate not trusted",
+  );
+  const good = await starttls(inst.port, {
+    cert: readFileSync(certs.clientCert),
+    key: readFileSync(certs.clientKey),
+  });
+  assert.match(await smtpCmd(good.c, "EHLO client.example"), /^250-mx\.example\.org/);
+  assert.equal(await smtpCmd(good.c, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
+});
+
 test("no usable certificate: STARTTLS is not offered and gets 454", async (t) => {
   const inst = await smtpdInstance(
     t,

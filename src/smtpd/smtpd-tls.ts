@@ -208,6 +208,8 @@ export type StartResult = { ok: true; sock: TLSSocket; info: TlsInfo } | { ok: f
 export function startTls(s: SmtpdTls, raw: Socket, client: string): Promise<StartResult> {
   const context = s.context;
   if (context === null) return Promise.resolve({ ok: false, reason: "no TLS context" });
+  // Replies are small and each one is awaited by the client: no Nagle delay under TLS records.
+  raw.setNoDelay(true);
   const sock = new TLSSocket(raw, {
     isServer: true,
     secureContext: context,
