@@ -375,6 +375,8 @@ export class Session {
         recipient_count: String(this.#rcpts.length),
         size: String(this.#mail?.size ?? 0),
         instance: `${process.pid.toString(16)}.${this.#instance}`,
+        sasl_method: this.#saslMethod ?? "",
+        ...tls.policyAttrs(this.#tls),
       },
     };
     ctx.senderLogin = (name, stage) => sasl.senderLoginCheck(this.#env.sasl, ctx, name, stage);

@@ -386,6 +386,19 @@ export async function permitTlsClientcerts(
   return "dunno";
 }
 
+/** The TLS attributes of a policy delegation request (empty without TLS), as Postfix sends them. */
+export function policyAttrs(info: TlsInfo | null): Record<string, string> {
+  return {
+    ccert_subject: info?.cert?.cn ?? "",
+    ccert_issuer: info?.cert?.issuer ?? "",
+    ccert_fingerprint: info?.cert?.fingerprint ?? "",
+    ccert_pubkey_fingerprint: info?.cert?.pkeyFingerprint ?? "",
+    encryption_protocol: info?.protocol ?? "",
+    encryption_cipher: info?.cipher ?? "",
+    encryption_keysize: info !== null ? String(info.useBits) : "0",
+  };
+}
+
 /** EHLO keywords with the TLS/AUTH ones placed where Postfix puts them (before ENHANCEDSTATUSCODES). */
 export function withExtensions(list: readonly string[], extra: readonly string[]): string[] {
   const at = list.findIndex((e) => e === "ENHANCEDSTATUSCODES");
