@@ -22,6 +22,7 @@ interface Entry {
   connections: number;
   messages: number;
   recipients: number;
+  auths: number;
 }
 
 const MAX_ENTRIES = 100_000;
@@ -43,10 +44,10 @@ export class AnvilTable {
     let e = this.#map.get(ident);
     if (e === undefined) {
       if (this.#map.size >= MAX_ENTRIES) this.sweep();
-      e = { count: 0, start: now, connections: 0, messages: 0, recipients: 0 };
+      e = { count: 0, start: now, connections: 0, messages: 0, recipients: 0, auths: 0 };
       this.#map.set(ident, e);
     } else if (now - e.start >= this.#unitMs) {
-      Object.assign(e, { start: now, connections: 0, messages: 0, recipients: 0 });
+      Object.assign(e, { start: now, connections: 0, messages: 0, recipients: 0, auths: 0 });
     }
     return e;
   }
@@ -73,6 +74,11 @@ export class AnvilTable {
   /** A RCPT TO: the recipient rate. */
   recipient(ident: string): number {
     return ++this.#entry(ident).recipients;
+  }
+
+  /** An AUTH command: the AUTH rate. */
+  auth(ident: string): number {
+    return ++this.#entry(ident).auths;
   }
 
   /** The counters of an ident (zeros when unknown). */

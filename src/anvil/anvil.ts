@@ -64,6 +64,8 @@ function answer(t: AnvilTable, req: AttrList, mine: Map<string, number>): AttrLi
       return AnvilReply.build({ status: "ok", rate: t.message(ident) });
     case "recipient":
       return AnvilReply.build({ status: "ok", rate: t.recipient(ident) });
+    case "auth":
+      return AnvilReply.build({ status: "ok", rate: t.auth(ident) });
     case "lookup":
       return AnvilReply.build({ status: "ok", ...t.lookup(ident) });
   }

@@ -64,6 +64,11 @@ export class AnvilClient {
     return this.#ask("recipient", service, addr);
   }
 
+  /** An AUTH command of a client: its AUTH rate (in rate). */
+  auth(service: string, addr: string): Promise<AnvilResult> {
+    return this.#ask("auth", service, addr);
+  }
+
   /** Sends one event and reads the counters. */
   async #ask(request: AnvilEvent, service: string, addr: string): Promise<AnvilResult> {
     if (!existsSync(this.#path)) return { ok: false, reason: "anvil service not available" };

@@ -13,6 +13,7 @@
  *   { request: "disconnect", ident }  -> { status: "ok" }
  *   { request: "message", ident }     -> { status: "ok", rate }
  *   { request: "recipient", ident }   -> { status: "ok", rate }
+ *   { request: "auth", ident }        -> { status: "ok", rate }
  *   { request: "lookup", ident }      -> { status: "ok", count, rate,
  *                                          messages, recipients }
  *
@@ -28,7 +29,7 @@ export const ANVIL_PROTOCOL = "anvil";
 export const ANVIL_FRAME_MAX = 1024;
 
 export const AnvilRequest = attrSchema({
-  request: attr.enumOf(["connect", "disconnect", "message", "recipient", "lookup"]),
+  request: attr.enumOf(["connect", "disconnect", "message", "recipient", "auth", "lookup"]),
   ident: attr.str({ max: 300, min: 1 }),
 });
 
@@ -40,4 +41,4 @@ export const AnvilReply = attrSchema({
   recipients: attr.optional(attr.int({ min: 0, max: 2147483647 })),
 });
 
-export type AnvilEvent = "connect" | "disconnect" | "message" | "recipient" | "lookup";
+export type AnvilEvent = "connect" | "disconnect" | "message" | "recipient" | "auth" | "lookup";

@@ -8,7 +8,9 @@
  *   lists never claim something that is not there.
  */
 
-const registered = { a: new Set<string>(), A: new Set<string>() };
+import { SASL_SERVER_TYPES } from "./sasl-types.js";
+
+const registered = { a: new Set<string>(SASL_SERVER_TYPES), A: new Set<string>() };
 
 export type CapabilityKind = keyof typeof registered;
 

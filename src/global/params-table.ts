@@ -22,6 +22,7 @@ import { MILTER_PARAMS } from "./params-milter.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
+import { TLS_PARAMS } from "./params-tls.js";
 
 const MAXINT = 2147483647;
 
@@ -30,6 +31,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...MAIL_PARAMS,
   ...SMTPD_PARAMS,
   ...POSTSCREEN_PARAMS,
+  ...TLS_PARAMS,
   ...LOCAL_PARAMS,
   ...VERIFY_PARAMS,
   ...SMTP_PARAMS,

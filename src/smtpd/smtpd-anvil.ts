@@ -12,6 +12,8 @@
  *       "450 4.7.1 Error: too much mail from <addr>"
  *     smtpd_client_recipient_rate_limit
  *       "450 4.7.1 Error: too many recipients from <addr>"
+ *     smtpd_client_auth_rate_limit (AUTH commands)
+ *       "450 4.7.1 Error: too many AUTH commands from <addr>"
  *   with a warning naming the limit, the count and the service. A limit of
  *   0 is no limit. When anvil cannot be reached there are no limits.
  */
@@ -74,6 +76,18 @@ export class SessionLimits {
       `Recipient address rate limit exceeded: ${r.rate} from ${this.#client} for service ${this.#env.service}`,
     );
     return `450 4.7.1 Error: too many recipients from ${this.#addr}`;
+  }
+
+  /** Reports an AUTH command; a reply when smtpd_client_auth_rate_limit is exceeded. */
+  async auth(): Promise<string | null> {
+    const limit = this.#env.cfg.int("smtpd_client_auth_rate_limit");
+    if (!this.#active || limit <= 0) return null;
+    const r = await this.#env.anvil.auth(this.#env.service, this.#addr);
+    if (!r.ok || r.rate <= limit) return null;
+    msg.warn(
+      `AUTH command rate limit exceeded: ${r.rate} from ${this.#client} for service ${this.#env.service}`,
+    );
+    return `450 4.7.1 Error: too many AUTH commands from ${this.#addr}`;
   }
 
   /** Reports the end of the session. */

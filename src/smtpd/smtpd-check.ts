@@ -12,7 +12,10 @@
  *   reject into a warning; defer_if_permit and defer_if_reject (set by
  *   access results) change the stage's final outcome.
  *   Implemented here: permit, reject, defer, warn_if_reject, permit_mynetworks,
- *   permit_sasl_authenticated, reject_unauth_destination,
+ *   permit_sasl_authenticated, permit_tls_clientcerts and
+ *   permit_tls_all_clientcerts (smtpd-tls.ts), the
+ *   reject_*_sender_login_mismatch family (smtpd-sasl.ts),
+ *   reject_unauth_destination,
  *   defer_unauth_destination, permit_auth_destination,
  *   reject_unauth_pipelining, check_client_access, check_helo_access,
  *   check_sender_access, check_recipient_access,
@@ -69,6 +72,10 @@ export interface CheckContext extends AccessEnv {
   /** Set while evaluating: defer_if_permit / defer_if_reject notes. */
   deferIfPermit: Verdict | null;
   deferIfReject: Verdict | null;
+  /** permit_tls_clientcerts / permit_tls_all_clientcerts (smtpd-tls.ts); absent: never permits. */
+  tlsClientcerts?: (all: boolean) => Promise<"permit" | "dunno" | "tempfail">;
+  /** reject_*sender_login_mismatch (smtpd-sasl.ts); absent: never rejects. */
+  senderLogin?: (name: string, stage: Stage) => Promise<Verdict>;
 }
 
 export const STAGE_WHAT: Record<Stage, string> = {
@@ -193,6 +200,20 @@ async function evalOne(
     }
     case "permit_sasl_authenticated":
       return ctx.saslUser !== null ? PERMIT : DUNNO;
+    case "permit_tls_clientcerts":
+    case "permit_tls_all_clientcerts": {
+      const r = (await ctx.tlsClientcerts?.(name === "permit_tls_all_clientcerts")) ?? "dunno";
+      return r === "tempfail"
+        ? tempfail(ctx, stage, "relay_clientcerts lookup")
+        : r === "permit"
+          ? PERMIT
+          : DUNNO;
+    }
+    case "reject_sender_login_mismatch":
+    case "reject_authenticated_sender_login_mismatch":
+    case "reject_known_sender_login_mismatch":
+    case "reject_unauthenticated_sender_login_mismatch":
+      return (await ctx.senderLogin?.(name, stage)) ?? DUNNO;
     case "reject_unauth_destination":
     case "defer_unauth_destination":
     case "permit_auth_destination":

@@ -22,6 +22,8 @@ import { HostsFile } from "../global/hosts-file.js";
 import { NamadrList } from "../global/namadr-list.js";
 import { RewriteClient } from "../global/rewrite-client.js";
 import { validHostname } from "../global/resolve-host.js";
+import { smtpdTls, type SmtpdTls } from "./smtpd-tls.js";
+import { smtpdSasl, type SmtpdSasl } from "./smtpd-sasl.js";
 
 export interface SmtpdEnv {
   cfg: Config;
@@ -56,6 +58,8 @@ export interface SmtpdEnv {
   xforwardHosts: NamadrList;
   proxyProtocol: string;
   proxyTimeoutMs: number;
+  tls: SmtpdTls;
+  sasl: SmtpdSasl;
 }
 
 /** The system's /etc/hosts, shared by the sessions of a process. */
@@ -146,6 +150,8 @@ export function smtpdEnv(cfg: Config): SmtpdEnv {
     ),
     proxyProtocol: cfg.get("smtpd_upstream_proxy_protocol").trim().toLowerCase(),
     proxyTimeoutMs: cfg.time("smtpd_upstream_proxy_timeout") * 1000,
+    tls: smtpdTls(cfg),
+    sasl: smtpdSasl(cfg),
     limits: {
       count: cfg.int("smtpd_client_connection_count_limit"),
       rate: cfg.int("smtpd_client_connection_rate_limit"),

@@ -9,6 +9,7 @@
  *              ("crlf", a bare "lf", or "none" at end of input)
  *     bytes(n) exactly n bytes (BDAT chunks)
  *     pending  whether more input is already waiting (pipelining checks)
+ *     detach() stops reading and returns what is buffered (TLS takes over)
  *   Every read has a time limit; a timeout or a vanished client is null.
  */
 import type { Socket } from "node:net";
@@ -33,19 +34,34 @@ export class SmtpReader {
 
   constructor(sock: Socket) {
     this.#sock = sock;
-    sock.on("data", (d: Buffer) => {
-      this.#chunks.push(d);
-      this.#size += d.length;
-      if (this.#size > HIGH_WATER) sock.pause();
-      this.#wake?.();
-    });
-    const end = (): void => {
-      this.#closed = true;
-      this.#wake?.();
-    };
-    sock.on("end", end);
-    sock.on("close", end);
-    sock.on("error", end);
+    sock.on("data", this.#onData);
+    sock.on("end", this.#onEnd);
+    sock.on("close", this.#onEnd);
+    sock.on("error", this.#onEnd);
+  }
+
+  #onData = (d: Buffer): void => {
+    this.#chunks.push(d);
+    this.#size += d.length;
+    if (this.#size > HIGH_WATER) this.#sock.pause();
+    this.#wake?.();
+  };
+
+  #onEnd = (): void => {
+    this.#closed = true;
+    this.#wake?.();
+  };
+
+  /** Stops reading (the socket is left paused) and hands back what was buffered: TLS takes the socket over. */
+  detach(): Buffer {
+    this.#sock.pause();
+    this.#sock.removeListener("data", this.#onData);
+    this.#sock.removeListener("end", this.#onEnd);
+    this.#sock.removeListener("close", this.#onEnd);
+    this.#sock.removeListener("error", this.#onEnd);
+    const rest = Buffer.concat(this.#chunks);
+    this.discard();
+    return rest;
   }
 
   /** True when input is waiting beyond what has been read. */

@@ -35,6 +35,8 @@ import { queueSpaceCheck, spaceSettings } from "./smtpd-space.js";
 import { SmtpdMilter, type SessionView } from "./smtpd-milter.js";
 import { SmtpdProxy } from "./smtpd-proxy.js";
 import { receiveOverride } from "../global/receive-override.js";
+import * as tls from "./smtpd-tls.js";
+import * as sasl from "./smtpd-sasl.js";
 
 const LAST_IN_GROUP = new Set([
   "EHLO",
@@ -49,6 +51,7 @@ const LAST_IN_GROUP = new Set([
   "STARTTLS",
 ]);
 const JUNK = new Set(["NOOP", "RSET", "VRFY", "ETRN", "HELP"]);
+const PRE_TLS = new Set(["EHLO", "HELO", "STARTTLS", "NOOP", "QUIT", "HELP", "XCLIENT"]);
 // eslint-disable-next-line no-control-regex
 const BINARY = /[\x00-\x08\x0e-\x1f\x7f-\xff]/;
 
@@ -83,6 +86,8 @@ export class Session {
   #actSize = 0;
   #milter: SmtpdMilter;
   #bqf: SmtpdProxy;
+  #tls: tls.TlsInfo | null = null;
+  #saslMethod: string | null = null;
   static #serial = 0;
 
   constructor(env: SmtpdEnv, sock: Socket) {
@@ -147,7 +152,8 @@ export class Session {
         this.#reply(refused);
         throw new Quit();
       }
-      if (this.#env.forbidPipelining && this.#r.pending) {
+      if (this.#env.tls.wrapper && !(await this.#handshake(true))) throw new Quit();
+      if (this.#env.forbidPipelining && this.#r.pending && this.#tls === null) {
         this.#reply("554 5.5.0 Error: SMTP protocol synchronization");
         msg.info(`improper command pipelining after CONNECT from ${this.#client}`);
         throw new Quit();
@@ -236,7 +242,11 @@ export class Session {
     }
     if (JUNK.has(verb) && ++this.#junk > this.#env.junkLimit)
       return this.#error(verb, "421 4.7.0 Error: too many junk commands");
+    if (this.#env.tls.level === "encrypt" && this.#tls === null && !PRE_TLS.has(verb))
+      return this.#error(verb, "530 5.7.0 Must issue a STARTTLS command first");
+    if (verb === "STARTTLS" && this.#env.forbidPipelining && this.#r.pending) return this.#violation(verb);
     await this.#dispatch(verb, arg);
+    if (verb === "STARTTLS") return;
     if (this.#env.forbidPipelining && !this.#esmtp && this.#r.pending && verb !== "DATA" && verb !== "BDAT") {
       return this.#violation(verb);
     }
@@ -286,6 +296,10 @@ export class Session {
         return this.#xforwardCmd(arg);
       case "ETRN":
         return this.#etrn(arg);
+      case "STARTTLS":
+        return this.#starttls(arg);
+      case "AUTH":
+        return this.#auth(arg);
       default:
         return this.#error(
           verb,
@@ -324,7 +338,18 @@ export class Session {
     if (bye !== null) return this.#error(verb, bye);
     this.#count(verb, true);
     if (!this.#esmtp) return this.#reply(`250 ${this.#env.myhostname}`);
-    const shown = ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk);
+    const mechs = this.#env.discardEhlo.has("AUTH")
+      ? []
+      : await sasl.offeredMechanisms(this.#env.sasl, this.#tls !== null, {
+          name: this.#name,
+          addr: this.#addr,
+        });
+    const shown = tls.withExtensions(ehloExtensions(this.#env, this.#xclientOk, this.#xforwardOk), [
+      ...(tls.starttlsOffered(this.#env.tls, this.#tls !== null) && !this.#env.discardEhlo.has("STARTTLS")
+        ? ["STARTTLS"]
+        : []),
+      ...sasl.authKeywords(this.#env.sasl, mechs),
+    ]);
     this.#reply(`250 ${this.#env.myhostname}`, ...shown.map((e) => `250 ${e}`));
   }
 
@@ -345,7 +370,7 @@ export class Session {
 
   /** The restriction context for the current state. */
   #ctx(recipient: string | null, what: string): CheckContext {
-    return {
+    const ctx: CheckContext = {
       cfg: this.#env.cfg,
       clientName: this.#name,
       peer: this.#peer,
@@ -373,6 +398,7 @@ export class Session {
         return r.ok ? r.value : "tempfail";
       },
       unlisted: { sender: false, recipient: false },
+      tlsClientcerts: (all) => tls.permitTlsClientcerts(this.#env.tls, this.#tls, all),
       policyState: {
         protocol_state: what.toUpperCase(),
         protocol_name: this.#esmtp ? "ESMTP" : "SMTP",
@@ -380,8 +406,12 @@ export class Session {
         recipient_count: String(this.#rcpts.length),
         size: String(this.#actSize > 0 ? this.#actSize : (this.#mail?.size ?? 0)),
         instance: `${process.pid.toString(16)}.${this.#instance}`,
+        sasl_method: this.#saslMethod ?? "",
+        ...tls.policyAttrs(this.#tls),
       },
     };
+    ctx.senderLogin = (name, stage) => sasl.senderLoginCheck(this.#env.sasl, ctx, name, stage);
+    return ctx;
   }
 
   /** Runs restriction lists in order; returns a reply to refuse with, or null. Logs refusals as Postfix does. */
@@ -423,6 +453,8 @@ export class Session {
     if (typeof rate === "string") return this.#error("MAIL", rate);
     const p = parseMail(arg, this.#env.sizeLimit);
     if (!p.ok) return this.#error("MAIL", p.reply);
+    const badAuth = sasl.mailAuthParam(this.#env.sasl, /\sAUTH=(\S*)/i.exec(arg)?.[1]);
+    if (badAuth !== null) return this.#error("MAIL", badAuth);
     this.#mail = p.value;
     this.#instance = `${Date.now().toString(16)}.${(Session.#serial++).toString(16)}`;
     if (!this.#env.delayReject) {
@@ -494,10 +526,14 @@ export class Session {
       helo: this.#helo,
       proto: this.#esmtp ? "ESMTP" : "SMTP",
     });
-    msg.info(`${s.queueId}: ${f.log}`);
+    const who =
+      this.#saslMethod !== null
+        ? `, sasl_method=${this.#saslMethod}, sasl_username=${this.#login ?? ""}`
+        : "";
+    msg.info(`${s.queueId}: ${f.log.replace(/^client=\S+/, (c) => c + who)}`);
     await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
-    const who = { name: this.#name, addr: this.#addr, saslUser: this.#login };
-    const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, who);
+    const client = { name: this.#name, addr: this.#addr, saslUser: this.#login };
+    const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, client);
     for (const [k, v] of sup.cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
     await s.sender(this.#mail?.address ?? "");
     return true;
@@ -511,7 +547,8 @@ export class Session {
 
   /** The Received: header in Postfix's form. */
   #received(): string {
-    const proto = this.#esmtp ? "ESMTP" : "SMTP";
+    const rfc3848 = `${this.#tls !== null ? "S" : ""}${this.#saslMethod !== null ? "A" : ""}`;
+    const proto = this.#esmtp ? `ESMTP${rfc3848}` : "SMTP";
     const rcpts = this.#rcpts.map((r) => r.address);
     const id = this.#cleanup?.queueId ?? "";
     return sup.receivedHeader(this.#env, {
@@ -521,6 +558,10 @@ export class Session {
       proto,
       rcpts,
       id,
+      comments: [
+        ...tls.tlsReceived(this.#env.tls, this.#tls),
+        ...sasl.authReceived(this.#env.sasl, this.#saslMethod !== null ? this.#login : null),
+      ],
     });
   }
 
@@ -645,6 +686,89 @@ export class Session {
     if (this.#bdat.pendingCr) await this.#bdat.write(Buffer.from("\r"));
     await this.#bdat.flush();
     await this.#finish("BDAT", false);
+  }
+
+  /** STARTTLS: reply, forget everything the client said (pipelined input too), then the handshake. */
+  async #starttls(arg: string): Promise<void> {
+    const discarded = this.#env.discardEhlo.has("STARTTLS");
+    const refused = tls.starttlsRefusal(this.#env.tls, arg, this.#tls !== null, discarded);
+    if (refused !== null) return this.#error("STARTTLS", refused);
+    this.#reply("220 2.0.0 Ready to start TLS");
+    this.#reset();
+    this.#helo = "";
+    this.#esmtp = false;
+    this.#login = null;
+    this.#saslMethod = null;
+    this.#count("STARTTLS", true);
+    if (!(await this.#handshake(false))) throw new Quit();
+  }
+
+  /** Runs the TLS handshake on the client socket; from then on the session reads and writes through TLS. */
+  async #handshake(wrapper: boolean): Promise<boolean> {
+    // After STARTTLS, whatever the client sent in plain text is dropped; in wrapper mode it is the handshake.
+    const early = this.#r.detach();
+    if (wrapper && early.length > 0) this.#sock.unshift(early);
+    const r = await tls.startTls(this.#env.tls, this.#sock, this.#client);
+    if (!r.ok) {
+      msg.info(`lost connection after ${this.#lastCmd} from ${this.#client}`);
+      return false;
+    }
+    this.#sock = r.sock;
+    this.#r = new SmtpReader(r.sock);
+    this.#tls = r.info;
+    tls.logTls(this.#env.tls, r.info, this.#client);
+    if (this.#env.tls.requireCcert && r.info.cert?.trusted !== true) {
+      const why = r.info.cert === null ? "No client certificate presented" : "Client certificate not trusted";
+      msg.info(`NOQUEUE: abort: TLS from ${this.#client}: ${why}`);
+      if (!this.#env.tls.wrapper) await this.#r.line(this.#env.lineLimit, this.#env.timeoutMs);
+      this.#reply(`421 4.7.1 ${this.#env.myhostname} Error: ${why}`);
+      return false;
+    }
+    return true;
+  }
+
+  /** AUTH: SASL authentication with the configured back end. */
+  async #auth(arg: string): Promise<void> {
+    const refused = sasl.authRefusal(this.#env.sasl, {
+      helo: this.#helo !== "",
+      heloRequired: this.#env.heloRequired,
+      inMail: this.#mail !== null,
+      tls: this.#tls !== null,
+      loggedIn: this.#saslMethod !== null,
+      discarded: this.#env.discardEhlo.has("AUTH"),
+    });
+    if (refused !== null) return this.#error("AUTH", refused);
+    const limited = await this.#limits?.auth();
+    if (typeof limited === "string") return this.#error("AUTH", limited);
+    const offered = await sasl.offeredMechanisms(this.#env.sasl, this.#tls !== null, {
+      name: this.#name,
+      addr: this.#addr,
+    });
+    const local = this.#sock.localAddress ?? "";
+    const io: sasl.AuthIo = {
+      client: this.#client,
+      peer: {
+        service: this.#env.sasl.service,
+        localAddr: local.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, "$1"),
+        clientAddr: this.#addr,
+        secured: this.#tls !== null,
+      },
+      reply: (line) => this.#reply(line),
+      read: async (limit) => {
+        const l = await this.#r.line(limit, this.#env.timeoutMs);
+        return l === null ? null : { text: l.text.toString("latin1"), cut: l.cut };
+      },
+    };
+    const r = await sasl.authCommand(this.#env.sasl, io, arg, offered);
+    if (r.kind === "lost") {
+      msg.info(`${this.#r.timedOut ? "timeout" : "lost connection"} after AUTH from ${this.#client}`);
+      throw new Quit();
+    }
+    if (r.kind === "error") return this.#error("AUTH", r.reply);
+    this.#login = r.user;
+    this.#saslMethod = r.method;
+    this.#count("AUTH", true);
+    this.#reply("235 2.7.0 Authentication successful");
   }
 
   /** ETRN: ask the flush service to deliver mail queued for a site. */

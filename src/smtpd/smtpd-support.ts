@@ -91,11 +91,21 @@ export function disconnectLine(client: string, counts: ReadonlyMap<string, [numb
 /** The Received: header smtpd adds, in Postfix's form ("for <rcpt>" only with one recipient). */
 export function receivedHeader(
   env: { myhostname: string; mailName: string },
-  r: { helo: string; name: string; addr: string; proto: string; id: string; rcpts: readonly string[] },
+  r: {
+    helo: string;
+    name: string;
+    addr: string;
+    proto: string;
+    id: string;
+    rcpts: readonly string[];
+    /** Comment lines (TLS, authenticated sender) between the from and by parts, each starting with a tab. */
+    comments?: readonly string[];
+  },
 ): string {
   const one = r.rcpts.length === 1 ? `\n\tfor <${r.rcpts[0] ?? ""}>` : "";
   const by = `by ${env.myhostname} (${env.mailName}) with ${r.proto} id ${r.id}${one}`;
-  return `Received: from ${r.helo || "unknown"} (${r.name} [${r.addr}])\n\t${by}; ${rfc5322Date()}\n`;
+  const extra = (r.comments ?? []).map((c) => `${c}\n`).join("");
+  return `Received: from ${r.helo || "unknown"} (${r.name} [${r.addr}])\n${extra}\t${by}; ${rfc5322Date()}\n`;
 }
 
 /** The attributes smtpd hands cleanup with a new message. */

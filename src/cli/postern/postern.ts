@@ -16,6 +16,9 @@
  *   status    exit 0 when master runs, 1 when not
  *   check     report every configuration and queue-tree problem; exit 1 if any
  *   flush     ask the queue manager to try all deferred mail now
+ *   sasl-passwd add|delete USER
+ *             users of the built-in SASL type (postern_sasl_password_maps;
+ *             the password is read from standard input)
  *   The configuration directory is -c, else $MAIL_CONFIG, else /etc/postern.
  */
 import { spawn } from "node:child_process";
@@ -29,9 +32,10 @@ import { configDirectory, daemonModule } from "../../global/install-paths.js";
 import { readMasterPid } from "../../global/master-pid.js";
 import { QMGR_FLUSH_DEAD, QMGR_SCAN_ALL, sendTrigger } from "../../global/qmgr-trigger.js";
 import { checkInstance } from "./postern-check.js";
+import { saslPasswd } from "./postern-sasl.js";
 
 const USAGE =
-  "usage: postern [-c config_dir] start | start-fg [--embedded] | stop | abort | reload | status | check | flush";
+  "usage: postern [-c config_dir] start | start-fg [--embedded] | stop | abort | reload | status | check | flush | sasl-passwd add|delete USER";
 const START_TIMEOUT_MS = 30_000;
 
 /** Prints an informational line as Postfix's control script does. */
@@ -172,6 +176,8 @@ async function run(argv: string[]): Promise<number> {
       if (err !== null) msg.error(`cannot reach the queue manager: ${err}`);
       return err === null ? 0 : 1;
     }
+    case "sasl-passwd":
+      return saslPasswd(config(dir), rest);
     default:
       return msg.fatal(USAGE);
   }
