@@ -147,6 +147,12 @@ test("an agent that dies before or after delivering: the message is deferred, th
   writeFileSync(`${record}.crash`, "");
   const before = await queue(inst, "sender@notice.example", ["crash-1@crash.example"]);
   await deferred(before);
+  // The maillog has one status=deferred line for the recipient, as for any deferral.
+  await inst.waitLog(
+    new RegExp(
+      `${before}: to=<crash-1@crash\\.example>, relay=none, delay=[\\d.]+, delays=[\\d.]+/[\\d.]+/0/0, dsn=4\\.3\\.0, status=deferred \\(unknown mail transport error`,
+    ),
+  );
   assert.equal(count(record, "crash-1@crash.example"), 0, "nothing delivered by the agent that died first");
   unlinkSync(`${record}.crash`);
   await until("delivery once the agent works", () => count(record, "crash-1@crash.example") >= 1, inst);

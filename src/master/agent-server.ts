@@ -68,7 +68,7 @@ export interface AgentOptions {
 }
 
 /** Formats seconds the way Postfix's delay= does (two significant decimals). */
-function secs(ms: number): string {
+export function secs(ms: number): string {
   const s = Math.max(0, ms) / 1000;
   return s >= 10 ? s.toFixed(0) : s >= 1 ? s.toFixed(1) : s.toFixed(2).replace(/^0\.00$/, "0");
 }

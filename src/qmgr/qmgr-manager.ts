@@ -403,7 +403,8 @@ export class QueueManager {
       m.logs.push(this.#report.traceDefer(m.id, m.flags, rc, dsn, text));
       return this.#outcome(m, rc, "sent", text);
     }
-    m.logs.push(this.#report.defer(m.id, rc, dsn, text));
+    const arrival = m.env.arrival.sec * 1000 + Math.floor(m.env.arrival.usec / 1000);
+    m.logs.push(this.#report.defer(m.id, rc, dsn, text, { arrival, active: m.activeAt }));
     this.#outcome(m, rc, "deferred", text);
   }
 

@@ -47,6 +47,7 @@ import { VerifyClient } from "../global/verify-client.js";
 import { ADDR_STATUS } from "../global/verify-proto.js";
 import type { QueueName, QueuePaths } from "../global/queue-path.js";
 import type { QRcpt } from "./qmgr-sched.js";
+import { secs } from "../master/agent-server.js";
 
 /** The status of a path, or null when it does not exist or cannot be looked at (no exception object made). */
 function statOrNull(path: string): Stats | null {
@@ -103,8 +104,25 @@ export class Reporter {
     }
   }
 
-  /** Logs a recipient that qmgr defers; never fails. */
-  async defer(id: string, rc: QRcpt, dsn: string, text: string): Promise<void> {
+  /**
+   * Logs a recipient that qmgr defers for a reason of its own (lost agent,
+   * resolver failure, suspended destination): the maillog's status=deferred
+   * line (relay=none; the c and d delays are 0), then the defer log entry.
+   * Never fails.
+   */
+  async defer(
+    id: string,
+    rc: QRcpt,
+    dsn: string,
+    text: string,
+    times: { arrival: number; active: number },
+  ): Promise<void> {
+    const now = Date.now();
+    const delays = [times.active - times.arrival, now - times.active, 0, 0].map(secs).join("/");
+    const orig = rc.original !== "" && rc.original !== rc.address ? ` orig_to=<${rc.original}>,` : "";
+    msg.info(
+      `${id}: to=<${rc.address}>,${orig} relay=none, delay=${secs(now - times.arrival)}, delays=${delays}, dsn=${dsn}, status=deferred (${text})`,
+    );
     if (!this.#bounce.configured("defer")) return;
     const r = await this.#bounce.append("defer", id, {
       recipient: rc.address,
