@@ -434,11 +434,14 @@ export class QueueManager {
       if ((m.flags & (DEL_REQ_FLAG.USR_VRFY | DEL_REQ_FLAG.RECORD)) !== 0)
         await this.#report.reportTrace(m.id);
       else if (m.mayHaveLogs) await this.#report.reportSuccess(m.id);
+      // Every notice that reads the logs has been sent (awaited above): the logs go first, then
+      // the queue file, so a crash in between leaves a queue file whose recipients are all marked
+      // done (the next qmgr removes it) rather than logs that nothing would ever remove.
+      if (m.mayHaveLogs) this.#report.removeLogs(m.id);
       // Asynchronous: removing a file waits for the file system's journal, which may be busy.
       await unlink(this.#paths.path("active", m.id)).catch((err: Error) =>
         msg.warn(`${m.id}: remove: ${err.message}`),
       );
-      if (m.mayHaveLogs) this.#report.removeLogs(m.id);
       msg.info(`${m.id}: removed`);
     } else {
       if (m.deferred > 0) await this.#report.delayWarning(m.id, m.env, m.lastAttempt);
