@@ -9,11 +9,15 @@
  *   5.1.1. The first RCPT for a new address gets 450 "in progress"; once
  *   the probe has run, the unknown address is rejected with 550 and the
  *   remote server's reason, the known one passes. The peer saw RCPT for
- *   both but never DATA, took no message, and no notice was sent.
+ *   both but never DATA, took no message, and no notice was sent. Then
+ *   sendmail -bv mails a report (routed to the same peer) whose
+ *   delivery-status part has Remote-MTA and an "smtp;" Diagnostic-Code.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { freePort } from "../src/testing/instance.js";
+import { execFileSync } from "node:child_process";
+import { freePort, sleep } from "../src/testing/instance.js";
+import { runCli } from "../src/testing/run-cli.js";
 import { smtpCmd, smtpHello } from "../src/testing/smtpd-instance.js";
 import { relayInstance, startAiosmtpd } from "../src/testing/smtp-peers.js";
 
@@ -44,6 +48,7 @@ test("reject_unverified_recipient probes a remote server with RCPT and never sen
     [
       `${port} inet n - n - - smtpd`,
       "verify unix - - n - 1 verify",
+      "pickup unix n - n 60 1 pickup",
       "bounce unix - - n - 0 bounce",
       "defer unix - - n - 0 bounce",
       "trace unix - - n - 0 bounce",
@@ -81,4 +86,39 @@ test("reject_unverified_recipient probes a remote server with RCPT and never sen
   assert.ok(!cmds.some((c) => c.startsWith("DATA")), `the peer saw DATA:\n${cmds.join("\n")}`);
   assert.equal(aio.messages().length, 0);
   assert.doesNotMatch(inst.log(), /non-delivery notification|delivery status notification/);
+  // sendmail -bv mails a report (here to a sender at the same peer) whose delivery-status part
+  // names the remote MTA and carries its SMTP reply.
+  const from = "admin@remote.test";
+  const r = await runCli("sendmail", ["-bv", "-f", from, hard], {
+    env: { MAIL_CONFIG: inst.etc },
+    input: "Subject: test\n\nhello\n",
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const deadline = Date.now() + 30_000;
+  while (aio.messages().length === 0) {
+    if (Date.now() > deadline) throw new Error(`no report; log:\n${inst.log()}`);
+    await sleep(100);
+  }
+  const report = JSON.parse(
+    execFileSync("/usr/bin/python3", ["-c", REPORT], { input: aio.messages()[0] ?? "", encoding: "utf8" }),
+  ) as { subject: string; dsn: Array<Record<string, string>> };
+  assert.equal(report.subject, "Mail Delivery Status Report");
+  const b = report.dsn[1];
+  assert.equal(b?.["Final-Recipient"], `rfc822; ${hard}`);
+  assert.equal(b?.["Action"], "undeliverable");
+  assert.equal(b?.["Status"], "5.1.1");
+  assert.equal(b?.["Remote-MTA"], "dns; 127.0.0.3");
+  assert.equal(b?.["Diagnostic-Code"], `smtp; 550 5.1.1 <${hard}>: no such user here`);
+  assert.equal(aio.messages().length, 1, "only the report reached the peer");
 });
+
+/** Reads a report from stdin: its Subject and the delivery-status blocks. */
+const REPORT = `
+import email, json, sys
+m = email.message_from_binary_file(sys.stdin.buffer)
+dsn = []
+for p in m.get_payload():
+    if p.get_content_type() == "message/delivery-status":
+        dsn = [dict(b.items()) for b in p.get_payload()]
+print(json.dumps({"subject": m["Subject"], "dsn": dsn}))
+`;

@@ -45,7 +45,11 @@ test("Remote-MTA and Diagnostic-Code", () => {
   assert.equal(remoteMta("local"), null);
   assert.equal(
     diagnosticCode("host mx.example[192.0.2.1] said: 550 5.1.1 no such user (in reply to RCPT TO command)"),
-    "smtp; 550 5.1.1 no such user (in reply to RCPT TO command)",
+    "smtp; 550 5.1.1 no such user",
+  );
+  assert.equal(
+    diagnosticCode("host mx.example[192.0.2.1] said: 552 5.3.4 too big (in reply to end of DATA command)"),
+    "smtp; 552 5.3.4 too big",
   );
   assert.equal(diagnosticCode('unknown user: "bob"'), 'X-Postfix; unknown user: "bob"');
 });

@@ -75,10 +75,15 @@ export function remoteMta(relay: string | undefined): string | null {
   return host === "" ? null : host;
 }
 
-/** The Diagnostic-Code value: an SMTP reply as "smtp;", anything else as "X-Postfix;". */
+/**
+ * The Diagnostic-Code value: an SMTP reply as "smtp;" (the server's reply
+ * alone, without the "(in reply to ... command)" note of the reason text),
+ * anything else as "X-Postfix;".
+ */
 export function diagnosticCode(reason: string): string {
   const m = /(?:said: )?(\d{3}[ -].*)$/.exec(reason);
-  return m !== null && /said: \d{3}/.test(reason) ? `smtp; ${m[1]}` : `X-Postfix; ${reason}`;
+  if (m === null || !/said: \d{3}/.test(reason)) return `X-Postfix; ${reason}`;
+  return `smtp; ${(m[1] ?? "").replace(/ \(in reply to [A-Za-z /.-]{1,40} command\)$/, "")}`;
 }
 
 /** An address for a DSN field ("rfc822; a@b"). */
