@@ -331,6 +331,34 @@ test("session resumption with tickets; smtpd_tls_session_cache_timeout = 0 turns
   }
 });
 
+test("smtpd_client_new_tls_session_rate_limit: 421 after one handshake too many, then 454 at STARTTLS", async (t) => {
+  const { inst } = await tlsInstance(
+    t,
+    "smtpd_tls_security_level = may\nsmtpd_tls_session_cache_timeout = 0\n" +
+      "smtpd_client_new_tls_session_rate_limit = 2\n",
+    "anvil unix - - n - 1 anvil",
+  );
+  for (let i = 0; i < 2; i++) {
+    const ok = await starttls(inst.port);
+    assert.match(await smtpCmd(ok.c, "EHLO client.example"), /^250-/);
+    assert.equal(await smtpCmd(ok.c, "QUIT"), "221 2.0.0 Bye");
+  }
+  const third = await starttls(inst.port);
+  assert.match(
+    await third.c.line(),
+    /^421 4\.7\.0 \S+ Error: too many new TLS sessions from unknown\[127\.0\.0\.1\]$/,
+  );
+  third.c.close();
+  await inst.waitLog(
+    /warning: New TLS session rate limit exceeded: 3 from unknown\[127\.0\.0\.1\] for service /,
+  );
+  await assert.rejects(
+    starttls(inst.port),
+    /STARTTLS: 454 4\.7\.0 Error: too many new TLS sessions from unknown\[127\.0\.0\.1\]/,
+  );
+  await inst.waitLog(/warning: Refusing STARTTLS request from unknown\[127\.0\.0\.1\] for service /);
+});
+
 test("client certificates: permit_tls_clientcerts with relay_clientcerts fingerprints", async (t) => {
   const certs = certsFor(t);
   const clientDer = new X509Certificate(readFileSync(certs.clientCert)).raw;

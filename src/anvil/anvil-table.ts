@@ -23,6 +23,7 @@ interface Entry {
   messages: number;
   recipients: number;
   auths: number;
+  tlsSessions: number;
 }
 
 const MAX_ENTRIES = 100_000;
@@ -44,10 +45,10 @@ export class AnvilTable {
     let e = this.#map.get(ident);
     if (e === undefined) {
       if (this.#map.size >= MAX_ENTRIES) this.sweep();
-      e = { count: 0, start: now, connections: 0, messages: 0, recipients: 0, auths: 0 };
+      e = { count: 0, start: now, connections: 0, messages: 0, recipients: 0, auths: 0, tlsSessions: 0 };
       this.#map.set(ident, e);
     } else if (now - e.start >= this.#unitMs) {
-      Object.assign(e, { start: now, connections: 0, messages: 0, recipients: 0, auths: 0 });
+      Object.assign(e, { start: now, connections: 0, messages: 0, recipients: 0, auths: 0, tlsSessions: 0 });
     }
     return e;
   }
@@ -74,6 +75,16 @@ export class AnvilTable {
   /** A RCPT TO: the recipient rate. */
   recipient(ident: string): number {
     return ++this.#entry(ident).recipients;
+  }
+
+  /** A new (not resumed) TLS session: the new TLS session rate. */
+  newTls(ident: string): number {
+    return ++this.#entry(ident).tlsSessions;
+  }
+
+  /** The new TLS session rate, without counting one. */
+  newTlsStat(ident: string): number {
+    return this.#entry(ident).tlsSessions;
   }
 
   /** An AUTH command: the AUTH rate. */

@@ -64,6 +64,10 @@ function answer(t: AnvilTable, req: AttrList, mine: Map<string, number>): AttrLi
       return AnvilReply.build({ status: "ok", rate: t.message(ident) });
     case "recipient":
       return AnvilReply.build({ status: "ok", rate: t.recipient(ident) });
+    case "newtls":
+      return AnvilReply.build({ status: "ok", rate: t.newTls(ident) });
+    case "newtls_stat":
+      return AnvilReply.build({ status: "ok", rate: t.newTlsStat(ident) });
     case "auth":
       return AnvilReply.build({ status: "ok", rate: t.auth(ident) });
     case "lookup":

@@ -64,6 +64,16 @@ export class AnvilClient {
     return this.#ask("recipient", service, addr);
   }
 
+  /** A new (not resumed) TLS session of a client: its new TLS session rate (in rate). */
+  newTls(service: string, addr: string): Promise<AnvilResult> {
+    return this.#ask("newtls", service, addr);
+  }
+
+  /** A client's new TLS session rate, without counting a session. */
+  newTlsStat(service: string, addr: string): Promise<AnvilResult> {
+    return this.#ask("newtls_stat", service, addr);
+  }
+
   /** An AUTH command of a client: its AUTH rate (in rate). */
   auth(service: string, addr: string): Promise<AnvilResult> {
     return this.#ask("auth", service, addr);

@@ -14,6 +14,8 @@
  *   { request: "message", ident }     -> { status: "ok", rate }
  *   { request: "recipient", ident }   -> { status: "ok", rate }
  *   { request: "auth", ident }        -> { status: "ok", rate }
+ *   { request: "newtls", ident }      -> { status: "ok", rate }   a new (not resumed) TLS session
+ *   { request: "newtls_stat", ident } -> { status: "ok", rate }   the new TLS session rate, not counted
  *   { request: "lookup", ident }      -> { status: "ok", count, rate,
  *                                          messages, recipients }
  *
@@ -29,7 +31,16 @@ export const ANVIL_PROTOCOL = "anvil";
 export const ANVIL_FRAME_MAX = 1024;
 
 export const AnvilRequest = attrSchema({
-  request: attr.enumOf(["connect", "disconnect", "message", "recipient", "auth", "lookup"]),
+  request: attr.enumOf([
+    "connect",
+    "disconnect",
+    "message",
+    "recipient",
+    "auth",
+    "newtls",
+    "newtls_stat",
+    "lookup",
+  ]),
   ident: attr.str({ max: 300, min: 1 }),
 });
 
@@ -41,4 +52,5 @@ export const AnvilReply = attrSchema({
   recipients: attr.optional(attr.int({ min: 0, max: 2147483647 })),
 });
 
-export type AnvilEvent = "connect" | "disconnect" | "message" | "recipient" | "auth" | "lookup";
+export type AnvilEvent =
+  "connect" | "disconnect" | "message" | "recipient" | "auth" | "newtls" | "newtls_stat" | "lookup";

@@ -119,6 +119,12 @@ export const TLS_PARAMS: readonly ParamDef[] = [
   p("smtpd_sender_login_maps", "list", "", "tables of the logins that own each sender address"),
   p("smtpd_client_auth_rate_limit", "int", "0", "AUTH commands per client per anvil_rate_time_unit"),
   p(
+    "smtpd_client_new_tls_session_rate_limit",
+    "int",
+    "0",
+    "new (not resumed) TLS sessions per client per anvil_rate_time_unit",
+  ),
+  p(
     "postern_sasl_password_maps",
     "list",
     "",

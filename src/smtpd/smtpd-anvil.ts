@@ -13,6 +13,9 @@
  *     smtpd_client_recipient_rate_limit
  *       "450 4.7.1 Error: too many recipients from <addr>"
  *     smtpd_client_auth_rate_limit (AUTH commands)
+ *     smtpd_client_new_tls_session_rate_limit (new TLS sessions: checked
+ *       before STARTTLS or a wrapper-mode handshake, counted after a
+ *       handshake that did not resume a session)
  *       "450 4.7.1 Error: too many AUTH commands from <addr>"
  *   with a warning naming the limit, the count and the service. A limit of
  *   0 is no limit. When anvil cannot be reached there are no limits.
@@ -88,6 +91,28 @@ export class SessionLimits {
       `AUTH command rate limit exceeded: ${r.rate} from ${this.#client} for service ${this.#env.service}`,
     );
     return `450 4.7.1 Error: too many AUTH commands from ${this.#addr}`;
+  }
+
+  /** True when the client may not start another TLS session (checked before the handshake). */
+  async tlsRefused(what: "STARTTLS request" | "TLS service request"): Promise<boolean> {
+    const limit = this.#env.cfg.int("smtpd_client_new_tls_session_rate_limit");
+    if (!this.#active || limit <= 0) return false;
+    const r = await this.#env.anvil.newTlsStat(this.#env.service, this.#addr);
+    if (!r.ok || r.rate <= limit) return false;
+    msg.warn(`Refusing ${what} from ${this.#client} for service ${this.#env.service}`);
+    return true;
+  }
+
+  /** Reports a new (not resumed) TLS session; true when the rate is exceeded. */
+  async newTls(): Promise<boolean> {
+    const limit = this.#env.cfg.int("smtpd_client_new_tls_session_rate_limit");
+    if (!this.#active || limit <= 0) return false;
+    const r = await this.#env.anvil.newTls(this.#env.service, this.#addr);
+    if (!r.ok || r.rate <= limit) return false;
+    msg.warn(
+      `New TLS session rate limit exceeded: ${r.rate} from ${this.#client} for service ${this.#env.service}`,
+    );
+    return true;
   }
 
   /** Reports the end of the session. */

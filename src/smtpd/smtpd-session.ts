@@ -693,6 +693,8 @@ export class Session {
     const discarded = this.#env.discardEhlo.has("STARTTLS");
     const refused = tls.starttlsRefusal(this.#env.tls, arg, this.#tls !== null, discarded);
     if (refused !== null) return this.#error("STARTTLS", refused);
+    if ((await this.#limits?.tlsRefused("STARTTLS request")) === true)
+      return this.#error("STARTTLS", `454 4.7.0 Error: too many new TLS sessions from ${this.#client}`);
     this.#reply("220 2.0.0 Ready to start TLS");
     this.#reset();
     this.#helo = "";
@@ -706,6 +708,7 @@ export class Session {
   /** Runs the TLS handshake on the client socket; from then on the session reads and writes through TLS. */
   async #handshake(wrapper: boolean): Promise<boolean> {
     // After STARTTLS, whatever the client sent in plain text is dropped; in wrapper mode it is the handshake.
+    if (wrapper && (await this.#limits?.tlsRefused("TLS service request")) === true) return false;
     const early = this.#r.detach();
     if (wrapper && early.length > 0) this.#sock.unshift(early);
     const r = await tls.startTls(this.#env.tls, this.#sock, this.#client);
@@ -717,6 +720,10 @@ export class Session {
     this.#r = new SmtpReader(r.sock);
     this.#tls = r.info;
     tls.logTls(this.#env.tls, r.info, this.#client);
+    if (!r.info.reused && (await this.#limits?.newTls()) === true) {
+      this.#reply(`421 4.7.0 ${this.#env.myhostname} Error: too many new TLS sessions from ${this.#client}`);
+      return false;
+    }
     if (this.#env.tls.requireCcert && r.info.cert?.trusted !== true) {
       const why = r.info.cert === null ? "No client certificate presented" : "Client certificate not trusted";
       msg.info(`NOQUEUE: abort: TLS from ${this.#client}: ${why}`);
