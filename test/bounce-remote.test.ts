@@ -10,13 +10,18 @@
  *   recipient comes back as a non-delivery report with Remote-MTA: dns;
  *   <host>, Diagnostic-Code: smtp; 550 ... and Status: 5.1.1. Postfix's
  *   smtp-sink announces DSN: NOTIFY=SUCCESS goes on with RCPT and the
- *   relaying MTA sends no notice of its own.
+ *   relaying MTA sends no notice of its own. A virtual(8) recipient with
+ *   NOTIFY=SUCCESS draws a notice saying "delivered" (to a local sender's
+ *   Maildir; needs root).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { sleep } from "../src/testing/instance.js";
 import { DSN_NOTIFY } from "../src/global/queue-file.js";
+import { DOMAIN, localInstance, makeWorld } from "../src/testing/local-world.js";
 import { relayInstance, startAiosmtpd, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
 
 const SERVICES = [
@@ -128,4 +133,51 @@ test("a server with DSN: NOTIFY=SUCCESS is passed on and no notice is sent", asy
   await sleep(3000);
   assert.equal(sink.dumps().length, 1, "no success notice from the relaying MTA");
   assert.doesNotMatch(inst.log(), /sender delivery status notification/);
+});
+
+test("virtual(8): NOTIFY=SUCCESS draws a 'delivered' notice", async (t) => {
+  const world = makeWorld();
+  t.after(() => world.cleanup());
+  const alice = world.user("s");
+  const v = world.user("v");
+  const base = join(world.dir, "vmail");
+  mkdirSync(join(base, "virt.example.test"), { recursive: true });
+  chownSync(join(base, "virt.example.test"), v.uid, v.gid);
+  const maps = join(world.dir, "vmailbox");
+  writeFileSync(maps, "one@virt.example.test virt.example.test/one/\n");
+  const inst = await localInstance(
+    t,
+    [
+      "home_mailbox = Maildir/",
+      "alias_maps =",
+      "virtual_mailbox_domains = virt.example.test",
+      `virtual_mailbox_base = ${base}`,
+      `virtual_mailbox_maps = texthash:${maps}`,
+      `virtual_uid_maps = static:${v.uid}`,
+      `virtual_gid_maps = static:${v.gid}`,
+    ].join("\n"),
+    `${SERVICES}\nvirtual unix - n n - - virtual`,
+  );
+  const id = await submitMessage(inst, {
+    sender: `${alice.name}@${DOMAIN}`,
+    rcpts: [
+      { address: "one@virt.example.test", original: "one@virt.example.test", notify: DSN_NOTIFY.SUCCESS },
+    ],
+    content: "Subject: virtual notify\n\nhi\n",
+  });
+  await inst.waitLog(
+    new RegExp(`${id}: to=<one@virt\\.example\\.test>, relay=virtual, .*status=sent`),
+    20_000,
+  );
+  const dir = join(alice.home, "Maildir", "new");
+  const files = await atLeast(() => (existsSync(dir) ? readdirSync(dir) : []), 1);
+  const n = parse(readFileSync(join(dir, files[0] ?? ""), "utf8"));
+  assert.equal(n.subject, "Successful Mail Delivery Report");
+  const b = n.dsn.find((x) => x["Final-Recipient"] !== undefined);
+  assert.ok(b !== undefined, JSON.stringify(n));
+  assert.equal(b["Final-Recipient"], "rfc822; one@virt.example.test");
+  assert.equal(b["Action"], "delivered");
+  assert.match(b["Status"] ?? "", /^2\.0\.0$/);
+  await sleep(500);
+  assert.equal(readdirSync(dir).length, 1, "exactly one notice");
 });
