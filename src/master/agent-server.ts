@@ -14,7 +14,8 @@
  *   deferral too, so that no failure goes unreported; a master.cf without
  *   the service draws a warning), reports every sent recipient that asked
  *   for NOTIFY=SUCCESS to its trace log ("delivered", or "relayed" for an
- *   agent that relays), marks every sent or
+ *   agent that relays; none for one handed to a server that announced
+ *   DSN, which now owns the request), marks every sent or
  *   bounced recipient done in the queue file (so that a crash after this
  *   point repeats nothing), logs one line per recipient in Postfix's format
  *   (ID: to=<...>, orig_to=<...>, relay=..., delay=..., delays=a/b/c/d,
@@ -57,6 +58,11 @@ export interface AgentResult extends DeliveryReply {
   relay?: string;
   /** Milliseconds spent setting up the connection (the "c" of delays=). */
   connectMs?: number;
+  /**
+   * Recipients handed to a server that announced DSN: that server now owns
+   * NOTIFY=SUCCESS (it was passed on), so no success notice is sent here.
+   */
+  successPassedOn?: boolean[];
 }
 
 export interface AgentOptions {
@@ -106,10 +112,11 @@ async function report(
   relay: string | undefined,
   soft: boolean,
   relayed: boolean,
+  passedOn: boolean,
 ): Promise<RcptResult> {
   const rc = req.recipients[i];
   if (rc === undefined) return res;
-  if (res.status === "sent" && ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) === 0) return res;
+  if (res.status === "sent" && (passedOn || ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) === 0)) return res;
   if (res.status === "bounced" && soft) res = { ...res, status: "deferred", dsn: res.dsn.replace(/^5/, "4") };
   const log = res.status === "bounced" ? "bounce" : res.status === "sent" ? "trace" : "defer";
   if (!bounce.configured(log)) {
@@ -197,7 +204,8 @@ async function handle(
   const soft = ctx.config.bool("soft_bounce");
   const relayed = opts.relays === true;
   for (let i = 0; i < r.results.length; i++) {
-    const res = await report(bounce, req, i, r.results[i] as RcptResult, r.relay, soft, relayed);
+    const passedOn = r.successPassedOn?.[i] === true;
+    const res = await report(bounce, req, i, r.results[i] as RcptResult, r.relay, soft, relayed, passedOn);
     await recordTrace(venv, req, i, res, r.relay, relayed);
     r.results[i] = res;
     if (res.status !== "deferred") r.results[i] = (await done(path, req, i)) ?? res;

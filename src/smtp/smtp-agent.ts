@@ -360,6 +360,8 @@ interface Run {
   results: (RcptResult | undefined)[];
   /** The last temporary result of a recipient without a final one. */
   soft: RcptResult[];
+  /** Sent to a server that announced DSN (which then owns NOTIFY=SUCCESS). */
+  passedOn: boolean[];
   relay: string;
   sessions: number;
   talked: boolean;
@@ -403,6 +405,7 @@ async function tryServer(
       const i = todo[k] as number;
       if (o.final) run.results[i] = o.result;
       else run.soft[i] = o.result;
+      if (o.final && o.result.status === "sent" && s.features.dsn) run.passedOn[i] = true;
     });
     await release(st, run.key, s, tr.reusable, tr.needsReset || run.verify);
     return "next";
@@ -448,6 +451,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     key: req.nexthop.toLowerCase(),
     results: req.recipients.map(() => undefined),
     soft: [],
+    passedOn: req.recipients.map(() => false),
     relay: "none",
     sessions: 0,
     talked: false,
@@ -479,6 +483,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   return {
     relay: run.relay,
     connectMs: run.connectMs,
+    successPassedOn: run.passedOn,
     siteFail: !run.talked && final.every((r) => r.status === "deferred"),
     results: final,
   };
