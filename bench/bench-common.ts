@@ -34,6 +34,8 @@ import {
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { makeInstance, type Instance } from "../src/testing/instance.js";
 
 export const SMTP_SOURCE = "/usr/sbin/smtp-source";
 export const SMTP_SINK = "/usr/sbin/smtp-sink";
@@ -76,6 +78,20 @@ export function countFiles(dir: string): number {
     else if (!e.name.startsWith(".")) n++;
   }
   return n;
+}
+
+/** The files in some queues of a spool (e.g. ["incoming", "active"]). */
+export function queued(spool: string, queues: string[]): number {
+  return queues.reduce((n, q) => n + countFiles(join(spool, q)), 0);
+}
+
+/** Waits until cond() holds or the deadline (epoch ms) passes; whether it held. */
+export async function waitUntil(cond: () => boolean, deadline: number, everyMs = 100): Promise<boolean> {
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
 }
 
 /** Waits until cond() holds; throws after limitMs naming what it waited for and the state(). */
@@ -401,6 +417,41 @@ export async function startPostfix(
       postfix("reload");
     },
     stop,
+  };
+}
+
+/** A started Postern instance of this checkout (src/testing/instance.ts). */
+export interface PosternInstance {
+  inst: Instance;
+  masterPid: number;
+  /** Aborts it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** master.cf lines that an SMTP workload's Postern always has (a caller's line of the same name wins). */
+const POSTERN_SUPPORT = ["cleanup unix - - n - 0 cleanup", "rewrite unix - - n - - trivial-rewrite"];
+
+/** Starts this checkout's Postern with main.cf lines and master.cf services (plus cleanup and rewrite). */
+export async function startPostern(main: string[], services: string[]): Promise<PosternInstance> {
+  const key = (l: string): string => l.split(/\s+/, 2).join(" ");
+  const own = new Set(services.map(key));
+  const inst = makeInstance({
+    main: [...main, ""].join("\n"),
+    master: [...services, ...POSTERN_SUPPORT.filter((l) => !own.has(key(l))), ""].join("\n"),
+  });
+  const r = await inst.start();
+  if (r.code !== 0) {
+    await inst.postern("abort");
+    inst.cleanup();
+    throw new Error(`postern start: ${r.stderr.trim()}`);
+  }
+  return {
+    inst,
+    masterPid: readMasterPid(inst.lib) ?? 0,
+    stop: async () => {
+      await inst.postern("abort");
+      inst.cleanup();
+    },
   };
 }
 

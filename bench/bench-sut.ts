@@ -21,11 +21,14 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readMasterPid } from "../src/global/master-pid.js";
 import { installRoot } from "../src/global/install-paths.js";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import { processTree } from "../src/testing/proc-tree.js";
-import { POSTFIX, startPostfix as startPrivatePostfix } from "./bench-common.js";
+import {
+  POSTFIX,
+  startPostern as startPosternInstance,
+  startPostfix as startPrivatePostfix,
+} from "./bench-common.js";
 
 export type SystemName = "Postern" | "Postfix";
 
@@ -115,16 +118,10 @@ function killTree(root: number): void {
 /** Starts this checkout's Postern. */
 async function startPostern(spec: SutSpec): Promise<Sut> {
   const port = spec.services.includes("smtpd") ? await freePort() : 0;
-  const inst = makeInstance({
-    main: spec.main.join("\n"),
-    master: spec.services.map((s) => serviceLines(s, port)[0]).join("\n") + "\n",
-  });
-  const r = await inst.start();
-  if (r.code !== 0) {
-    inst.cleanup();
-    throw new Error(`postern start: ${r.stderr.trim()}`);
-  }
-  const masterPid = readMasterPid(inst.lib) ?? 0;
+  const { inst, masterPid } = await startPosternInstance(
+    spec.main,
+    spec.services.map((s) => serviceLines(s, port)[0]),
+  );
   const bin = (tool: string): string => join(installRoot(), "bin", tool);
   return {
     name: "Postern",

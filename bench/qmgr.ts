@@ -30,7 +30,7 @@
  *   that starts node:inspector's profiler: bench/cpu-prof.ts), and BENCH_KEEP=1 stops Postern
  *   gracefully and keeps its directory (log and queue) for a look.
  */
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -38,33 +38,12 @@ import { Config } from "../src/global/config.js";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { cpuDelta, cpuSnapshot, option, smtpSend, startPostfix } from "./bench-common.js";
+import { freePort, makeInstance } from "../src/testing/instance.js";
+import { cpuDelta, cpuSnapshot, option, queued, smtpSend, startPostfix, waitUntil } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const FILL_PARALLEL = 16;
 const BODY = Array.from({ length: 8 }, (_, j) => `line ${j} ${"-".repeat(60)}`);
-
-/** Counts the files under the given queue directories. */
-function queued(spool: string, queues: string[]): number {
-  const count = (dir: string): number => {
-    if (!existsSync(dir)) return 0;
-    let n = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true }))
-      n += e.isDirectory() ? count(join(dir, e.name)) : e.name.startsWith(".") ? 0 : 1;
-    return n;
-  };
-  return queues.reduce((n, q) => n + count(join(spool, q)), 0);
-}
-
-/** Waits until a condition holds; false after the deadline. */
-async function waitFor(cond: () => boolean, deadline: number, everyMs = 100): Promise<boolean> {
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(everyMs);
-  }
-  return true;
-}
 
 interface Figures {
   n: number;
@@ -120,7 +99,7 @@ async function postern(n: number, budgetMs: number): Promise<Figures> {
     const rl = await inst.postern("reload");
     if (rl.code !== 0) throw new Error(`postern reload: ${rl.stderr}`);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(inst.spool, queues) === 0, t0 + budgetMs, 200);
+    const ok = await waitUntil(() => queued(inst.spool, queues) === 0, t0 + budgetMs, 200);
     const seconds = (Date.now() - t0) / 1000;
     const cpu = cpuDelta(before, cpuSnapshot(masterPid));
     const left = ok ? 0 : queued(inst.spool, queues);
@@ -154,12 +133,12 @@ async function postfix(dir: string, n: number, budgetMs: number): Promise<Figure
       ),
     );
     const spool = pf.spool;
-    await waitFor(() => queued(spool, ["incoming"]) >= n, Date.now() + 60_000, 200);
+    await waitUntil(() => queued(spool, ["incoming"]) >= n, Date.now() + 60_000, 200);
     const before = cpuSnapshot(pf.masterPid);
     const t0 = Date.now();
     pf.reload([...services, "qmgr unix n - n 300 1 qmgr"]);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(spool, queues) === 0, t0 + budgetMs, 200);
+    const ok = await waitUntil(() => queued(spool, queues) === 0, t0 + budgetMs, 200);
     const seconds = (Date.now() - t0) / 1000;
     const cpu = cpuDelta(before, cpuSnapshot(pf.masterPid));
     const left = ok ? 0 : queued(spool, queues);

@@ -25,7 +25,7 @@
  *   (default 300) with what it has.
  */
 import { spawn } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +33,7 @@ import { Config } from "../src/global/config.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { option, smtpSend, startPostfix } from "./bench-common.js";
+import { option, queued, smtpSend, startPostfix, waitUntil } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const SINK = "/usr/sbin/smtp-sink";
@@ -86,27 +86,6 @@ function scenarios(n: number, port: number): Scenario[] {
       routes: routesFor(100),
     },
   ];
-}
-
-/** Counts the files under the given queue directories. */
-function queued(spool: string, queues: string[]): number {
-  const count = (dir: string): number => {
-    if (!existsSync(dir)) return 0;
-    let k = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true }))
-      k += e.isDirectory() ? count(join(dir, e.name)) : e.name.startsWith(".") ? 0 : 1;
-    return k;
-  };
-  return queues.reduce((k, q) => k + count(join(spool, q)), 0);
-}
-
-/** Waits until a condition holds; false after the deadline. */
-async function waitFor(cond: () => boolean, deadline: number): Promise<boolean> {
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return true;
 }
 
 /** Writes the scenario's messages as queue files into incoming/. */
@@ -168,7 +147,7 @@ async function postern(s: Scenario, budgetMs: number): Promise<Figures> {
     const rl = await inst.postern("reload");
     if (rl.code !== 0) throw new Error(`postern reload: ${rl.stderr}`);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(inst.spool, queues) === 0, t0 + budgetMs);
+    const ok = await waitUntil(() => queued(inst.spool, queues) === 0, t0 + budgetMs);
     const seconds = (Date.now() - t0) / 1000;
     await sleep(500);
     const sent = (inst.log().match(/ status=sent /g) ?? []).length;
@@ -214,10 +193,10 @@ async function postfix(dir: string, s: Scenario, budgetMs: number): Promise<Figu
       ),
     );
     const spool = pf.spool;
-    await waitFor(() => queued(spool, ["incoming"]) >= s.messages.length, Date.now() + 60_000);
+    await waitUntil(() => queued(spool, ["incoming"]) >= s.messages.length, Date.now() + 60_000);
     const t0 = Date.now();
     pf.reload([...services, "qmgr unix n - n 300 1 qmgr"]);
-    const ok = await waitFor(() => queued(spool, ["incoming", "active", "deferred"]) === 0, t0 + budgetMs);
+    const ok = await waitUntil(() => queued(spool, ["incoming", "active", "deferred"]) === 0, t0 + budgetMs);
     const seconds = (Date.now() - t0) / 1000;
     await sleep(500);
     const log = readFileSync(pf.maillog, "utf8");

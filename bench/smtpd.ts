@@ -40,15 +40,15 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readMasterPid } from "../src/global/master-pid.js";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import {
-  POSTFIX,
-  SESSIONS,
-  SMTP_SOURCE,
   ensureFileLimit,
   openIdle,
   option,
+  POSTFIX,
+  SESSIONS,
+  SMTP_SOURCE,
+  startPostern,
   startPostfix,
   throughput,
 } from "./bench-common.js";
@@ -121,24 +121,12 @@ interface Result {
 /** Postern: smtpd, cleanup and trivial-rewrite, no qmgr. */
 async function postern(n: number, idle: number, clientLimit: number, budgetMs: number): Promise<Result> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [
-      ...common(idle),
-      "mynetworks = 192.0.2.0/24",
-      `postern_process_client_limit = ${clientLimit}`,
-      "",
-    ].join("\n"),
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
-  });
+  const pn = await startPostern(
+    [...common(idle), "mynetworks = 192.0.2.0/24", `postern_process_client_limit = ${clientLimit}`],
+    [`${port} inet n - n - - smtpd`],
+  );
+  const { inst, masterPid } = pn;
   try {
-    const r = await inst.start();
-    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
-    const masterPid = readMasterPid(inst.lib) ?? 0;
     const t = await throughput(port, join(inst.spool, "incoming"), n, budgetMs);
     rmSync(join(inst.spool, "incoming"), { recursive: true, force: true });
     mkdirSync(join(inst.spool, "incoming"));
@@ -146,8 +134,7 @@ async function postern(n: number, idle: number, clientLimit: number, budgetMs: n
     const rss = await idleRss(port, masterPid, idle, budgetMs);
     return { rate: t.rate, throughput: t.text, rss };
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    await pn.stop();
   }
 }
 
