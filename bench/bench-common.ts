@@ -14,7 +14,14 @@
  *   "ulimit -n" when the open-file limit is too low for many sessions.
  *   cpuSnapshot() and cpuDelta() read the CPU time of a master and of
  *   every process under it from /proc (helpers of a delivery agent
- *   included), by program name.
+ *   included), by program name. queued() counts the files in some queues
+ *   of a spool; waitUntil() waits for a condition until a deadline.
+ *   startPostfix() runs a private Postfix (Debian's, as root): the shared
+ *   main.cf base plus the caller's lines, the caller's services plus the
+ *   support services every Postfix daemon expects; startPostern() runs
+ *   this checkout's Postern with the caller's lines and services plus
+ *   cleanup and trivial-rewrite. Every benchmark starts its instances
+ *   with these two.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
