@@ -14,7 +14,14 @@
  *   "ulimit -n" when the open-file limit is too low for many sessions.
  *   cpuSnapshot() and cpuDelta() read the CPU time of a master and of
  *   every process under it from /proc (helpers of a delivery agent
- *   included), by program name.
+ *   included), by program name. queued() counts the files in some queues
+ *   of a spool; waitUntil() waits for a condition until a deadline.
+ *   startPostfix() runs a private Postfix (Debian's, as root): the shared
+ *   main.cf base plus the caller's lines, the caller's services plus the
+ *   support services every Postfix daemon expects; startPostern() runs
+ *   this checkout's Postern with the caller's lines and services plus
+ *   cleanup and trivial-rewrite. Every benchmark starts its instances
+ *   with these two.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
@@ -34,6 +41,8 @@ import {
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { readMasterPid } from "../src/global/master-pid.js";
+import { makeInstance, type Instance } from "../src/testing/instance.js";
 
 export const SMTP_SOURCE = "/usr/sbin/smtp-source";
 export const SMTP_SINK = "/usr/sbin/smtp-sink";
@@ -76,6 +85,20 @@ export function countFiles(dir: string): number {
     else if (!e.name.startsWith(".")) n++;
   }
   return n;
+}
+
+/** The files in some queues of a spool (e.g. ["incoming", "active"]). */
+export function queued(spool: string, queues: string[]): number {
+  return queues.reduce((n, q) => n + countFiles(join(spool, q)), 0);
+}
+
+/** Waits until cond() holds or the deadline (epoch ms) passes; whether it held. */
+export async function waitUntil(cond: () => boolean, deadline: number, everyMs = 100): Promise<boolean> {
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await sleep(everyMs);
+  }
+  return true;
 }
 
 /** Waits until cond() holds; throws after limitMs naming what it waited for and the state(). */
@@ -291,76 +314,150 @@ export function ensureFileLimit(need: number): void {
 
 /** A private Postfix instance (Debian's /usr/sbin/postfix, as root) under dir, started and ready. */
 export interface PostfixInstance {
+  /** dir/postfix: etc/, spool/, data/ and maillog below it. */
   base: string;
+  etc: string;
   spool: string;
+  maillog: string;
   masterPid: number;
+  /** Runs "postfix -c etc <args>"; throws naming the log when it fails. */
+  postfix(...args: string[]): void;
+  /** Rewrites master.cf with other services (the support services added) and reloads. */
+  reload(services: string[]): void;
   stop(): void;
 }
 
-/** Starts a private Postfix instance with the given main.cf lines and master.cf service lines. */
+/** The main.cf lines of every private Postfix instance, for its directories. */
+function postfixBase(base: string): string[] {
+  return [
+    "compatibility_level = 3.6",
+    `queue_directory = ${base}/spool`,
+    `data_directory = ${base}/data`,
+    "mail_owner = postfix",
+    "setgid_group = postdrop",
+    "alias_maps =",
+    "alias_database =",
+    "in_flow_delay = 0",
+    "inet_interfaces = 127.0.0.1",
+    "inet_protocols = ipv4",
+    `maillog_file = ${base}/maillog`,
+    `maillog_file_prefixes = ${base}`,
+    "shlib_directory = /usr/lib/postfix",
+    "daemon_directory = /usr/lib/postfix/sbin",
+    "meta_directory = /etc/postfix",
+  ];
+}
+
+/** The services Postfix's daemons expect whatever the workload (a caller's line of the same name wins). */
+const POSTFIX_SUPPORT = [
+  "cleanup unix n - n - 0 cleanup",
+  "rewrite unix - - n - - trivial-rewrite",
+  "bounce unix - - n - 0 bounce",
+  "defer unix - - n - 0 bounce",
+  "trace unix - - n - 0 bounce",
+  "flush unix n - n 1000? 0 flush",
+  "proxymap unix - - n - - proxymap",
+  "showq unix n - n - - showq",
+  "error unix - - n - - error",
+  "retry unix - - n - - error",
+  "anvil unix - - n - 1 anvil",
+  "scache unix - - n - 1 scache",
+  "postlog unix-dgram n - n - 1 postlogd",
+];
+
+/** master.cf: the caller's services, then the support services it did not name. */
+function postfixMaster(services: string[]): string {
+  const key = (l: string): string => l.split(/\s+/, 2).join(" ");
+  const own = new Set(services.map(key));
+  return [...services, ...POSTFIX_SUPPORT.filter((l) => !own.has(key(l))), ""].join("\n");
+}
+
+/**
+ * Starts a private Postfix instance under dir/postfix: main.cf is the shared base
+ * lines and then the caller's (later lines win), master.cf the caller's services
+ * and the support services. Resolves once master wrote its pid file and settleMs
+ * passed (its daemons start on demand).
+ */
 export async function startPostfix(
   dir: string,
   main: string[],
   services: string[],
+  settleMs = 1000,
 ): Promise<PostfixInstance> {
   const base = join(dir, "postfix");
   const etc = join(base, "etc");
   const spool = join(base, "spool");
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(spool);
-  mkdirSync(join(base, "data"));
+  const maillog = join(base, "maillog");
+  for (const d of [etc, spool, join(base, "data")]) mkdirSync(d, { recursive: true });
   chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
-  writeFileSync(
-    join(etc, "main.cf"),
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${spool}`,
-      `data_directory = ${base}/data`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
-      "in_flow_delay = 0",
-      "alias_maps =",
-      "alias_database =",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      `maillog_file = ${base}/maillog`,
-      `maillog_file_prefixes = ${base}`,
-      "shlib_directory = /usr/lib/postfix",
-      "daemon_directory = /usr/lib/postfix/sbin",
-      "meta_directory = /etc/postfix",
-      ...main,
-      "",
-    ].join("\n"),
-  );
-  writeFileSync(
-    join(etc, "master.cf"),
-    [
-      ...services,
-      "cleanup unix n - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "bounce unix - - n - 0 bounce",
-      "defer unix - - n - 0 bounce",
-      "trace unix - - n - 0 bounce",
-      "proxymap unix - - n - - proxymap",
-      "anvil unix - - n - 1 anvil",
-      "postlog unix-dgram n - n - 1 postlogd",
-      "",
-    ].join("\n"),
-  );
-  const pf = (...args: string[]): void => {
-    const r = spawnSync("/usr/sbin/postfix", ["-c", etc, ...args], { stdio: "pipe" });
+  writeFileSync(join(etc, "main.cf"), [...postfixBase(base), ...main, ""].join("\n"));
+  writeFileSync(join(etc, "master.cf"), postfixMaster(services));
+  const postfix = (...args: string[]): void => {
+    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
     if (r.status !== 0)
-      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
+      throw new Error(
+        `postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${maillog})`.slice(0, 400),
+      );
   };
-  pf("start");
-  await new Promise((r) => setTimeout(r, 1000));
+  const stop = (): void => {
+    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
+    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+  };
+  postfix("start");
+  const pidFile = join(spool, "pid", "master.pid");
+  const pidOf = (): number => (existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8").trim()) : 0);
+  await waitFor(`master's pid in ${pidFile}`, () => pidOf() > 0, 10_000).catch((e: unknown) => {
+    stop();
+    throw e;
+  });
+  const masterPid = pidOf();
+  await sleep(settleMs);
   return {
     base,
+    etc,
     spool,
-    masterPid: Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim()),
-    stop: () => {
-      spawnSync("/usr/sbin/postfix", ["-c", etc, "abort"], { stdio: "pipe" });
-      spawnSync("/usr/sbin/postfix", ["-c", etc, "stop"], { stdio: "pipe" });
+    maillog,
+    masterPid,
+    postfix,
+    reload: (s) => {
+      writeFileSync(join(etc, "master.cf"), postfixMaster(s));
+      postfix("reload");
+    },
+    stop,
+  };
+}
+
+/** A started Postern instance of this checkout (src/testing/instance.ts). */
+export interface PosternInstance {
+  inst: Instance;
+  masterPid: number;
+  /** Aborts it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** master.cf lines that an SMTP workload's Postern always has (a caller's line of the same name wins). */
+const POSTERN_SUPPORT = ["cleanup unix - - n - 0 cleanup", "rewrite unix - - n - - trivial-rewrite"];
+
+/** Starts this checkout's Postern with main.cf lines and master.cf services (plus cleanup and rewrite). */
+export async function startPostern(main: string[], services: string[]): Promise<PosternInstance> {
+  const key = (l: string): string => l.split(/\s+/, 2).join(" ");
+  const own = new Set(services.map(key));
+  const inst = makeInstance({
+    main: [...main, ""].join("\n"),
+    master: [...services, ...POSTERN_SUPPORT.filter((l) => !own.has(key(l))), ""].join("\n"),
+  });
+  const r = await inst.start();
+  if (r.code !== 0) {
+    await inst.postern("abort");
+    inst.cleanup();
+    throw new Error(`postern start: ${r.stderr.trim()}`);
+  }
+  return {
+    inst,
+    masterPid: readMasterPid(inst.lib) ?? 0,
+    stop: async () => {
+      await inst.postern("abort");
+      inst.cleanup();
     },
   };
 }

@@ -18,17 +18,21 @@
  *   mail service. tool() runs the system's own postsuper, sendmail or
  *   "flush" on this instance.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { readMasterPid } from "../src/global/master-pid.js";
 import { installRoot } from "../src/global/install-paths.js";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import { processTree } from "../src/testing/proc-tree.js";
+import {
+  POSTFIX,
+  startPostern as startPosternInstance,
+  startPostfix as startPrivatePostfix,
+} from "./bench-common.js";
 
 export type SystemName = "Postern" | "Postfix";
 
-export const POSTFIX = "/usr/sbin/postfix";
+export { POSTFIX };
 
 /** A service both systems can run, by its master.cf name. */
 export type Service = "smtpd" | "cleanup" | "rewrite" | "qmgr" | "local" | "pickup" | "smtp" | "bounce";
@@ -78,21 +82,6 @@ function serviceLines(s: Service, port: number): [string, string] {
   }
 }
 
-/** Postfix's services that its daemons expect whatever the workload. */
-const POSTFIX_SUPPORT = [
-  "bounce unix - - n - 0 bounce",
-  "defer unix - - n - 0 bounce",
-  "trace unix - - n - 0 bounce",
-  "flush unix n - n 1000? 0 flush",
-  "proxymap unix - - n - - proxymap",
-  "showq unix n - n - - showq",
-  "error unix - - n - - error",
-  "retry unix - - n - - error",
-  "anvil unix - - n - 1 anvil",
-  "scache unix - - n - 1 scache",
-  "postlog unix-dgram n - n - 1 postlogd",
-];
-
 /** Runs a program; resolves with its exit code and standard error. */
 function run(cmd: string, args: string[], input?: Buffer, env?: NodeJS.ProcessEnv): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
@@ -129,16 +118,10 @@ function killTree(root: number): void {
 /** Starts this checkout's Postern. */
 async function startPostern(spec: SutSpec): Promise<Sut> {
   const port = spec.services.includes("smtpd") ? await freePort() : 0;
-  const inst = makeInstance({
-    main: spec.main.join("\n"),
-    master: spec.services.map((s) => serviceLines(s, port)[0]).join("\n") + "\n",
-  });
-  const r = await inst.start();
-  if (r.code !== 0) {
-    inst.cleanup();
-    throw new Error(`postern start: ${r.stderr.trim()}`);
-  }
-  const masterPid = readMasterPid(inst.lib) ?? 0;
+  const { inst, masterPid } = await startPosternInstance(
+    spec.main,
+    spec.services.map((s) => serviceLines(s, port)[0]),
+  );
   const bin = (tool: string): string => join(installRoot(), "bin", tool);
   return {
     name: "Postern",
@@ -165,50 +148,21 @@ async function startPostern(spec: SutSpec): Promise<Sut> {
 
 /** Starts Debian's Postfix as a private instance under dir. */
 async function startPostfix(dir: string, spec: SutSpec): Promise<Sut> {
-  const etc = join(dir, "etc");
-  const spool = join(dir, "spool");
-  const maillog = join(dir, "maillog");
-  for (const d of [etc, spool, join(dir, "data")]) mkdirSync(d, { recursive: true });
-  chownSync(join(dir, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
   const port = spec.services.includes("smtpd") ? await freePort() : 0;
-  const main = [
-    "compatibility_level = 3.6",
-    `queue_directory = ${spool}`,
-    `data_directory = ${dir}/data`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "inet_interfaces = 127.0.0.1",
-    "inet_protocols = ipv4",
-    `maillog_file = ${maillog}`,
-    `maillog_file_prefixes = ${dir}`,
-    "shlib_directory = /usr/lib/postfix",
-    "daemon_directory = /usr/lib/postfix/sbin",
-    "meta_directory = /etc/postfix",
-    "alias_database =",
-    "biff = no",
-    "in_flow_delay = 0",
-    "smtp_dns_support_level = disabled",
-    ...spec.main,
-  ];
-  writeFileSync(join(etc, "main.cf"), main.join("\n") + "\n");
-  const services = spec.services.map((s) => serviceLines(s, port)[1]).filter((l) => l !== "");
-  writeFileSync(join(etc, "master.cf"), [...services, ...POSTFIX_SUPPORT, ""].join("\n"));
-  const pf = spawnSync(POSTFIX, ["-c", etc, "start"], { stdio: "pipe" });
-  if (pf.status !== 0)
-    throw new Error(`postfix start: ${pf.stderr.toString().trim()} (see ${maillog})`.slice(0, 400));
-  const pidFile = join(spool, "pid", "master.pid");
-  const until = Date.now() + 10_000;
-  while (!existsSync(pidFile) && Date.now() < until) await sleep(50);
-  const masterPid = Number(readLog(pidFile).trim());
-  if (!(masterPid > 0)) throw new Error(`postfix start: no ${pidFile}`);
-  await sleep(500);
+  const pf = await startPrivatePostfix(
+    dir,
+    ["biff = no", "smtp_dns_support_level = disabled", ...spec.main],
+    spec.services.flatMap((s) => serviceLines(s, port)[1].split("\n")).filter((l) => l !== ""),
+    500,
+  );
+  const { etc, spool, masterPid } = pf;
   return {
     name: "Postfix",
     etc,
     spool,
     port,
     masterPid,
-    log: () => readLog(maillog),
+    log: () => readLog(pf.maillog),
     tool: (name, args = [], input) =>
       name === "flush"
         ? run(POSTFIX, ["-c", etc, "flush"])

@@ -28,15 +28,23 @@
  *   the end.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { CLEANUP_FLAG } from "../src/global/cleanup-proto.js";
-import { makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, makeInstance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { readMasterPid } from "../src/global/master-pid.js";
-import { countFiles, cpuDelta, cpuSnapshot, option, smtpSend, waitFor } from "./bench-common.js";
+import {
+  countFiles,
+  cpuDelta,
+  cpuSnapshot,
+  option,
+  smtpSend,
+  startPostfix,
+  waitFor,
+} from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const HOST = "bench.example.test";
@@ -120,86 +128,40 @@ async function postern(dir: string, user: User, n: number, conc: number): Promis
 
 /** Times Postfix the same way, as a private instance under dir. */
 async function postfix(dir: string, user: User, n: number, conc: number): Promise<Run> {
-  const base = join(dir, "postfix");
-  const etc = join(base, "etc");
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(join(base, "spool"));
-  mkdirSync(join(base, "data"));
-  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
-  writeFileSync(join(etc, "header_checks"), "/^Subject: bench/ HOLD\n");
-  const port = 20000 + (process.pid % 20000);
-  writeFileSync(
-    join(etc, "main.cf"),
+  const port = await freePort();
+  const checks = join(dir, "postfix-header-checks");
+  writeFileSync(checks, "/^Subject: bench/ HOLD\n");
+  const pf = await startPostfix(
+    dir,
     [
-      "compatibility_level = 3.6",
-      `queue_directory = ${base}/spool`,
-      `data_directory = ${base}/data`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
       `myhostname = ${HOST}`,
       "mydestination = $myhostname",
       "home_mailbox = Maildir/",
-      "alias_maps =",
-      "alias_database =",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      `maillog_file = ${base}/maillog`,
-      `maillog_file_prefixes = ${base}`,
       "biff = no",
-      "shlib_directory = /usr/lib/postfix",
-      "daemon_directory = /usr/lib/postfix/sbin",
-      "meta_directory = /etc/postfix",
-      `header_checks = regexp:${etc}/header_checks`,
+      `header_checks = regexp:${checks}`,
       `local_destination_concurrency_limit = ${conc}`,
-      "",
-    ].join("\n"),
+    ],
+    [
+      `127.0.0.1:${port} inet n - n - - smtpd`,
+      "qmgr unix n - n 300 1 qmgr",
+      "local unix - n n - - local",
+      "pickup unix n - n 60 1 pickup",
+    ],
   );
-  const services = [
-    "cleanup unix n - n - 0 cleanup",
-    "qmgr unix n - n 300 1 qmgr",
-    "rewrite unix - - n - - trivial-rewrite",
-  ];
-  services.push("bounce unix - - n - 0 bounce", "defer unix - - n - 0 bounce", "trace unix - - n - 0 bounce");
-  services.push(
-    "flush unix n - n 1000? 0 flush",
-    "proxymap unix - - n - - proxymap",
-    "showq unix n - n - - showq",
-  );
-  services.push("error unix - - n - - error", "local unix - n n - - local", "anvil unix - - n - 1 anvil");
-  services.push(
-    "scache unix - - n - 1 scache",
-    "postlog unix-dgram n - n - 1 postlogd",
-    "pickup unix n - n 60 1 pickup",
-  );
-  writeFileSync(
-    join(etc, "master.cf"),
-    [`127.0.0.1:${port} inet n - n - - smtpd`, ...services, ""].join("\n"),
-  );
-  const pf = (...args: string[]): void => {
-    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
-    if (r.status !== 0)
-      throw new Error(
-        `postfix ${args.join(" ")} failed: ${r.stderr.toString().trim()} (see ${base}/maillog)`,
-      );
-  };
-  pf("start");
   try {
-    await sleep(1000);
     await smtpSend(port, n, (i) => ({ rcpt: `${user.name}@${HOST}`, content: message(i) }));
-    await waitFor("held messages", () => countFiles(join(base, "spool", "hold")) >= n, 60_000);
+    await waitFor("held messages", () => countFiles(join(pf.spool, "hold")) >= n, 60_000);
     const md = join(user.home, "Maildir", "new");
     const before = countFiles(md);
-    const masterPid = Number(readFileSync(join(base, "spool", "pid", "master.pid"), "utf8").trim());
-    const cpu0 = cpuSnapshot(masterPid);
+    const cpu0 = cpuSnapshot(pf.masterPid);
     const t0 = process.hrtime.bigint();
-    execFileSync("/usr/sbin/postsuper", ["-c", etc, "-H", "ALL"], { stdio: "pipe" });
-    pf("flush");
+    execFileSync("/usr/sbin/postsuper", ["-c", pf.etc, "-H", "ALL"], { stdio: "pipe" });
+    pf.postfix("flush");
     await waitFor("Postfix deliveries", () => countFiles(md) - before >= n, 600_000);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    return { seconds, cpu: cpuDelta(cpu0, cpuSnapshot(masterPid)) };
+    return { seconds, cpu: cpuDelta(cpu0, cpuSnapshot(pf.masterPid)) };
   } finally {
-    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
-    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+    pf.stop();
   }
 }
 

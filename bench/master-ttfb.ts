@@ -16,6 +16,7 @@
 import { connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { freePort, makeInstance } from "../src/testing/instance.js";
+import { pct } from "./bench-common.js";
 
 /** Connects and resolves with milliseconds until the first byte. */
 function ttfb(port: number): Promise<number> {
@@ -29,11 +30,6 @@ function ttfb(port: number): Promise<number> {
     s.once("error", reject);
     s.setTimeout(30_000, () => reject(new Error("timeout")));
   });
-}
-
-/** The value at a percentile of sorted samples. */
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
 /** Measures one service. */

@@ -22,9 +22,17 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import { startOpendkim } from "../src/testing/milters.js";
-import { POSTFIX, SESSIONS, SMTP_SOURCE, option, startPostfix, throughput } from "./bench-common.js";
+import {
+  option,
+  POSTFIX,
+  SESSIONS,
+  SMTP_SOURCE,
+  startPostern,
+  startPostfix,
+  throughput,
+} from "./bench-common.js";
 
 const FROM = "bench@example.com";
 
@@ -56,23 +64,16 @@ const COMMON = [
 /** Postern: smtpd (with the milter), cleanup and trivial-rewrite. */
 async function postern(milter: number, n: number, budgetMs: number): Promise<{ rate: number; text: string }> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [...COMMON, `smtpd_milters = inet:127.0.0.1:${milter}`, ""].join("\n"),
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
-  });
+  const pn = await startPostern(
+    [...COMMON, `smtpd_milters = inet:127.0.0.1:${milter}`],
+    [`${port} inet n - n - - smtpd`],
+  );
   try {
-    const r = await inst.start();
-    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
-    const t = await throughput(port, join(inst.spool, "incoming"), n, budgetMs, FROM);
-    return { rate: t.rate, text: `${t.text}, ${signedSample(join(inst.spool, "incoming"))}` };
+    const incoming = join(pn.inst.spool, "incoming");
+    const t = await throughput(port, incoming, n, budgetMs, FROM);
+    return { rate: t.rate, text: `${t.text}, ${signedSample(incoming)}` };
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    await pn.stop();
   }
 }
 

@@ -29,9 +29,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import { goodTransaction, holdBots, pssKiB, rssKiB } from "../src/testing/postscreen-load.js";
-import { ensureFileLimit, option, startPostfix } from "./bench-common.js";
+import { ensureFileLimit, option, startPostern, startPostfix } from "./bench-common.js";
 
 interface Result {
   held: number;
@@ -110,24 +110,14 @@ async function measure(
 /** Postern: postscreen, smtpd (pass), cleanup, trivial-rewrite. */
 async function postern(acl: string, bots: number, rounds: number, budgetMs: number): Promise<Result> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [...common(acl), "postern_postscreen_client_limit = 100000", ""].join("\n"),
-    master: [
-      `${port} inet n - n - 1 postscreen`,
-      "smtpd pass - - n - - smtpd",
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
-  });
+  const pn = await startPostern(
+    [...common(acl), "postern_postscreen_client_limit = 100000"],
+    [`${port} inet n - n - 1 postscreen`, "smtpd pass - - n - - smtpd"],
+  );
   try {
-    const r = await inst.start();
-    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
-    const masterPid = Number(readFileSync(join(inst.lib, "master.pid"), "utf8").trim());
-    return await measure(port, masterPid, bots, rounds, budgetMs);
+    return await measure(port, pn.masterPid, bots, rounds, budgetMs);
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    await pn.stop();
   }
 }
 

@@ -30,51 +30,20 @@
  *   that starts node:inspector's profiler: bench/cpu-prof.ts), and BENCH_KEEP=1 stops Postern
  *   gracefully and keeps its directory (log and queue) for a look.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-} from "node:fs";
-import { statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Config } from "../src/global/config.js";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
-import { makeInstance, sleep } from "../src/testing/instance.js";
-import { cpuDelta, cpuSnapshot, option, smtpSend } from "./bench-common.js";
+import { freePort, makeInstance } from "../src/testing/instance.js";
+import { cpuDelta, cpuSnapshot, option, queued, smtpSend, startPostfix, waitUntil } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const FILL_PARALLEL = 16;
 const BODY = Array.from({ length: 8 }, (_, j) => `line ${j} ${"-".repeat(60)}`);
-
-/** Counts the files under the given queue directories. */
-function queued(spool: string, queues: string[]): number {
-  const count = (dir: string): number => {
-    if (!existsSync(dir)) return 0;
-    let n = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true }))
-      n += e.isDirectory() ? count(join(dir, e.name)) : e.name.startsWith(".") ? 0 : 1;
-    return n;
-  };
-  return queues.reduce((n, q) => n + count(join(spool, q)), 0);
-}
-
-/** Waits until a condition holds; false after the deadline. */
-async function waitFor(cond: () => boolean, deadline: number, everyMs = 100): Promise<boolean> {
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(everyMs);
-  }
-  return true;
-}
 
 interface Figures {
   n: number;
@@ -130,7 +99,7 @@ async function postern(n: number, budgetMs: number): Promise<Figures> {
     const rl = await inst.postern("reload");
     if (rl.code !== 0) throw new Error(`postern reload: ${rl.stderr}`);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(inst.spool, queues) === 0, t0 + budgetMs, 200);
+    const ok = await waitUntil(() => queued(inst.spool, queues) === 0, t0 + budgetMs, 200);
     const seconds = (Date.now() - t0) / 1000;
     const cpu = cpuDelta(before, cpuSnapshot(masterPid));
     const left = ok ? 0 : queued(inst.spool, queues);
@@ -144,64 +113,16 @@ async function postern(n: number, budgetMs: number): Promise<Figures> {
   }
 }
 
-/** The main.cf of the private Postfix instance. */
-function postfixMain(base: string): string {
-  return [
-    "compatibility_level = 3.6",
-    `queue_directory = ${base}/spool`,
-    `data_directory = ${base}/data`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "myhostname = bench.example.test",
-    "mydestination =",
-    "relay_domains =",
-    "default_transport = discard",
-    "in_flow_delay = 0",
-    "alias_maps =",
-    "alias_database =",
-    "inet_interfaces = 127.0.0.1",
-    "inet_protocols = ipv4",
-    `maillog_file = ${base}/maillog`,
-    `maillog_file_prefixes = ${base}`,
-    "shlib_directory = /usr/lib/postfix",
-    "daemon_directory = /usr/lib/postfix/sbin",
-    "meta_directory = /etc/postfix",
-    "",
-  ].join("\n");
-}
-
 /** Times Postfix the same way, as a private instance under dir. */
 async function postfix(dir: string, n: number, budgetMs: number): Promise<Figures> {
-  const base = join(dir, "postfix");
-  const etc = join(base, "etc");
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(join(base, "spool"));
-  mkdirSync(join(base, "data"));
-  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
-  writeFileSync(join(etc, "main.cf"), postfixMain(base));
-  const port = 20000 + (process.pid % 20000);
-  const services = [
-    `127.0.0.1:${port} inet n - n - - smtpd`,
-    "cleanup unix n - n - 0 cleanup",
-    "rewrite unix - - n - - trivial-rewrite",
-    "bounce unix - - n - 0 bounce",
-    "defer unix - - n - 0 bounce",
-    "trace unix - - n - 0 bounce",
-    "flush unix n - n 1000? 0 flush",
-    "proxymap unix - - n - - proxymap",
-    "discard unix - - n - - discard",
-    "anvil unix - - n - 1 anvil",
-    "postlog unix-dgram n - n - 1 postlogd",
-  ];
-  writeFileSync(join(etc, "master.cf"), services.join("\n") + "\n");
-  const pf = (...args: string[]): void => {
-    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
-    if (r.status !== 0)
-      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
-  };
-  pf("start");
+  const port = await freePort();
+  const services = [`127.0.0.1:${port} inet n - n - - smtpd`, "discard unix - - n - - discard"];
+  const pf = await startPostfix(
+    dir,
+    ["myhostname = bench.example.test", "mydestination =", "relay_domains =", "default_transport = discard"],
+    services,
+  );
   try {
-    await sleep(1000);
     const per = Math.ceil(n / FILL_PARALLEL);
     await Promise.all(
       Array.from({ length: FILL_PARALLEL }, (_, k) =>
@@ -211,22 +132,19 @@ async function postfix(dir: string, n: number, budgetMs: number): Promise<Figure
         })),
       ),
     );
-    const spool = join(base, "spool");
-    await waitFor(() => queued(spool, ["incoming"]) >= n, Date.now() + 60_000, 200);
-    const masterPid = Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim());
-    const before = cpuSnapshot(masterPid);
+    const spool = pf.spool;
+    await waitUntil(() => queued(spool, ["incoming"]) >= n, Date.now() + 60_000, 200);
+    const before = cpuSnapshot(pf.masterPid);
     const t0 = Date.now();
-    writeFileSync(join(etc, "master.cf"), [...services, "qmgr unix n - n 300 1 qmgr", ""].join("\n"));
-    pf("reload");
+    pf.reload([...services, "qmgr unix n - n 300 1 qmgr"]);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(spool, queues) === 0, t0 + budgetMs, 200);
+    const ok = await waitUntil(() => queued(spool, queues) === 0, t0 + budgetMs, 200);
     const seconds = (Date.now() - t0) / 1000;
-    const cpu = cpuDelta(before, cpuSnapshot(masterPid));
+    const cpu = cpuDelta(before, cpuSnapshot(pf.masterPid));
     const left = ok ? 0 : queued(spool, queues);
     return { n: n - left, seconds, cpu, note: ok ? "" : `budget reached with ${left} left` };
   } finally {
-    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
-    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+    pf.stop();
   }
 }
 

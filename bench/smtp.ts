@@ -24,17 +24,8 @@
  *   root; skipped otherwise). Each run stops after --budget seconds
  *   (default 300) with what it has.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { spawn } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -42,7 +33,7 @@ import { Config } from "../src/global/config.js";
 import { QueueFileWriter } from "../src/global/queue-file.js";
 import { QueuePaths } from "../src/global/queue-path.js";
 import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
-import { option, smtpSend } from "./bench-common.js";
+import { option, queued, smtpSend, startPostfix, waitUntil } from "./bench-common.js";
 
 const POSTFIX = "/usr/sbin/postfix";
 const SINK = "/usr/sbin/smtp-sink";
@@ -95,27 +86,6 @@ function scenarios(n: number, port: number): Scenario[] {
       routes: routesFor(100),
     },
   ];
-}
-
-/** Counts the files under the given queue directories. */
-function queued(spool: string, queues: string[]): number {
-  const count = (dir: string): number => {
-    if (!existsSync(dir)) return 0;
-    let k = 0;
-    for (const e of readdirSync(dir, { withFileTypes: true }))
-      k += e.isDirectory() ? count(join(dir, e.name)) : e.name.startsWith(".") ? 0 : 1;
-    return k;
-  };
-  return queues.reduce((k, q) => k + count(join(spool, q)), 0);
-}
-
-/** Waits until a condition holds; false after the deadline. */
-async function waitFor(cond: () => boolean, deadline: number): Promise<boolean> {
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-  return true;
 }
 
 /** Writes the scenario's messages as queue files into incoming/. */
@@ -177,7 +147,7 @@ async function postern(s: Scenario, budgetMs: number): Promise<Figures> {
     const rl = await inst.postern("reload");
     if (rl.code !== 0) throw new Error(`postern reload: ${rl.stderr}`);
     const queues = ["incoming", "active", "deferred"];
-    const ok = await waitFor(() => queued(inst.spool, queues) === 0, t0 + budgetMs);
+    const ok = await waitUntil(() => queued(inst.spool, queues) === 0, t0 + budgetMs);
     const seconds = (Date.now() - t0) / 1000;
     await sleep(500);
     const sent = (inst.log().match(/ status=sent /g) ?? []).length;
@@ -193,68 +163,26 @@ async function postern(s: Scenario, budgetMs: number): Promise<Figures> {
   }
 }
 
-/** The main.cf of the private Postfix instance. */
-function postfixMain(base: string): string {
-  return [
-    "compatibility_level = 3.6",
-    `queue_directory = ${base}/spool`,
-    `data_directory = ${base}/data`,
-    "mail_owner = postfix",
-    "setgid_group = postdrop",
-    "myhostname = bench.example.test",
-    "mydestination =",
-    "relay_domains =",
-    `transport_maps = texthash:${base}/etc/transport`,
-    "smtp_dns_support_level = disabled",
-    "in_flow_delay = 0",
-    "alias_maps =",
-    "alias_database =",
-    "inet_interfaces = 127.0.0.1",
-    "inet_protocols = ipv4",
-    "smtpd_recipient_limit = 1000",
-    `maillog_file = ${base}/maillog`,
-    `maillog_file_prefixes = ${base}`,
-    "shlib_directory = /usr/lib/postfix",
-    "daemon_directory = /usr/lib/postfix/sbin",
-    "meta_directory = /etc/postfix",
-    "",
-  ].join("\n");
-}
-
 /** Times a private Postfix instance on one scenario. */
 async function postfix(dir: string, s: Scenario, budgetMs: number): Promise<Figures> {
-  const base = join(dir, "postfix");
-  const etc = join(base, "etc");
-  rmSync(base, { recursive: true, force: true });
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(join(base, "spool"));
-  mkdirSync(join(base, "data"));
-  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
-  writeFileSync(join(etc, "main.cf"), postfixMain(base));
-  writeFileSync(join(etc, "transport"), transportMap(s));
+  rmSync(join(dir, "postfix"), { recursive: true, force: true });
+  const transport = join(dir, "postfix-transport");
+  writeFileSync(transport, transportMap(s));
   const port = await freePort();
-  const services = [
-    `127.0.0.1:${port} inet n - n - - smtpd`,
-    "cleanup unix n - n - 0 cleanup",
-    "rewrite unix - - n - - trivial-rewrite",
-    "bounce unix - - n - 0 bounce",
-    "defer unix - - n - 0 bounce",
-    "trace unix - - n - 0 bounce",
-    "flush unix n - n 1000? 0 flush",
-    "proxymap unix - - n - - proxymap",
-    "smtp unix - - n - - smtp",
-    "anvil unix - - n - 1 anvil",
-    "scache unix - - n - 1 scache",
-    "postlog unix-dgram n - n - 1 postlogd",
-  ];
-  writeFileSync(join(etc, "master.cf"), services.join("\n") + "\n");
-  const pf = (...args: string[]): void => {
-    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
-    if (r.status !== 0) throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()}`);
-  };
-  pf("start");
+  const services = [`127.0.0.1:${port} inet n - n - - smtpd`, "smtp unix - - n - - smtp"];
+  const pf = await startPostfix(
+    dir,
+    [
+      "myhostname = bench.example.test",
+      "mydestination =",
+      "relay_domains =",
+      `transport_maps = texthash:${transport}`,
+      "smtp_dns_support_level = disabled",
+      "smtpd_recipient_limit = 1000",
+    ],
+    services,
+  );
   try {
-    await sleep(1000);
     const per = Math.ceil(s.messages.length / FILL_PARALLEL);
     await Promise.all(
       Array.from({ length: FILL_PARALLEL }, (_, k) =>
@@ -264,15 +192,14 @@ async function postfix(dir: string, s: Scenario, budgetMs: number): Promise<Figu
         }),
       ),
     );
-    const spool = join(base, "spool");
-    await waitFor(() => queued(spool, ["incoming"]) >= s.messages.length, Date.now() + 60_000);
+    const spool = pf.spool;
+    await waitUntil(() => queued(spool, ["incoming"]) >= s.messages.length, Date.now() + 60_000);
     const t0 = Date.now();
-    writeFileSync(join(etc, "master.cf"), [...services, "qmgr unix n - n 300 1 qmgr", ""].join("\n"));
-    pf("reload");
-    const ok = await waitFor(() => queued(spool, ["incoming", "active", "deferred"]) === 0, t0 + budgetMs);
+    pf.reload([...services, "qmgr unix n - n 300 1 qmgr"]);
+    const ok = await waitUntil(() => queued(spool, ["incoming", "active", "deferred"]) === 0, t0 + budgetMs);
     const seconds = (Date.now() - t0) / 1000;
     await sleep(500);
-    const log = readFileSync(join(base, "maillog"), "utf8");
+    const log = readFileSync(pf.maillog, "utf8");
     const sent = (log.match(/ status=sent /g) ?? []).length;
     const deferred = (log.match(/ status=deferred /g) ?? []).length;
     return {
@@ -281,8 +208,7 @@ async function postfix(dir: string, s: Scenario, budgetMs: number): Promise<Figu
       note: (ok ? "" : "budget reached ") + (deferred > 0 ? `${deferred} deferrals` : ""),
     };
   } finally {
-    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
-    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+    pf.stop();
   }
 }
 

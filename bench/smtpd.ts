@@ -37,29 +37,19 @@
  *   otherwise, with the reason printed. All processes and directories are
  *   removed at the end.
  */
-import { execFileSync, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readMasterPid } from "../src/global/master-pid.js";
-import { freePort, makeInstance, sleep } from "../src/testing/instance.js";
+import { freePort, sleep } from "../src/testing/instance.js";
 import {
-  POSTFIX,
-  SESSIONS,
-  SMTP_SOURCE,
   ensureFileLimit,
   openIdle,
   option,
+  POSTFIX,
+  SESSIONS,
+  SMTP_SOURCE,
+  startPostern,
+  startPostfix,
   throughput,
 } from "./bench-common.js";
 
@@ -131,24 +121,12 @@ interface Result {
 /** Postern: smtpd, cleanup and trivial-rewrite, no qmgr. */
 async function postern(n: number, idle: number, clientLimit: number, budgetMs: number): Promise<Result> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [
-      ...common(idle),
-      "mynetworks = 192.0.2.0/24",
-      `postern_process_client_limit = ${clientLimit}`,
-      "",
-    ].join("\n"),
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
-  });
+  const pn = await startPostern(
+    [...common(idle), "mynetworks = 192.0.2.0/24", `postern_process_client_limit = ${clientLimit}`],
+    [`${port} inet n - n - - smtpd`],
+  );
+  const { inst, masterPid } = pn;
   try {
-    const r = await inst.start();
-    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
-    const masterPid = readMasterPid(inst.lib) ?? 0;
     const t = await throughput(port, join(inst.spool, "incoming"), n, budgetMs);
     rmSync(join(inst.spool, "incoming"), { recursive: true, force: true });
     mkdirSync(join(inst.spool, "incoming"));
@@ -156,74 +134,24 @@ async function postern(n: number, idle: number, clientLimit: number, budgetMs: n
     const rss = await idleRss(port, masterPid, idle, budgetMs);
     return { rate: t.rate, throughput: t.text, rss };
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    await pn.stop();
   }
 }
 
 /** Postfix: a private instance with smtpd, cleanup and trivial-rewrite, no qmgr. */
 async function postfix(dir: string, n: number, idle: number, budgetMs: number): Promise<Result> {
-  const base = join(dir, "postfix");
-  const etc = join(base, "etc");
-  const spool = join(base, "spool");
-  mkdirSync(etc, { recursive: true });
-  mkdirSync(spool);
-  mkdirSync(join(base, "data"));
-  chownSync(join(base, "data"), Number(execFileSync("id", ["-u", "postfix"], { encoding: "utf8" })), 0);
   const port = await freePort();
-  writeFileSync(
-    join(etc, "main.cf"),
-    [
-      "compatibility_level = 3.6",
-      `queue_directory = ${spool}`,
-      `data_directory = ${base}/data`,
-      "mail_owner = postfix",
-      "setgid_group = postdrop",
-      ...common(idle),
-      "mynetworks = 192.0.2.0/24",
-      "in_flow_delay = 0",
-      "alias_maps =",
-      "alias_database =",
-      "inet_interfaces = 127.0.0.1",
-      "inet_protocols = ipv4",
-      `maillog_file = ${base}/maillog`,
-      `maillog_file_prefixes = ${base}`,
-      "shlib_directory = /usr/lib/postfix",
-      "daemon_directory = /usr/lib/postfix/sbin",
-      "meta_directory = /etc/postfix",
-      "",
-    ].join("\n"),
+  const pf = await startPostfix(
+    dir,
+    [...common(idle), "mynetworks = 192.0.2.0/24"],
+    [`127.0.0.1:${port} inet n - n - - smtpd`],
   );
-  writeFileSync(
-    join(etc, "master.cf"),
-    [
-      `127.0.0.1:${port} inet n - n - - smtpd`,
-      "cleanup unix n - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "bounce unix - - n - 0 bounce",
-      "defer unix - - n - 0 bounce",
-      "trace unix - - n - 0 bounce",
-      "proxymap unix - - n - - proxymap",
-      "anvil unix - - n - 1 anvil",
-      "postlog unix-dgram n - n - 1 postlogd",
-      "",
-    ].join("\n"),
-  );
-  const pf = (...args: string[]): void => {
-    const r = spawnSync(POSTFIX, ["-c", etc, ...args], { stdio: "pipe" });
-    if (r.status !== 0)
-      throw new Error(`postfix ${args.join(" ")}: ${r.stderr.toString().trim()} (see ${base}/maillog)`);
-  };
-  pf("start");
   try {
-    await sleep(1000);
-    const masterPid = Number(readFileSync(join(spool, "pid", "master.pid"), "utf8").trim());
-    const t = await throughput(port, join(spool, "incoming"), n, budgetMs);
-    const rss = await idleRss(port, masterPid, idle, budgetMs);
+    const t = await throughput(port, join(pf.spool, "incoming"), n, budgetMs);
+    const rss = await idleRss(port, pf.masterPid, idle, budgetMs);
     return { rate: t.rate, throughput: t.text, rss };
   } finally {
-    spawnSync(POSTFIX, ["-c", etc, "abort"], { stdio: "pipe" });
-    spawnSync(POSTFIX, ["-c", etc, "stop"], { stdio: "pipe" });
+    pf.stop();
   }
 }
 

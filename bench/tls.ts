@@ -29,9 +29,9 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as tlsConnect, type TLSSocket } from "node:tls";
-import { freePort, makeInstance } from "../src/testing/instance.js";
+import { freePort } from "../src/testing/instance.js";
 import { makeTestCerts, type TestCerts } from "../src/testing/tls-certs.js";
-import { option, startPostfix } from "./bench-common.js";
+import { option, startPostern, startPostfix } from "./bench-common.js";
 import { postfixMissing } from "./bench-sut.js";
 
 /** A reply reader over a socket that may be swapped for its TLS layer. */
@@ -219,27 +219,14 @@ const MAIN = [
 /** Postern with the certificate. */
 async function postern(certs: TestCerts, o: Parameters<typeof measure>[1]): Promise<Figures> {
   const port = await freePort();
-  const inst = makeInstance({
-    main: [
-      ...MAIN,
-      `smtpd_tls_cert_file = ${certs.rsaCert}`,
-      `smtpd_tls_key_file = ${certs.rsaKey}`,
-      "",
-    ].join("\n"),
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
-  });
+  const pn = await startPostern(
+    [...MAIN, `smtpd_tls_cert_file = ${certs.rsaCert}`, `smtpd_tls_key_file = ${certs.rsaKey}`],
+    [`${port} inet n - n - - smtpd`],
+  );
   try {
-    const r = await inst.start();
-    if (r.code !== 0) throw new Error(`postern start: ${r.stderr}`);
     return await measure(port, o);
   } finally {
-    await inst.postern("abort");
-    inst.cleanup();
+    await pn.stop();
   }
 }
 

@@ -12,60 +12,32 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { sleep } from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { DSN_NOTIFY } from "../src/global/queue-file.js";
-import { DOMAIN, localInstance, makeWorld } from "../src/testing/local-world.js";
+import {
+  BOUNCE_SERVICES,
+  DOMAIN,
+  localInstance,
+  makeWorld,
+  readNotices,
+  type Notice,
+} from "../src/testing/local-world.js";
 
 const world = makeWorld();
 after(() => world.cleanup());
 
-const SERVICES = [
-  "bounce unix - - y - 0 bounce",
-  "defer unix - - y - 0 bounce",
-  "trace unix - - y - 0 bounce",
-].join("\n");
-
-const PARSER = `
-import email, json, sys
-m = email.message_from_binary_file(open(sys.argv[1], "rb"))
-dsn = []
-for p in m.get_payload():
-    if p.get_content_type() == "message/delivery-status":
-        dsn = [dict(b.items()) for b in p.get_payload()]
-print(json.dumps({"subject": m["Subject"], "from": m["From"], "type": m.get_content_type(), "dsn": dsn}))
-`;
-
-interface Notice {
-  subject: string;
-  from: string;
-  type: string;
-  dsn: Array<Record<string, string>>;
-}
-
-/** Parses one message with Python's email package. */
-function parse(path: string): Notice {
-  return JSON.parse(execFileSync("/usr/bin/python3", ["-c", PARSER, path], { encoding: "utf8" })) as Notice;
-}
-
 /** Waits until a Maildir holds n new messages; returns them parsed. */
-async function notices(maildir: string, n: number): Promise<Notice[]> {
-  const dir = join(maildir, "new");
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(dir) || readdirSync(dir).length < n) {
-    if (Date.now() > deadline) throw new Error(`fewer than ${n} messages in ${dir}`);
-    await sleep(50);
-  }
-  return readdirSync(dir).map((f) => parse(join(dir, f)));
+function notices(maildir: string, n: number): Promise<Notice[]> {
+  return readNotices(maildir, n);
 }
 
 test("local delivery: an unknown user bounces back to the sender's Maildir; NOTIFY=SUCCESS reports delivery", async (t) => {
   const alice = world.user("s");
   const bob = world.user("r");
-  const inst = await localInstance(t, "home_mailbox = Maildir/\nalias_maps =\n", SERVICES);
+  const inst = await localInstance(t, "home_mailbox = Maildir/\nalias_maps =\n", BOUNCE_SERVICES);
   const c = await CleanupClient.open(inst.spool);
   assert.ok(c.ok, c.ok ? "" : c.reason);
   await c.client.sender(`${alice.name}@${DOMAIN}`);

@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { makeInstance, processesOf, sleep, type Instance } from "../src/testing/instance.js";
+import { processesOf, sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { Config } from "../src/global/config.js";
@@ -180,15 +180,9 @@ test(
   "killing cleanup at random moments loses no acknowledged message and never exposes a partial file",
   { timeout: 55_000 },
   async (t) => {
-    const inst = makeInstance({
+    const inst = await startInstance(t, {
       main: "service_throttle_time = 1s\n",
       master: "cleanup unix - - n - 0 cleanup\n",
-    });
-    const r = await inst.start();
-    assert.equal(r.code, 0, r.stderr);
-    t.after(async () => {
-      await inst.postern("abort");
-      inst.cleanup();
     });
     const paths = new QueuePaths(Config.load(inst.etc));
     const deadline = Date.now() + RUN_MS;

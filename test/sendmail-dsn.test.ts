@@ -13,60 +13,29 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { sleep } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
-import { DOMAIN, localInstance, makeWorld, type TestUser } from "../src/testing/local-world.js";
+import {
+  BOUNCE_SERVICES,
+  DOMAIN,
+  localInstance,
+  makeWorld,
+  readNotices,
+  type Notice,
+  type TestUser,
+} from "../src/testing/local-world.js";
 
 const world = makeWorld();
 after(() => world.cleanup());
 
-const MASTER = [
-  "pickup unix n - y 60 1 pickup",
-  "bounce unix - - y - 0 bounce",
-  "defer unix - - y - 0 bounce",
-  "trace unix - - y - 0 bounce",
-].join("\n");
-
-const PARSER = `
-import email, json, sys
-m = email.message_from_binary_file(open(sys.argv[1], "rb"))
-dsn = []
-text = ""
-for p in (m.get_payload() if m.is_multipart() else []):
-    if p.get_content_type() == "message/delivery-status":
-        dsn = [dict(b.items()) for b in p.get_payload()]
-    elif p.get_content_type() == "text/plain":
-        text = p.get_payload(decode=True).decode("utf-8", "replace")
-print(json.dumps({"subject": m["Subject"], "text": text, "dsn": dsn}))
-`;
-
-interface Notice {
-  subject: string;
-  text: string;
-  dsn: Array<Record<string, string>>;
-}
+const MASTER = ["pickup unix n - y 60 1 pickup", BOUNCE_SERVICES].join("\n");
 
 let log = (): string => "";
 
 /** The messages in a user's Maildir/new, parsed (waits until there are n). */
-async function maildir(u: TestUser, n: number): Promise<Notice[]> {
-  const dir = join(u.home, "Maildir", "new");
-  const deadline = Date.now() + 30_000;
-  while (!existsSync(dir) || readdirSync(dir).length < n) {
-    if (Date.now() > deadline) throw new Error(`fewer than ${n} messages in ${dir}; log:\n${log()}`);
-    await sleep(50);
-  }
-  return readdirSync(dir)
-    .sort()
-    .map(
-      (f) =>
-        JSON.parse(
-          execFileSync("/usr/bin/python3", ["-c", PARSER, join(dir, f)], { encoding: "utf8" }),
-        ) as Notice,
-    );
+function maildir(u: TestUser, n: number): Promise<Notice[]> {
+  return readNotices(join(u.home, "Maildir"), n, log);
 }
 
 /** The notices (null-sender reports) among a user's messages. */

@@ -13,46 +13,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { sleep } from "../src/testing/instance.js";
+import { policyServer, type PolicyServer } from "../src/testing/policy-server.js";
 import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
 
 /** A policy server that records requests and refuses END-OF-MESSAGE requests above a size. */
-async function sizePolicy(
-  t: { after: (fn: () => Promise<void>) => void },
-  maxSize: number,
-): Promise<{ port: number; requests: Map<string, string>[] }> {
-  const requests: Map<string, string>[] = [];
-  const socks: Socket[] = [];
-  const server = createServer((s) => {
-    socks.push(s);
-    let buf = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      buf += d;
-      for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
-        const attrs = new Map(
-          buf
-            .slice(0, end)
-            .split("\n")
-            .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]),
-        );
-        buf = buf.slice(end + 2);
-        requests.push(attrs);
-        const big = attrs.get("protocol_state") === "END-OF-MESSAGE" && Number(attrs.get("size")) > maxSize;
-        s.write(big ? "action=REJECT message too large for this policy\n\n" : "action=DUNNO\n\n");
-      }
-    });
-    s.on("error", () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  t.after(async () => {
-    for (const s of socks) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  const addr = server.address();
-  return { port: typeof addr === "object" && addr !== null ? addr.port : 0, requests };
+function sizePolicy(t: { after: (fn: () => Promise<void>) => void }, maxSize: number): Promise<PolicyServer> {
+  return policyServer(t, (attrs) =>
+    attrs.get("protocol_state") === "END-OF-MESSAGE" && Number(attrs.get("size")) > maxSize
+      ? "REJECT message too large for this policy"
+      : "DUNNO",
+  );
 }
 
 /** The files in a queue directory (hash levels walked). */

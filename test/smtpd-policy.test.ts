@@ -10,49 +10,17 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type Server, type Socket } from "node:net";
 import { freePort, sleep } from "../src/testing/instance.js";
 import { postgreyAvailable, startPostgrey } from "../src/testing/postgrey.js";
+import { policyServer, type PolicyServer } from "../src/testing/policy-server.js";
 import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
 
 /** A policy server that records requests and answers with a fixed action (or never, when null). */
-async function recorder(
+function recorder(
   t: { after: (fn: () => Promise<void>) => void },
   action: string | null,
-): Promise<{ port: number; requests: Map<string, string>[]; connections: () => number }> {
-  const requests: Map<string, string>[] = [];
-  const socks: Socket[] = [];
-  const server: Server = createServer((s) => {
-    socks.push(s);
-    let buf = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      buf += d;
-      for (let end = buf.indexOf("\n\n"); end >= 0; end = buf.indexOf("\n\n")) {
-        const attrs = new Map(
-          buf
-            .slice(0, end)
-            .split("\n")
-            .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)] as [string, string]),
-        );
-        buf = buf.slice(end + 2);
-        requests.push(attrs);
-        if (action !== null) s.write(`action=${action}\n\n`);
-      }
-    });
-    s.on("error", () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  t.after(async () => {
-    for (const s of socks) s.destroy();
-    await new Promise<void>((r) => server.close(() => r()));
-  });
-  const addr = server.address();
-  return {
-    port: typeof addr === "object" && addr !== null ? addr.port : 0,
-    requests,
-    connections: () => socks.length,
-  };
+): Promise<PolicyServer> {
+  return policyServer(t, () => action);
 }
 
 test("postgrey greylists the first attempt and accepts the retry after its delay", async (t) => {

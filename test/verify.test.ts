@@ -32,7 +32,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
 import { DOMAIN, makeWorld } from "../src/testing/local-world.js";
@@ -55,7 +55,7 @@ async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): 
   const port = await freePort();
   const pollPort = await freePort();
   const senderPort = await freePort();
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: [
       `myhostname = ${DOMAIN}`,
       "mydestination = $myhostname, localhost",
@@ -91,12 +91,6 @@ async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): 
       "trace unix - - n - 0 bounce",
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   return { inst, port, pollPort, senderPort };
 }
@@ -269,7 +263,7 @@ test("sendmail -bv mails a Mail Delivery Status Report and delivers nothing", as
 });
 
 test("10,000 distinct unknown addresses: the queue holds at most the pending limit, the cache at most its limit", async (t) => {
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: [
       "address_verify_pending_request_limit = 100",
       "postern_address_verify_cache_limit = 500",
@@ -281,12 +275,6 @@ test("10,000 distinct unknown addresses: the queue holds at most the pending lim
       "verify unix - - n - 1 verify",
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   const v = new VerifyClient(inst.spool, "verify", 10_000, { persistent: true });
   t.after(() => v.close());

@@ -27,6 +27,7 @@ import {
   CleanupReply,
 } from "./cleanup-proto.js";
 import type { Recipient } from "./queue-file.js";
+import { Wakeup } from "../util/wakeup.js";
 
 export type CleanupResult =
   | { status: "ok"; queueId: string }
@@ -38,23 +39,23 @@ class FrameReader {
   #dec = new FrameDecoder({ maxFrame: CLEANUP_FRAME_MAX });
   #frames: AttrList[] = [];
   #failure: string | null = null;
-  #wake: (() => void) | null = null;
+  readonly #wakeup = new Wakeup();
 
   constructor(sock: Socket) {
     sock.on("data", (chunk: Buffer) => {
       const r = this.#dec.push(chunk);
       if (r.ok) this.#frames.push(...r.frames);
       else this.#failure = r.reason;
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     const end = (): void => {
       this.#failure ??= "connection closed by cleanup";
-      this.#wake?.();
+      this.#wakeup.notify();
     };
     sock.on("close", end);
     sock.on("error", (err) => {
       this.#failure ??= err.message;
-      this.#wake?.();
+      this.#wakeup.notify();
     });
   }
 
@@ -67,14 +68,7 @@ class FrameReader {
       if (this.#failure !== null) return this.#failure;
       const left = deadline - Date.now();
       if (left <= 0) return "timed out waiting for cleanup";
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 }

@@ -18,6 +18,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { FrameDecoder, encodeFrame, type AttrInput, type AttrList } from "../util/attr-codec.js";
+import { Wakeup } from "../util/wakeup.js";
 
 export interface FrameConnOptions {
   maxFrame: number;
@@ -31,7 +32,7 @@ export class FrameConn {
   #dec: FrameDecoder;
   #frames: AttrList[] = [];
   #failure: string | null = null;
-  #wake: (() => void) | null = null;
+  readonly #wakeup = new Wakeup();
 
   constructor(sock: Socket, opts: FrameConnOptions) {
     this.#sock = sock;
@@ -42,7 +43,7 @@ export class FrameConn {
       if (r.ok) this.#frames.push(...r.frames);
       else this.#fail(`malformed frame: ${r.reason}`);
       if (this.#frames.length > 64) sock.pause();
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     sock.on("end", () => this.#fail("connection closed by peer"));
     sock.on("close", () => this.#fail("connection closed"));
@@ -72,7 +73,7 @@ export class FrameConn {
   /** Records the first failure and wakes a waiting reader. */
   #fail(why: string): void {
     this.#failure ??= why;
-    this.#wake?.();
+    this.#wakeup.notify();
   }
 
   /** The next frame, or the reason there is none. */
@@ -87,14 +88,7 @@ export class FrameConn {
       if (this.#failure !== null) return this.#failure;
       const left = deadline - Date.now();
       if (left <= 0) return "timed out";
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 

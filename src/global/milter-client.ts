@@ -57,6 +57,7 @@ import {
   type Packet,
   type Reply,
 } from "./milter-proto.js";
+import { Wakeup } from "../util/wakeup.js";
 
 export type DefaultAction = "accept" | "reject" | "tempfail" | "quarantine" | "shutdown";
 
@@ -155,22 +156,22 @@ class PacketReader {
   #dec = new PacketDecoder(MILTER_PACKET_MAX);
   #packets: Packet[] = [];
   #failure: string | null = null;
-  #wake: (() => void) | null = null;
+  readonly #wakeup = new Wakeup();
 
   constructor(sock: Socket) {
     sock.on("data", (chunk: Buffer) => {
       const r = this.#dec.push(chunk);
       if (r.ok) this.#packets.push(...r.packets);
       else this.#failure ??= r.why;
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     sock.on("close", () => {
       this.#failure ??= "connection closed by milter";
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     sock.on("error", (err) => {
       this.#failure ??= err.message;
-      this.#wake?.();
+      this.#wakeup.notify();
     });
   }
 
@@ -183,14 +184,7 @@ class PacketReader {
       if (this.#failure !== null) return this.#failure;
       const left = deadline - Date.now();
       if (left <= 0) return "timeout";
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 }

@@ -15,6 +15,9 @@
  */
 import type { DnsLookup } from "../global/dns-lookup.js";
 import { ipv6Nibbles } from "../global/dns-lookup.js";
+import { filterMatch, octetPatterns } from "../global/dnsbl-filter.js";
+
+export { filterMatch };
 
 export interface DnsblSite {
   domain: string;
@@ -37,14 +40,9 @@ export function parseDnsblSites(items: readonly string[]): DnsblSite[] {
   });
 }
 
-/** The octet patterns of a filter ("127.0.0.[2..11]" has four). */
-function octets(filter: string): string[] {
-  return filter.match(/\[[^\]]*\]|[^.[\]]+/g) ?? [];
-}
-
 /** Whether a filter is four octet patterns of numbers, ranges and sets. */
 function validFilter(filter: string): boolean {
-  const parts = octets(filter);
+  const parts = octetPatterns(filter);
   return parts.length === 4 && parts.join(".") === filter && parts.every(validOctet);
 }
 
@@ -53,22 +51,6 @@ function validOctet(p: string): boolean {
   const m = /^\[(.*)\]$/.exec(p);
   if (m === null) return /^\d{1,3}$/.test(p) && Number(p) <= 255;
   return (m[1] ?? "").split(";").every((alt) => /^\d{1,3}(\.\.\d{1,3})?$/.test(alt));
-}
-
-/** Whether an A record matches a filter. */
-export function filterMatch(filter: string, addr: string): boolean {
-  const p = octets(filter);
-  const a = addr.split(".");
-  if (p.length !== 4 || a.length !== 4) return false;
-  return p.every((part, i) => {
-    const octet = Number(a[i]);
-    const m = /^\[(.*)\]$/.exec(part);
-    if (m === null) return Number(part) === octet;
-    return (m[1] ?? "").split(";").some((alt) => {
-      const r = /^(\d+)\.\.(\d+)$/.exec(alt);
-      return r === null ? Number(alt) === octet : octet >= Number(r[1]) && octet <= Number(r[2]);
-    });
-  });
 }
 
 /** The query prefix of a client address: reversed octets or nibbles; null for other text. */

@@ -26,6 +26,7 @@ import { msg } from "../util/msg.js";
 import { T_BARLF, T_NSMTP, T_PIPEL, T_PREGR, underStress } from "./postscreen-env.js";
 import { printable } from "./postscreen-misc.js";
 import type { PsSession } from "./postscreen-session.js";
+import { Wakeup } from "../util/wakeup.js";
 
 const LINE_MAX = 2048;
 const KNOWN = new Set([
@@ -58,7 +59,7 @@ class LineReader {
   #s: PsSession;
   #buf: Buffer = Buffer.alloc(0);
   #closed = false;
-  #wake: (() => void) | null = null;
+  readonly #wakeup = new Wakeup();
   timedOut = false;
 
   constructor(s: PsSession) {
@@ -68,11 +69,11 @@ class LineReader {
     s.sock.on("data", (d: Buffer) => {
       this.#buf = this.#buf.length === 0 ? d : Buffer.concat([this.#buf, d]);
       if (this.#buf.length > LINE_MAX * 4) s.sock.pause();
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     const end = (): void => {
       this.#closed = true;
-      this.#wake?.();
+      this.#wakeup.notify();
     };
     s.sock.on("close", end);
     s.sock.on("end", end);
@@ -101,14 +102,7 @@ class LineReader {
         this.timedOut = true;
         return null;
       }
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 }

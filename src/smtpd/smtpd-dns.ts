@@ -33,6 +33,10 @@ import {
   type Stage,
   type Verdict,
 } from "./smtpd-check.js";
+import { filterMatch } from "../global/dnsbl-filter.js";
+
+/** Whether an A record matches a "127.0.0.[2..4;9]"-style reply filter. */
+export const rblPatternMatch = filterMatch;
 
 const DUNNO: Verdict = { kind: "dunno" };
 const TXT_LIMIT = 500;
@@ -185,22 +189,6 @@ async function unknownDomain(
   return refuse(ctx, stage, kindOf(code), code, fixEnh(code, enh), "Domain not found");
 }
 
-/** Whether an A record matches a "127.0.0.[2..4;9]"-style pattern. */
-export function rblPatternMatch(pattern: string, addr: string): boolean {
-  const p = pattern.match(/\[[^\]]*\]|[^.[]+/g) ?? [];
-  const a = addr.split(".");
-  if (p.length !== 4 || a.length !== 4) return false;
-  return p.every((part, i) => {
-    const octet = Number(a[i]);
-    const m = /^\[(.*)\]$/.exec(part);
-    if (m === null) return Number(part) === octet;
-    return (m[1] ?? "").split(";").some((alt) => {
-      const r = /^(\d+)\.\.(\d+)$/.exec(alt);
-      return r === null ? Number(alt) === octet : octet >= Number(r[1]) && octet <= Number(r[2]);
-    });
-  });
-}
-
 type ListResult = { status: "listed"; txt: string } | { status: "clean" } | { status: "temp" };
 
 /** Looks a query name up in a DNS list: A records (filtered by the pattern), then TXT for the reason. */
@@ -214,7 +202,7 @@ async function listLookup(ctx: CheckContext, prefix: string, list: string): Prom
     return { status: "temp" };
   }
   if (a.status === "notfound") return { status: "clean" };
-  if (eq >= 0 && !a.values.some((v) => rblPatternMatch(list.slice(eq + 1), v))) return { status: "clean" };
+  if (eq >= 0 && !a.values.some((v) => filterMatch(list.slice(eq + 1), v))) return { status: "clean" };
   const t = await ctx.dns.query(query, "TXT");
   const txt = t.status === "found" ? t.values.join(" / ").slice(0, TXT_LIMIT) : "";
   return { status: "listed", txt };

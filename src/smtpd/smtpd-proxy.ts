@@ -35,6 +35,7 @@ import { connect, type Socket } from "node:net";
 import { msg } from "../util/msg.js";
 import type { SmtpdEnv } from "./smtpd-env.js";
 import type { SessionView } from "./smtpd-milter.js";
+import { Wakeup } from "../util/wakeup.js";
 
 const PROXY_ERROR = "451 4.3.0 Error: queue file write error";
 const REPLY_MAX = 8192;
@@ -50,7 +51,7 @@ class ProxyConn {
   #sock: Socket;
   #buf = "";
   #failure: string | null = null;
-  #wake: (() => void) | null = null;
+  readonly #wakeup = new Wakeup();
 
   constructor(sock: Socket) {
     this.#sock = sock;
@@ -58,15 +59,15 @@ class ProxyConn {
     sock.on("data", (d: string) => {
       this.#buf += d;
       if (this.#buf.length > REPLY_MAX * 4) this.#failure ??= "reply too long";
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     sock.on("close", () => {
       this.#failure ??= "lost connection";
-      this.#wake?.();
+      this.#wakeup.notify();
     });
     sock.on("error", (e) => {
       this.#failure ??= e.message;
-      this.#wake?.();
+      this.#wakeup.notify();
     });
   }
 
@@ -86,14 +87,7 @@ class ProxyConn {
       if (this.#failure !== null) return `!${this.#failure}`;
       const left = deadline - Date.now();
       if (left <= 0) return "!timeout";
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = null;
+      await this.#wakeup.wait(left);
     }
   }
 

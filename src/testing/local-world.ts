@@ -7,6 +7,7 @@
  *   const inst = await localInstance(t, w, "home_mailbox = Maildir/\n");
  *   const id = await submit(inst, ["user@mail.example.test"], "Subject: x\n\nbody\n");
  *   readMailbox("maildir", path)              // via Python's mailbox module
+ *   await readNotices(maildir, n)             // n messages in Maildir/new, DSN parts parsed
  *
  * DESCRIPTION
  *   End-to-end tests of local, virtual and pipe run as root, against real
@@ -16,12 +17,12 @@
  *   independent reader of Maildir and mbox.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
 import { CleanupClient } from "../global/cleanup-client.js";
-import { makeInstance, type Instance } from "./instance.js";
+import { sleep, startInstance, type Instance } from "./instance.js";
 
 export interface TestUser {
   name: string;
@@ -78,7 +79,7 @@ export async function localInstance(
   main: string,
   master = "",
 ): Promise<Instance> {
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: [
       `myhostname = ${DOMAIN}`,
       "mydestination = $myhostname, localhost",
@@ -99,12 +100,6 @@ export async function localInstance(
       master,
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   return inst;
 }
@@ -156,4 +151,59 @@ export function readMailbox(kind: "maildir" | "mbox", path: string): ReadMessage
   });
   const list = JSON.parse(out) as ReadMessage[];
   return list.sort((a, b) => (a.subject ?? "").localeCompare(b.subject ?? ""));
+}
+
+/** master.cf lines of the bounce, defer and trace services (notices), as local tests run them. */
+export const BOUNCE_SERVICES = [
+  "bounce unix - - y - 0 bounce",
+  "defer unix - - y - 0 bounce",
+  "trace unix - - y - 0 bounce",
+].join("\n");
+
+const NOTICE_PARSER = `
+import email, json, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"))
+dsn = []
+text = ""
+for p in (m.get_payload() if m.is_multipart() else []):
+    if p.get_content_type() == "message/delivery-status":
+        dsn = [dict(b.items()) for b in p.get_payload()]
+    elif p.get_content_type() == "text/plain":
+        text = p.get_payload(decode=True).decode("utf-8", "replace")
+print(json.dumps({"subject": m["Subject"], "from": m["From"], "type": m.get_content_type(), "text": text, "dsn": dsn}))
+`;
+
+/** A message as read by Python's email package: its DSN fields per part (none when not a notice). */
+export interface Notice {
+  subject: string;
+  from: string;
+  type: string;
+  /** The text/plain part of a multipart message. */
+  text: string;
+  dsn: Array<Record<string, string>>;
+}
+
+/**
+ * Waits (30 s at most) until maildir/new holds n messages; returns them parsed, by file
+ * name. The error when they do not come shows log() (e.g. the instance's log).
+ */
+export async function readNotices(
+  maildir: string,
+  n: number,
+  log: () => string = () => "",
+): Promise<Notice[]> {
+  const dir = join(maildir, "new");
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(dir) || readdirSync(dir).length < n) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${n} messages in ${dir}; log:\n${log()}`);
+    await sleep(50);
+  }
+  return readdirSync(dir)
+    .sort()
+    .map(
+      (f) =>
+        JSON.parse(
+          execFileSync("/usr/bin/python3", ["-c", NOTICE_PARSER, join(dir, f)], { encoding: "utf8" }),
+        ) as Notice,
+    );
 }

@@ -14,7 +14,7 @@
  *   smtpd line may be replaced (a lower maxproc, -o settings).
  */
 import assert from "node:assert/strict";
-import { freePort, makeInstance, type Instance } from "./instance.js";
+import { freePort, startInstance, type Instance } from "./instance.js";
 import type { TestContext } from "./smtpd-instance.js";
 
 export interface PostscreenInstance extends Instance {
@@ -30,7 +30,7 @@ export async function postscreenInstance(
   smtpd = "smtpd pass - - n - - smtpd",
 ): Promise<PostscreenInstance> {
   const port = await freePort();
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: [
       "myhostname = mx.example.org",
       "mydestination = $myhostname, example.org",
@@ -47,12 +47,6 @@ export async function postscreenInstance(
       extraMaster,
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   const restart = async (): Promise<void> => {
     assert.equal((await inst.stop()).code, 0);

@@ -36,7 +36,7 @@ import { join } from "node:path";
 import { CleanupClient } from "../global/cleanup-client.js";
 import { installRoot } from "../global/install-paths.js";
 import type { Recipient } from "../global/queue-file.js";
-import { freePort, makeInstance, sleep, type Instance } from "./instance.js";
+import { freePort, sleep, startInstance, type Instance } from "./instance.js";
 
 type TestContext = { after: (fn: () => Promise<void> | void) => void };
 
@@ -374,7 +374,7 @@ export async function startDovecot(t: TestContext): Promise<Dovecot> {
 
 /** Starts a Postern instance with cleanup, qmgr, trivial-rewrite, smtp and lmtp (plus extra main.cf). */
 export async function relayInstance(t: TestContext, main: string, master = ""): Promise<Instance> {
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: [
       "myhostname = postern.example.test",
       "mydestination =",
@@ -395,12 +395,6 @@ export async function relayInstance(t: TestContext, main: string, master = ""): 
       master,
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   return inst;
 }

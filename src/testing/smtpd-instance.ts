@@ -18,7 +18,7 @@
  */
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { LineClient, freePort, makeInstance, type Instance } from "./instance.js";
+import { freePort, LineClient, startInstance, type Instance } from "./instance.js";
 
 export interface SmtpdInstance extends Instance {
   port: number;
@@ -31,7 +31,7 @@ export interface TestContext {
 /** Starts smtpd with cleanup and trivial-rewrite; extra main.cf text is appended. */
 export async function smtpdInstance(t: TestContext, main = "", extraMaster = ""): Promise<SmtpdInstance> {
   const port = await freePort();
-  const inst = makeInstance({
+  const inst = await startInstance(t, {
     main: `myhostname = mx.example.org\nmydestination = $myhostname, example.org\nmynetworks = 192.0.2.0/24\nlocal_recipient_maps =\nsmtpd_peername_lookup = no\n${main}`,
     master: [
       `${port} inet n - n - - smtpd`,
@@ -40,12 +40,6 @@ export async function smtpdInstance(t: TestContext, main = "", extraMaster = "")
       extraMaster,
       "",
     ].join("\n"),
-  });
-  const r = await inst.start();
-  assert.equal(r.code, 0, r.stderr);
-  t.after(async () => {
-    await inst.postern("abort");
-    inst.cleanup();
   });
   return Object.assign(inst, { port });
 }
