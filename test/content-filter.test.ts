@@ -245,3 +245,31 @@ test("content_filter: every message goes through the filter once and comes back 
   const warns = inst.log().match(/warning: header Subject: message \d+ from /g) ?? [];
   assert.equal(warns.length, N, "header_checks run once per message (not on the re-injection)");
 });
+
+test("FILTER from check_client_access: only that client's mail goes through the filter", async (t) => {
+  const { aio, front, filter, inst } = await filterSetup(
+    t,
+    "smtpd_client_restrictions = check_client_access inline:{ {127.0.0.6 = FILTER scan:[127.0.0.1]:FILTERPORT} }",
+  );
+  const filtered = await send(front, "127.0.0.6", 1);
+  const direct = await send(front, "127.0.0.7", 2);
+  const msgs = await waitMessages(aio, 2);
+  await inst.waitLog(
+    new RegExp(
+      `${filtered}: to=<user1@remote\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${filter.port}, .*status=sent`,
+    ),
+  );
+  await inst.waitLog(
+    new RegExp(
+      `${direct}: to=<user2@remote\\.test>, relay=127\\.0\\.0\\.3\\[127\\.0\\.0\\.3\\]:${aio.port}, .*status=sent`,
+    ),
+  );
+  await inst.waitLog(new RegExp(`orig_queue_id=${filtered}, orig_client=unknown\\[127\\.0\\.0\\.6\\]`));
+  assert.equal(msgs.length, 2);
+  assert.equal(filter.seen.length, 1);
+  assert.equal(filter.seen[0]?.get("ADDR"), "127.0.0.6");
+  const one = msgs.find((m) => m.includes("Subject: message 1"));
+  const two = msgs.find((m) => m.includes("Subject: message 2"));
+  assert.match(one ?? "", /^X-Filtered: yes\r?$/m);
+  assert.doesNotMatch(two ?? "", /X-Filtered/);
+});
