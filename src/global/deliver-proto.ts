@@ -87,6 +87,7 @@ const ATTR_NAMES = [
   "client_address",
   "protocol",
   "helo",
+  "rewrite_context",
 ];
 
 /** Encodes a request. */

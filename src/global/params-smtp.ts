@@ -84,6 +84,12 @@ const CLIENT: readonly ClientParam[] = [
     desc: "send EHLO even when the greeting does not say ESMTP",
     only: "smtp",
   },
+  {
+    name: "send_xforward_command",
+    type: "bool",
+    smtp: "no",
+    desc: "send the original client's details with XFORWARD when the server offers it (content filters)",
+  },
   { name: "skip_5xx_greeting", type: "bool", smtp: "yes", desc: "a 5xx greeting means: try the next server" },
   {
     name: "skip_quit_response",

@@ -291,8 +291,9 @@ export class QueueManager {
   async #route(m: QMessage, rc: QRcpt): Promise<void> {
     const res = await this.#resolve(m.env.sender, rc.address, (m.flags & DEL_REQ_FLAG.MTA_VRFY) !== 0);
     if (!res.ok) return this.#defer(m, rc, `address resolver failure: ${res.reason}`, "4.3.0");
-    const t = this.#transport(res.value.transport);
-    const d = t.dest(res.value.nexthop);
+    const { transport, nexthop } = contentFilterRoute(m.env.filter, res.value, this.#cfg.get("myhostname"));
+    const t = this.#transport(transport);
+    const d = t.dest(nexthop);
     if (d.deadUntil > Date.now())
       return this.#defer(m, rc, `delivery temporarily suspended: ${d.lastReason}`, "4.4.1");
     d.add(rc);
@@ -459,4 +460,22 @@ export class QueueManager {
     for (const t of this.#transports.values()) t.prune(Date.now(), memory);
     void this.feed();
   }
+}
+
+/**
+ * The route of a recipient: a content filter recorded in the queue file
+ * (content_filter or a FILTER action, "transport:nexthop") takes the whole
+ * message instead of the resolved route; an empty nexthop means myhostname.
+ */
+export function contentFilterRoute(
+  filter: string | undefined,
+  resolved: { transport: string; nexthop: string },
+  myhostname: string,
+): { transport: string; nexthop: string } {
+  if (filter === undefined || filter === "") return resolved;
+  const colon = filter.indexOf(":");
+  const transport = colon < 0 ? filter : filter.slice(0, colon);
+  const nexthop = colon < 0 ? "" : filter.slice(colon + 1);
+  if (transport === "") return resolved;
+  return { transport, nexthop: nexthop === "" ? myhostname : nexthop };
 }

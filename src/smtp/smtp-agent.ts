@@ -75,6 +75,7 @@ interface Settings {
   reuseAgeMs: number;
   reuseCount: number;
   skipQuitResponse: boolean;
+  sendXforward: boolean;
   trans: Omit<TransSettings, "verify">;
   dns: DnsLookup;
   output: OutputFilter | null;
@@ -138,6 +139,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
     reuseAgeMs: cfg.time(p("connection_reuse_time_limit")) * 1000,
     reuseCount: cfg.int(p("connection_reuse_count_limit")),
     skipQuitResponse: cfg.bool(p("skip_quit_response")),
+    sendXforward: cfg.bool(p("send_xforward_command")),
     trans: {
       lmtp,
       quoteEnvelope: cfg.bool(p("quote_rfc821_envelope")),
@@ -341,6 +343,7 @@ async function transInput(
     smtputf8: req.attrs["smtputf8"] === "1",
     ...(req.attrs["dsn_ret"] !== undefined ? { ret: req.attrs["dsn_ret"] } : {}),
     ...(req.attrs["dsn_envid"] !== undefined ? { envid: req.attrs["dsn_envid"] } : {}),
+    ...(st.sendXforward ? { xforward: xforwardAttrs(req) } : {}),
     lines: () => (out !== null ? out.filter(contentLines(path, env), req.queueId) : contentLines(path, env)),
   };
   const wire: TransRecipient[] = [];
@@ -503,4 +506,18 @@ export function runAgent(mode: "smtp" | "lmtp"): Promise<void> {
       return deliver(st, req);
     },
   });
+}
+
+/** The original client's details as XFORWARD attributes (an empty value is sent as [UNAVAILABLE]). */
+function xforwardAttrs(req: DeliveryRequest): Array<[string, string]> {
+  const a = req.attrs;
+  const ctx = a["rewrite_context"];
+  return [
+    ["NAME", a["client_name"] ?? ""],
+    ["ADDR", a["client_address"] ?? ""],
+    ["PROTO", a["protocol"] ?? ""],
+    ["HELO", a["helo"] ?? ""],
+    ["IDENT", a["log_ident"] ?? req.queueId],
+    ["SOURCE", ctx === undefined ? "" : ctx === "local" ? "LOCAL" : "REMOTE"],
+  ];
 }

@@ -45,6 +45,8 @@ export interface Features {
   eightBitMime: boolean;
   dsn: boolean;
   smtputf8: boolean;
+  /** The XFORWARD attribute names the server offers (upper case); empty when not offered. */
+  xforward: Set<string>;
 }
 
 export interface Timeouts {
@@ -176,6 +178,7 @@ export class SmtpSession {
     eightBitMime: false,
     dsn: false,
     smtputf8: false,
+    xforward: new Set(),
   };
   readonly created = Date.now();
   readonly id = ++connectionCounter;
@@ -253,7 +256,8 @@ export class SmtpSession {
     const f = this.features;
     f.esmtp = true;
     for (const line of r.lines.slice(1)) {
-      const [kw = "", arg] = line.slice(4).trim().toUpperCase().split(/\s+/);
+      const [kw = "", arg, ...more] = line.slice(4).trim().toUpperCase().split(/\s+/);
+      if (kw === "XFORWARD") for (const a of [arg, ...more]) if (a !== undefined) f.xforward.add(a);
       if (kw === "PIPELINING") f.pipelining = true;
       else if (kw === "SIZE") f.size = arg !== undefined && /^\d{1,15}$/.test(arg) ? Number(arg) : 0;
       else if (kw === "8BITMIME") f.eightBitMime = true;

@@ -48,6 +48,8 @@ export interface TransMessage {
   smtputf8: boolean;
   ret?: string;
   envid?: string;
+  /** XFORWARD attributes (NAME, ADDR, ...) to send when the server offers them; absent: none. */
+  xforward?: ReadonlyArray<readonly [string, string]>;
   /** The content lines (without line ends), read as they are sent. */
   lines: () => AsyncIterable<Buffer>;
 }
@@ -113,6 +115,15 @@ function mailCommand(s: SmtpSession, m: TransMessage, st: TransSettings): string
     if (m.envid !== undefined && m.envid !== "") cmd += ` ENVID=${xtext(m.envid)}`;
   }
   return cmd;
+}
+
+/** The XFORWARD command with the attributes the server offers, or null when there is none to send. */
+export function xforwardCommand(s: SmtpSession, m: TransMessage): string | null {
+  if (m.xforward === undefined || s.features.xforward.size === 0) return null;
+  const parts: string[] = [];
+  for (const [name, value] of m.xforward)
+    if (s.features.xforward.has(name)) parts.push(`${name}=${xtext(value === "" ? "[UNAVAILABLE]" : value)}`);
+  return parts.length === 0 ? null : `XFORWARD ${parts.join(" ")}`;
 }
 
 /** The RCPT TO command. */
@@ -185,6 +196,12 @@ export async function transaction(
       needsReset: false,
     };
   s.uses++;
+  const xf = xforwardCommand(s, m);
+  if (xf !== null) {
+    const r = await s.command(xf, t.mail, "sending XFORWARD");
+    if (r.code !== 250)
+      return { outcomes: everyone(n, outcome(s, r, "XFORWARD")), reusable: true, needsReset: true };
+  }
   const pipe = f.pipelining;
   const mail = mailCommand(s, m, st);
   const rcptCmds = rcpts.map((r) => rcptCommand(s, r, st));

@@ -531,7 +531,9 @@ export class Session {
         ? `, sasl_method=${this.#saslMethod}, sasl_username=${this.#login ?? ""}`
         : "";
     msg.info(`${s.queueId}: ${f.log.replace(/^client=\S+/, (c) => c + who)}`);
-    await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
+    await s.flags(receiveOverride(this.#env.cfg).flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP));
+    // This service's content_filter (empty with -o content_filter= on a re-injection service).
+    await s.attr("content_filter", this.#env.cfg.get("content_filter"));
     const client = { name: this.#name, addr: this.#addr, saslUser: this.#login };
     const context = await sup.rewriteContext(this.#env.cfg, this.#env.mynetworks, client);
     for (const [k, v] of sup.cleanupAttrs(f, this.#mail, s.queueId, context)) await s.attr(k, v);
@@ -548,14 +550,21 @@ export class Session {
   /** The Received: header in Postfix's form. */
   #received(): string {
     const rfc3848 = `${this.#tls !== null ? "S" : ""}${this.#saslMethod !== null ? "A" : ""}`;
-    const proto = this.#esmtp ? `ESMTP${rfc3848}` : "SMTP";
+    const real = this.#esmtp ? `ESMTP${rfc3848}` : "SMTP";
+    // XFORWARD attributes (from a content filter) name the original client.
+    const f = forwarded(this.#xforward, {
+      name: this.#name,
+      addr: this.#addr,
+      helo: this.#helo,
+      proto: real,
+    });
     const rcpts = this.#rcpts.map((r) => r.address);
     const id = this.#cleanup?.queueId ?? "";
     return sup.receivedHeader(this.#env, {
-      helo: this.#helo,
-      name: this.#name,
-      addr: this.#addr,
-      proto,
+      helo: f.helo,
+      name: f.name,
+      addr: f.addr,
+      proto: f.proto,
       rcpts,
       id,
       comments: [
