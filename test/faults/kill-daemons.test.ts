@@ -325,12 +325,26 @@ test(
     t.diagnostic(
       `delivered: ${local.tokens.size} to Maildir (${dups(local.tokens)} duplicates), ${sink.size} to the sink (${dups(sink)} duplicates); ${local.tmp} Maildir tmp/ leftovers`,
     );
+    // Notices come after the delivery attempt that bounced: give the last ones time to arrive.
+    const noticeFor = (texts: string[], n: number): boolean =>
+      texts.some((text) => text.includes(`fail-${n}@sink.example`));
+    const unnoticed = (): Acked[] =>
+      acked.filter((y) => y.fail && !noticeFor(maildirTokens(b.home).texts, y.n));
+    for (const until = Date.now() + 20_000; unnoticed().length > 0 && Date.now() < until;) {
+      await inst.postern("flush");
+      await sleep(1000);
+    }
     const notices = maildirTokens(b.home).texts;
-    for (const x of acked.filter((y) => y.fail))
-      assert.ok(
-        notices.some((text) => text.includes(`fail-${x.n}@sink.example`)),
-        `a non-delivery notice for fail-${x.n}`,
+    for (const x of acked.filter((y) => y.fail)) {
+      if (noticeFor(notices, x.n)) continue;
+      // What the log says about this message (its queue IDs), for the diagnosis.
+      const log = inst.log();
+      const ids = new Set(
+        [...log.matchAll(new RegExp(`([0-9A-F]{6,}): to=<fail-${x.n}@`, "g"))].map((m) => m[1]),
       );
+      const lines = log.split("\n").filter((l) => [...ids].some((id) => id !== undefined && l.includes(id)));
+      assert.fail(`no non-delivery notice for fail-${x.n}; its log lines:\n${lines.join("\n").slice(-4000)}`);
+    }
     t.diagnostic(`${notices.length} notices for ${acked.filter((y) => y.fail).length} bounced recipients`);
 
     assert.deepEqual(queued(inst), [], "the queue drained");
