@@ -34,7 +34,9 @@
  *
  *   Status logs: looking for a message's defer, bounce and trace logs costs
  *   system calls, so qmgr looks only when a message may have one: when it
- *   comes from deferred/ or was left in active/ by a previous run, carries
+ *   comes from deferred/ or was left in active/ by a previous run, has a
+ *   recipient marked done already (an earlier attempt, even when the file
+ *   came back through incoming/), carries
  *   the postsuper -r mark or trace flags, or when this attempt made one (a
  *   recipient deferred or bounced by an agent or by qmgr, a delivery
  *   request with NOTIFY=SUCCESS or request flags that ask for a trace or
@@ -252,7 +254,12 @@ export class QueueManager {
       logs: [],
       lastAttempt,
       flags: traceFlags(r.env.attrs),
-      mayHaveLogs: !fresh || (r.env.flags & QUEUE_FLAG.REQUEUE) !== 0 || r.env.attrs.has("trace_flags"),
+      // A recipient already done means an earlier attempt (whatever queue the file comes from now).
+      mayHaveLogs:
+        !fresh ||
+        todo.length < r.env.recipients.length ||
+        (r.env.flags & QUEUE_FLAG.REQUEUE) !== 0 ||
+        r.env.attrs.has("trace_flags"),
     };
     if (m.mayHaveLogs) this.#report.startAttempt(id);
     this.#messages.set(id, m);
