@@ -153,20 +153,7 @@ export function cdbWrite(path: string, entries: Iterable<DbEntry>, flags: number
       pos.push(out.position);
       hash.push(cdbHash(key));
       h2.push(mix32(key));
-      const prev = dups.add(i, key);
-      if (prev >= 0 && (flags & DictFlag.DUP_REPLACE) === 0) {
-        if ((flags & DictFlag.DUP_IGNORE) === 0) {
-          msg.warn(
-            `${where}${e.line ? `, line ${e.line}` : ""}: duplicate entry "${key.toString()}": keeping the first one`,
-          );
-        }
-        dead.add(i);
-        continue;
-      }
-      if (prev >= 0) {
-        dups.replace(prev, i);
-        dead.add(prev);
-      }
+      if (dups.admit(i, key, flags, dead, `${where}${e.line ? `, line ${e.line}` : ""}`) === null) continue;
       if (out.position + 8 + key.length + value.length > LIMIT)
         throw new Error("cdb file would exceed 4 GiB");
       const head = Buffer.alloc(8);

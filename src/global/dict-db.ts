@@ -235,16 +235,8 @@ export function dbWrite(path: string, entries: Iterable<DbEntry>, flags: number,
       offsets.push(out.position);
       h1.push(fnv1a(key));
       h2.push(mix32(key));
-      const prev = dups.add(i, key);
-      if (prev >= 0 && (flags & DictFlag.DUP_REPLACE) === 0) {
-        if ((flags & DictFlag.DUP_IGNORE) === 0) {
-          msg.warn(
-            `${where}${e.line ? `, line ${e.line}` : ""}: duplicate entry "${key.toString()}": keeping the first one`,
-          );
-        }
-        dead.add(i);
-        continue;
-      }
+      const prev = dups.admit(i, key, flags, dead, `${where}${e.line ? `, line ${e.line}` : ""}`);
+      if (prev === null) continue;
       const rec = Buffer.alloc(8);
       rec.writeUInt32LE(key.length, 0);
       rec.writeUInt32LE(value.length, 4);
@@ -252,8 +244,6 @@ export function dbWrite(path: string, entries: Iterable<DbEntry>, flags: number,
       out.append(key);
       out.append(value);
       if (prev >= 0) {
-        dups.replace(prev, i);
-        dead.add(prev);
         const mark = Buffer.alloc(4);
         mark.writeUInt32LE((keyOf(prev).length | DEAD) >>> 0, 0);
         out.writeAt(mark, offsets.at(prev));

@@ -26,6 +26,8 @@
 import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { msg } from "../util/msg.js";
+import { DictFlag } from "./dict-types.js";
 
 /** Reads exactly len bytes at pos, or throws (short file = corrupt file). */
 export function readExact(fd: number, len: number, pos: number): Buffer {
@@ -205,6 +207,27 @@ export class DupFinder {
       }
       if (this.#h1.at(j) === a && this.#h2.at(j) === b && this.#keyOf(j).equals(key)) return j;
     }
+  }
+
+  /**
+   * Adds record i under the duplicate-key policy of flags. Returns null when an
+   * earlier record keeps the key (record i goes to dead; warned about at `where`
+   * unless DUP_IGNORE), the index of the earlier record that record i replaces
+   * (DUP_REPLACE; that one goes to dead), or -1 for a new key.
+   */
+  admit(i: number, key: Buffer, flags: number, dead: Set<number>, where: string): number | null {
+    const prev = this.add(i, key);
+    if (prev < 0) return -1;
+    if ((flags & DictFlag.DUP_REPLACE) === 0) {
+      if ((flags & DictFlag.DUP_IGNORE) === 0) {
+        msg.warn(`${where}: duplicate entry "${key.toString()}": keeping the first one`);
+      }
+      dead.add(i);
+      return null;
+    }
+    this.replace(prev, i);
+    dead.add(prev);
+    return prev;
   }
 
   /** Makes record i the one found for the key of record old (after a replace). */
