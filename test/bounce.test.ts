@@ -22,7 +22,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { type Instance, makeInstance, sleep, until } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { DSN_NOTIFY } from "../src/global/queue-file.js";
@@ -74,15 +74,6 @@ async function submit(
   const r = await c.client.end();
   assert.equal(r.status, "ok");
   return c.client.queueId;
-}
-
-/** Waits until a condition holds (bounded). */
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 interface Parsed {

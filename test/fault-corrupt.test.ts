@@ -36,7 +36,7 @@ import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { Config } from "../src/global/config.js";
 import { QueuePaths } from "../src/global/queue-path.js";
-import { freePort, makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { freePort, type Instance, makeInstance, sleep, until } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { smtpCmd, smtpHello } from "../src/testing/smtpd-instance.js";
 
@@ -85,15 +85,6 @@ function delivered(record: string): string[] {
     .map((l) => l.split(" ")[2] ?? "");
 }
 
-/** Waits until cond() holds (bounded). */
-async function until(what: string, cond: () => boolean, inst: Instance, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; log:\n${inst.log()}`);
-    await sleep(50);
-  }
-}
-
 /** Queues one message through cleanup; its queue ID. */
 async function queue(inst: Instance, rcpt: string): Promise<string> {
   const c = await CleanupClient.open(inst.spool);
@@ -117,10 +108,16 @@ test("corrupt and truncated queue files are logged by name and moved to corrupt/
   const cp = paths.path("incoming", cut);
   truncateSync(cp, Math.floor(statSync(cp).size / 2));
   await addServices(inst, base, ["qmgr unix n - n 300 1 qmgr"]);
-  await until("the good message", () => delivered(record).includes("good@sink.example"), inst);
+  await until("the good message", () => delivered(record).includes("good@sink.example"), {
+    timeoutMs: 20_000,
+    inst,
+  });
   for (const id of [garbage, cut]) {
     await inst.waitLog(new RegExp(`warning: ${id}: .*moved to corrupt`));
-    await until(`${id} in corrupt/`, () => existsSync(paths.path("corrupt", id)), inst);
+    await until(`${id} in corrupt/`, () => existsSync(paths.path("corrupt", id)), {
+      timeoutMs: 20_000,
+      inst,
+    });
   }
   assert.deepEqual(delivered(record), ["good@sink.example"], "only the intact message is delivered");
 });
@@ -149,9 +146,12 @@ test("corrupt and truncated maildrop files are logged by name and removed; picku
     chmodSync(join(drop, n), st.mode & 0o777);
   }
   await addServices(inst, base, ["pickup unix n - n 60 1 pickup", "qmgr unix n - n 300 1 qmgr"]);
-  await until("the intact submission", () => delivered(record).includes("dropped@sink.example"), inst);
+  await until("the intact submission", () => delivered(record).includes("dropped@sink.example"), {
+    timeoutMs: 20_000,
+    inst,
+  });
   for (const n of Object.values(bad)) {
-    await until(`${n} removed`, () => !existsSync(join(drop, n)), inst);
+    await until(`${n} removed`, () => !existsSync(join(drop, n)), { timeoutMs: 20_000, inst });
     await inst.waitLog(new RegExp(`warning: [^\\n]*${n.slice(0, 8)}[^\\n]*`));
   }
   t.diagnostic(
@@ -194,12 +194,10 @@ test("a corrupt or truncated table file is reported by name; smtpd answers 451 a
     const before = inst.log().length;
     const reply = await smtpCmd(c, "RCPT TO:<someone@example.net>");
     assert.match(reply, /^451 4\.3\.0 /, `${what}: a temporary failure, not a verdict`);
-    await until(
-      `${what}: a warning naming the table`,
-      () => inst.log().slice(before).includes(table),
+    await until(`${what}: a warning naming the table`, () => inst.log().slice(before).includes(table), {
+      timeoutMs: 10_000,
       inst,
-      10_000,
-    );
+    });
     t.diagnostic(
       `${what}: ${reply}; ${
         inst

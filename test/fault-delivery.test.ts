@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { Config } from "../src/global/config.js";
 import { QueuePaths } from "../src/global/queue-path.js";
-import { startInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { type Instance, sleep, startInstance, until } from "../src/testing/instance.js";
 
 /** The sink's record: one entry per delivered recipient. */
 function delivered(record: string): string[] {
@@ -51,15 +51,6 @@ async function queue(inst: Instance, sender: string, rcpts: string[]): Promise<s
   const r = await c.client.end();
   assert.equal(r.status, "ok");
   return r.status === "ok" ? r.queueId : "";
-}
-
-/** Waits until cond() holds (bounded). */
-async function until(what: string, cond: () => boolean, inst: Instance, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; log:\n${inst.log().slice(-4000)}`);
-    await sleep(50);
-  }
 }
 
 /** An instance whose default transport is the sink; the record and the instance go after the test. */
@@ -111,10 +102,13 @@ test("a hanging next hop holds up no other destination; per-recipient failures a
   await until(
     "mail to other destinations while one hangs",
     () => Array.from({ length: 10 }, (_, i) => `ok-${i}@fine.example`).every((r) => count(record, r) === 1),
-    inst,
+    { timeoutMs: 20_000, inst },
   );
   assert.equal(count(record, "hang-1@hang.example"), 0, "the hanging delivery is still pending");
-  await until("the bounce notice to the sender", () => count(record, "mixer@notice.example") >= 1, inst);
+  await until("the bounce notice to the sender", () => count(record, "mixer@notice.example") >= 1, {
+    timeoutMs: 20_000,
+    inst,
+  });
   await inst.waitLog(new RegExp(`${mixed}: to=<defer-m@mix\\.example>.*status=deferred`));
   await sleep(3000); // a few retries of the deferred recipient (backoff 1 s)
   assert.equal(
@@ -125,7 +119,10 @@ test("a hanging next hop holds up no other destination; per-recipient failures a
   assert.equal(count(record, "mixer@notice.example"), 1, "one notice for the bounced recipient");
   assert.equal(count(record, "defer-m@mix.example"), 0);
   writeFileSync(`${record}.release`, "");
-  await until("the hanging delivery, once released", () => count(record, "hang-1@hang.example") === 1, inst);
+  await until("the hanging delivery, once released", () => count(record, "hang-1@hang.example") === 1, {
+    timeoutMs: 20_000,
+    inst,
+  });
   t.diagnostic(`${delivered(record).length} deliveries: hang released, 10 others meanwhile, 1 notice`);
 });
 
@@ -141,7 +138,7 @@ test("an agent that dies before or after delivering: the message is deferred, th
         existsSync(paths.path("deferred", id)) &&
         existsSync(paths.path("defer", id)) &&
         readFileSync(paths.path("defer", id), "latin1").includes("unknown mail transport error"),
-      inst,
+      { timeoutMs: 20_000, inst },
     );
   // One fault at a time: an agent process serves several deliveries, and its death ends them all.
   writeFileSync(`${record}.crash`, "");
@@ -155,7 +152,10 @@ test("an agent that dies before or after delivering: the message is deferred, th
   );
   assert.equal(count(record, "crash-1@crash.example"), 0, "nothing delivered by the agent that died first");
   unlinkSync(`${record}.crash`);
-  await until("delivery once the agent works", () => count(record, "crash-1@crash.example") >= 1, inst);
+  await until("delivery once the agent works", () => count(record, "crash-1@crash.example") >= 1, {
+    timeoutMs: 20_000,
+    inst,
+  });
   await inst.waitLog(new RegExp(`${before}: removed`));
   assert.equal(
     count(record, "crash-1@crash.example"),
@@ -168,11 +168,10 @@ test("an agent that dies before or after delivering: the message is deferred, th
   await deferred(after);
   assert.ok(count(record, "acrash-1@acrash.example") >= 1, "the agent delivered before it died");
   unlinkSync(`${record}.crash`);
-  await until(
-    "delivery again once the agent works",
-    () => count(record, "acrash-1@acrash.example") >= 2,
+  await until("delivery again once the agent works", () => count(record, "acrash-1@acrash.example") >= 2, {
+    timeoutMs: 20_000,
     inst,
-  );
+  });
   await inst.waitLog(new RegExp(`${after}: removed`));
   const crashes = (inst.log().match(/warning: .*killed by signal/g) ?? []).length;
   const dups = count(record, "acrash-1@acrash.example") - 1;

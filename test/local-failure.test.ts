@@ -14,7 +14,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../src/testing/run-cli.js";
-import { sleep } from "../src/testing/instance.js";
+import { until } from "../src/testing/instance.js";
 import { DOMAIN, localInstance, makeWorld, readMailbox, submit } from "../src/testing/local-world.js";
 
 const root = process.getuid?.() === 0;
@@ -30,15 +30,6 @@ function body(tag: string, lines: number): string {
   let s = "";
   for (let i = 0; i < lines; i++) s += `${tag} line ${i} ${"x".repeat(60)}\n`;
   return s;
-}
-
-/** Waits until a condition holds (bounded). */
-async function until(what: string, cond: () => boolean, ms = 60_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 /** Counts log lines that match. */
@@ -70,11 +61,10 @@ test("40 concurrent deliveries to one mbox never interleave", async (t) => {
       ),
     ),
   );
-  await until(
-    `${n} deliveries`,
-    () => count(inst.log(), /status=sent \(delivered to mailbox\)/) === n,
-    120_000,
-  );
+  await until(`${n} deliveries`, () => count(inst.log(), /status=sent \(delivered to mailbox\)/) === n, {
+    timeoutMs: 120_000,
+    everyMs: 100,
+  });
   const msgs = readMailbox("mbox", join(spool, u.name));
   assert.equal(msgs.length, n);
   for (let i = 0; i < n; i++) {
@@ -160,7 +150,10 @@ test("a full disk defers without damage; mailbox_size_limit bounces and truncate
   );
   assert.equal((await runCli("postalias", ["-c", inst.etc, aliases])).code, 0);
   await submit(inst, [`${u.name}@${DOMAIN}`, `tinymd@${DOMAIN}`], `Subject: small\n\n${body("small", 10)}`);
-  await until("two small deliveries", () => count(inst.log(), /status=sent/) === 2, 20_000);
+  await until("two small deliveries", () => count(inst.log(), /status=sent/) === 2, {
+    timeoutMs: 20_000,
+    everyMs: 100,
+  });
   const box = join(spool, u.name);
   const before = statSync(box).size;
   const big = await submit(

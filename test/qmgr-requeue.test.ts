@@ -12,10 +12,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { makeInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { type Instance, makeInstance, queueFileNames, until } from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { runCli } from "../src/testing/run-cli.js";
 
@@ -32,29 +32,6 @@ function delivered(record: string): string[] {
     .filter((l) => l !== "")
     .map((l) => l.split(" "))
     .map(([id = "", , rcpt = ""]) => `${id} ${rcpt}`);
-}
-
-/** The names of the files in a queue directory tree. */
-function queueFiles(inst: Instance, queue: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(n);
-    }
-  };
-  walk(join(inst.spool, queue));
-  return out;
-}
-
-/** Waits until a condition holds (bounded). */
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 /** Submits a message; returns its queue ID. */
@@ -93,10 +70,10 @@ test("postsuper -r on a deferred and a held message applies a changed virtual_al
   assert.equal((await inst.start()).code, 0);
   const a = await submit(inst, ["ok-a@three.example", "defer-a@three.example"]);
   const b = await submit(inst, ["defer-b@three.example"]);
-  await until("both deferred", () => [a, b].every((id) => queueFiles(inst, "deferred").includes(id)));
+  await until("both deferred", () => [a, b].every((id) => queueFileNames(inst, "deferred").includes(id)));
   const hold = await runCli("postsuper", ["-c", inst.etc, "-h", b]);
   assert.equal(hold.code, 0, hold.stderr);
-  assert.deepEqual(queueFiles(inst, "hold"), [b]);
+  assert.deepEqual(queueFileNames(inst, "hold"), [b]);
   assert.deepEqual(delivered(record), [`${a} ok-a@three.example`]);
 
   writeFileSync(
@@ -121,5 +98,6 @@ test("postsuper -r on a deferred and a held message applies a changed virtual_al
     new RegExp(`${newA}: to=<moved-a@four\\.example>, orig_to=<defer-a@three\\.example>,.*status=sent`),
   );
   await inst.waitLog(new RegExp(`${newB}: removed`));
-  for (const q of ["incoming", "active", "deferred", "hold"]) assert.deepEqual(queueFiles(inst, q), [], q);
+  for (const q of ["incoming", "active", "deferred", "hold"])
+    assert.deepEqual(queueFileNames(inst, q), [], q);
 });

@@ -13,10 +13,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sleep, startInstance, type Instance } from "../src/testing/instance.js";
+import { type Instance, queueFileNames, startInstance, until } from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 
 interface Delivery {
@@ -83,15 +83,6 @@ function deliveries(record: string): Delivery[] {
     });
 }
 
-/** Waits until a condition holds (bounded). */
-async function until(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 /** The most deliveries to a nexthop that overlapped in time. */
 function maxOverlap(ds: Delivery[]): number {
   const ev = ds
@@ -101,20 +92,6 @@ function maxOverlap(ds: Delivery[]): number {
   let max = 0;
   for (const [, k] of ev) max = Math.max(max, (cur += k));
   return max;
-}
-
-/** The files in a queue directory tree. */
-function queueFiles(inst: Instance, queue: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d)) {
-      const p = join(d, n);
-      if (statSync(p).isDirectory()) walk(p);
-      else out.push(n);
-    }
-  };
-  walk(join(inst.spool, queue));
-  return out;
 }
 
 test("mail is delivered, logged and removed", async (t) => {
@@ -128,14 +105,14 @@ test("mail is delivered, logged and removed", async (t) => {
     inst.log(),
     /: to=<a0@one\.example>, relay=one\.example\[127\.0\.0\.9\]:25, delay=[\d.]+, delays=[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+, dsn=2\.0\.0, status=sent \(delivered to test sink\)/,
   );
-  assert.deepEqual(queueFiles(inst, "incoming").concat(queueFiles(inst, "active")), []);
+  assert.deepEqual(queueFileNames(inst, "incoming").concat(queueFileNames(inst, "active")), []);
 });
 
 test("a deferred recipient waits in deferred/ with its retry time; a flush retries it", async (t) => {
   const inst = await instance(t);
   const id = await submit(inst, ["ok@three.example", "defer-1@three.example"]);
   await inst.waitLog(new RegExp(`${id}: to=<defer-1@three\\.example>.*status=deferred \\(test deferral\\)`));
-  await until("the file in deferred/", () => queueFiles(inst, "deferred").includes(id));
+  await until("the file in deferred/", () => queueFileNames(inst, "deferred").includes(id));
   assert.equal(deliveries(inst.record).filter((d) => d.id === id).length, 1);
   const deferredPath = join(inst.spool, "deferred", id[0] as string, id);
   assert.ok(statSync(deferredPath).mtimeMs > Date.now() + 60_000, "the next retry time is in the future");
@@ -159,7 +136,7 @@ test("concurrency grows to the limit against a fast site and collapses against a
   await until(
     "150 deliveries to slow.example",
     () => deliveries(inst.record).filter((d) => d.nexthop === "slow.example").length === 150,
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const slow = deliveries(inst.record).filter((d) => d.nexthop === "slow.example");
   const peak = maxOverlap(slow);
@@ -186,7 +163,7 @@ test("fairness: small messages flow past a 5,000-recipient mailing to the same s
   await until(
     "the small messages",
     () => small.every((id) => deliveries(inst.record).some((d) => d.id === id)),
-    60_000,
+    { timeoutMs: 60_000 },
   );
   const smallDone =
     Math.max(
@@ -194,11 +171,9 @@ test("fairness: small messages flow past a 5,000-recipient mailing to the same s
         .filter((d) => small.includes(d.id))
         .map((d) => d.end),
     ) - t0;
-  await until(
-    "the mailing",
-    () => deliveries(inst.record).filter((d) => d.id === bigId).length === 5000,
-    60_000,
-  );
+  await until("the mailing", () => deliveries(inst.record).filter((d) => d.id === bigId).length === 5000, {
+    timeoutMs: 60_000,
+  });
   const bigDone =
     Math.max(
       ...deliveries(inst.record)
@@ -219,15 +194,13 @@ test("a qmgr crash in the middle of a 1,000-recipient delivery loses nothing and
   );
   const rcpts = Array.from({ length: 1000 }, (_, i) => `r${i}@slowcrash.example`);
   const id = await submit(inst, rcpts);
-  await until("a third delivered", () => deliveries(inst.record).length >= 300, 60_000);
+  await until("a third delivered", () => deliveries(inst.record).length >= 300, { timeoutMs: 60_000 });
   const qmgrPid = Number(/postern\/qmgr\[(\d+)\]/.exec(inst.log())?.[1]);
   assert.ok(qmgrPid > 0);
   process.kill(qmgrPid, "SIGKILL");
-  await until(
-    "all delivered",
-    () => new Set(deliveries(inst.record).map((d) => d.rcpt)).size === 1000,
-    90_000,
-  );
+  await until("all delivered", () => new Set(deliveries(inst.record).map((d) => d.rcpt)).size === 1000, {
+    timeoutMs: 90_000,
+  });
   await inst.waitLog(new RegExp(`${id}: removed`), 30_000);
   const all = deliveries(inst.record).filter((d) => d.id === id);
   const dup = all.length - new Set(all.map((d) => d.rcpt)).size;

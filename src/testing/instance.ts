@@ -12,7 +12,16 @@
  *   as mail_owner can read their configuration. Helpers talk to services
  *   over real sockets and wait for log lines.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,6 +117,39 @@ export async function startInstance(
 /** Waits a while. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Polls cond until it holds; fails after timeoutMs with "timed out waiting for
+ * <what>", followed by the tail of inst's log when an instance is given.
+ */
+export async function until(
+  what: string,
+  cond: () => boolean,
+  opts: { timeoutMs?: number; everyMs?: number; inst?: Instance } = {},
+): Promise<void> {
+  const end = Date.now() + (opts.timeoutMs ?? 30_000);
+  while (!cond()) {
+    if (Date.now() > end) {
+      const log = opts.inst === undefined ? "" : `; log:\n${opts.inst.log().slice(-4000)}`;
+      throw new Error(`timed out waiting for ${what}${log}`);
+    }
+    await sleep(opts.everyMs ?? 50);
+  }
+}
+
+/** The names of the files below one queue directory of an instance (hashed subdirectories included). */
+export function queueFileNames(inst: Instance, queue: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const n of readdirSync(d)) {
+      const p = join(d, n);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.push(n);
+    }
+  };
+  walk(join(inst.spool, queue));
+  return out;
 }
 
 /** A line-oriented client for test services. */
