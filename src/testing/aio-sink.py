@@ -7,8 +7,13 @@
 # each accepted message to DIR/msg-N.eml with X-Mail-From/X-Rcpt-To lines in front.
 # Recipients are answered by their local part: soft-* gets 450 4.2.0, hard-* gets
 # 550 5.1.1, everything else 250. It prints "ready" once it listens.
+# With AIO_TLS_CERT and AIO_TLS_KEY in the environment it offers STARTTLS
+# (AIO_TLS_MAXVER=TLSv1.2 caps the protocol) and logs, after each EHLO
+# under TLS, "TLS <protocol> <cipher> reused=<0|1>". AIO_TLS_WRAPPER=1: implicit TLS
+# (the handshake comes first, port 465 style) instead of STARTTLS.
 import asyncio
 import os
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
@@ -30,6 +35,9 @@ class LoggingSMTP(SMTP):
 class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         log.write(f"EHLO {hostname}\n")
+        sslobj = server.transport.get_extra_info("ssl_object") if server.transport else None
+        if sslobj is not None:
+            log.write(f"TLS {sslobj.version()} {sslobj.cipher()[0]} reused={int(sslobj.session_reused)}\n")
         session.host_name = hostname
         return responses
 
@@ -79,10 +87,19 @@ class Handler:
 class Ctl(Controller):
     def factory(self):
         return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True,
-            data_size_limit=size_limit)
+            data_size_limit=size_limit, tls_context=None if wrapper else tls_context, require_starttls=False)
 
 
-ctl = Ctl(Handler(), hostname=host, port=port)
+tls_context = None
+wrapper = os.environ.get("AIO_TLS_WRAPPER") == "1"
+if os.environ.get("AIO_TLS_CERT"):
+    tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_context.load_cert_chain(os.environ["AIO_TLS_CERT"], os.environ["AIO_TLS_KEY"])
+    if os.environ.get("AIO_TLS_MAXVER") == "TLSv1.2":
+        tls_context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+
+ctl = Ctl(Handler(), hostname=host, port=port, **({"ssl_context": tls_context} if wrapper else {}))
 ctl.start()
 print("ready", flush=True)
 try:
