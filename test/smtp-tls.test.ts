@@ -207,3 +207,35 @@ test("client TLS levels against aiosmtpd: may, encrypt, verify, secure, fingerpr
       `${id} is still queued`,
     );
 });
+
+test("lmtp_tls_*: the LMTP client verifies an LMTP server over STARTTLS, apart from the smtp_ settings", async (t) => {
+  const { certs } = pki(t);
+  const lmtp = await startAiosmtpd(t, {
+    addr: "127.0.0.1",
+    tls: { cert: certs.rsaCert, key: certs.rsaKey },
+    lmtp: true,
+  });
+  const inst = await relayInstance(
+    t,
+    [
+      "smtp_tls_security_level = none",
+      "lmtp_tls_security_level = verify",
+      "lmtp_tls_loglevel = 1",
+      `lmtp_tls_CAfile = ${certs.ca}`,
+      `transport_maps = inline:{box.test=lmtp:inet:127.0.0.1:${lmtp.port}}`,
+    ].join("\n"),
+  );
+  const id = await submitMessage(inst, { rcpts: ["u@box.test"], content: "Subject: lmtp\n\nhello\n" });
+  const name = `127.0.0.1[127.0.0.1]:${lmtp.port}`;
+  await inst.waitLog(
+    new RegExp(`postern/lmtp\\[\\d+\\]: Verified TLS connection established to ${lit(name)}: TLSv1\\.3`),
+    30_000,
+  );
+  await inst.waitLog(new RegExp(`${id}: to=<u@box\\.test>, relay=${lit(name)}, .*status=sent`), 30_000);
+  assert.ok(
+    lmtp.commands().some((l) => l.startsWith("EHLO ")),
+    "LHLO reached the server",
+  );
+  assert.equal(tlsLines(lmtp).length, 1, "the second LHLO came under TLS");
+  assert.equal(got(lmtp, "u@box.test").length, 1);
+});

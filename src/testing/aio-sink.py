@@ -10,13 +10,15 @@
 # With AIO_TLS_CERT and AIO_TLS_KEY in the environment it offers STARTTLS
 # (AIO_TLS_MAXVER=TLSv1.2 caps the protocol) and logs, after each EHLO
 # under TLS, "TLS <protocol> <cipher> reused=<0|1>". AIO_TLS_WRAPPER=1: implicit TLS
-# (the handshake comes first, port 465 style) instead of STARTTLS.
+# (the handshake comes first, port 465 style) instead of STARTTLS. AIO_LMTP=1: speak
+# LMTP (LHLO; one reply after DATA, so one recipient per message).
 import asyncio
 import os
 import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -25,7 +27,7 @@ log = open(os.path.join(out, "commands.log"), "a", buffering=1)
 count = 0
 
 
-class LoggingSMTP(SMTP):
+class LoggingSMTP(LMTP if os.environ.get("AIO_LMTP") == "1" else SMTP):
     # The DATA command itself is logged, before any content arrives.
     async def smtp_DATA(self, arg):
         log.write("DATA-COMMAND\n")

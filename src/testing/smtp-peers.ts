@@ -163,6 +163,8 @@ export async function startAiosmtpd(
     sizeLimit?: number;
     /** Offer STARTTLS with this certificate (maxVersion caps the protocol; wrapper: implicit TLS instead). */
     tls?: { cert: string; key: string; maxVersion?: "TLSv1.2"; wrapper?: boolean };
+    /** Speak LMTP (one reply after DATA: one recipient per message). */
+    lmtp?: boolean;
   } = {},
 ): Promise<Aiosmtpd> {
   need("/usr/bin/python3", "python3");
@@ -183,6 +185,7 @@ export async function startAiosmtpd(
         AIO_TLS_KEY: opts.tls?.key ?? "",
         AIO_TLS_MAXVER: opts.tls?.maxVersion ?? "",
         AIO_TLS_WRAPPER: opts.tls?.wrapper === true ? "1" : "",
+        AIO_LMTP: opts.lmtp === true ? "1" : "",
       },
     },
   );
