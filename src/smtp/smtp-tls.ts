@@ -53,9 +53,11 @@ import {
   checkServerIdentity,
   connect as tlsConnect,
   rootCertificates,
+  createSecureContext,
   type ConnectionOptions,
   type DetailedPeerCertificate,
   type PeerCertificate,
+  type SecureContext,
   type TLSSocket,
 } from "node:tls";
 import type { Config } from "../global/config.js";
@@ -513,14 +515,18 @@ function sessionKey(st: ClientTlsSettings, pol: TlsPolicy, peer: TlsPeer): strin
   ].join("&");
 }
 
-/** Builds Node's connection options for a policy. */
-export function connectOptions(st: ClientTlsSettings, pol: TlsPolicy, peer: TlsPeer): ConnectionOptions {
+/** The most OpenSSL contexts kept (one per policy in use). */
+const CONTEXTS_MAX = 100;
+const contexts = new Map<string, SecureContext>();
+
+/** The OpenSSL context of a policy, made once (CA certificates are parsed once, not per connection). */
+function contextFor(st: ClientTlsSettings, pol: TlsPolicy): SecureContext {
+  const key = `${st.service}&${policyKey(pol)}`;
+  const hit = contexts.get(key);
+  if (hit !== undefined) return hit;
   const n = pol.node;
-  const sni = sniName(pol, peer);
-  return {
+  const ctx = createSecureContext({
     ca: pol.ca ?? st.ca,
-    rejectUnauthorized: false,
-    checkServerIdentity: () => undefined,
     ...(n !== null
       ? {
           minVersion: n.minVersion as "TLSv1.2",
@@ -529,8 +535,21 @@ export function connectOptions(st: ClientTlsSettings, pol: TlsPolicy, peer: TlsP
           ciphers: n.ciphers,
         }
       : {}),
-    ...(sni !== undefined ? { servername: sni } : {}),
     ...(st.clientKeys !== null ? { key: st.clientKeys.key, cert: st.clientKeys.cert } : {}),
+  });
+  if (contexts.size >= CONTEXTS_MAX) contexts.delete(contexts.keys().next().value ?? "");
+  contexts.set(key, ctx);
+  return ctx;
+}
+
+/** Builds Node's connection options for a policy. */
+export function connectOptions(st: ClientTlsSettings, pol: TlsPolicy, peer: TlsPeer): ConnectionOptions {
+  const sni = sniName(pol, peer);
+  return {
+    secureContext: contextFor(st, pol),
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+    ...(sni !== undefined ? { servername: sni } : {}),
   };
 }
 
