@@ -60,18 +60,23 @@ const SERVICES = [
 test("client TLS levels against aiosmtpd: may, encrypt, verify, secure, fingerprint, protocols, plaintext fallback, resumption", async (t) => {
   const { certs, dir } = pki(t);
   const tls = { cert: certs.rsaCert, key: certs.rsaKey };
-  const [aio, plain, old, wrapped, pinned] = await Promise.all([
+  const [aio, plain, old, wrapped, pinned, refusing] = await Promise.all([
     startAiosmtpd(t, { addr: "127.0.0.1", tls }),
     startAiosmtpd(t, { addr: "127.0.0.3" }),
     startAiosmtpd(t, { addr: "127.0.0.4", tls: { ...tls, maxVersion: "TLSv1.2" } }),
     startAiosmtpd(t, { addr: "127.0.0.1", tls: { ...tls, wrapper: true } }),
     startAiosmtpd(t, { addr: "127.0.0.5", tls: { ...tls, maxVersion: "TLSv1.2" } }),
+    startAiosmtpd(t, {
+      addr: "127.0.0.6",
+      tls: { ...tls, refusal: "454 4.7.0 TLS not available due to local problem" },
+    }),
   ]);
   const A = `[127.0.0.1]:${aio.port}`;
   const P = `[127.0.0.3]:${plain.port}`;
   const O = `[127.0.0.4]:${old.port}`;
   const W = `[127.0.0.1]:${wrapped.port}`;
   const F = `[127.0.0.5]:${pinned.port}`;
+  const R = `[127.0.0.6]:${refusing.port}`;
   const fp = createHash("sha256")
     .update(new X509Certificate(readFileSync(certs.rsaCert)).raw)
     .digest("hex")
@@ -93,6 +98,8 @@ test("client TLS levels against aiosmtpd: may, encrypt, verify, secure, fingerpr
     "enc13.test": `enc13:${O}`,
     "may13.test": `may13:${O}`,
     "wrap.test": `wrap:${W}`,
+    "refuse.test": `encrypt:${R}`,
+    "refusemay.test": `smtp:${R}`,
   };
   const inst = await relayInstance(
     t,
@@ -185,6 +192,18 @@ test("client TLS levels against aiosmtpd: may, encrypt, verify, secure, fingerpr
   await sent(m13, "may13.test", oldName);
   assert.equal(got(old, "u@may13.test").length, 1);
 
+  // STARTTLS offered but refused: encrypt defers with the server's reply; may goes on in plaintext.
+  const refuse = await send("refuse.test");
+  await deferred(
+    refuse,
+    "refuse.test",
+    `TLS is required, but host 127.0.0.6[127.0.0.6] refused to start TLS: 454 4.7.0 TLS not available due to local problem`,
+  );
+  const refuseMay = await send("refusemay.test");
+  await sent(refuseMay, "refusemay.test", `127.0.0.6[127.0.0.6]:${refusing.port}`);
+  assert.equal(got(refusing, "u@refuse.test").length, 0);
+  assert.equal(got(refusing, "u@refusemay.test").length, 1);
+
   // Implicit TLS (smtp_tls_wrappermode).
   const wr = await send("wrap.test");
   await sent(wr, "wrap.test", `127.0.0.1[127.0.0.1]:${wrapped.port}`);
@@ -201,7 +220,7 @@ test("client TLS levels against aiosmtpd: may, encrypt, verify, secure, fingerpr
 
   // The refused mail is still in the queue.
   const queued = readdirSync(inst.spool, { recursive: true }).map((f) => String(f));
-  for (const id of [encno, verbad, vernoca, e13])
+  for (const id of [encno, verbad, vernoca, e13, refuse])
     assert.ok(
       queued.some((f) => f.endsWith(`/${id}`)),
       `${id} is still queued`,

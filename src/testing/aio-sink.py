@@ -11,7 +11,8 @@
 # (AIO_TLS_MAXVER=TLSv1.2 caps the protocol) and logs, after each EHLO
 # under TLS, "TLS <protocol> <cipher> reused=<0|1>". AIO_TLS_WRAPPER=1: implicit TLS
 # (the handshake comes first, port 465 style) instead of STARTTLS. AIO_LMTP=1: speak
-# LMTP (LHLO; one reply after DATA, so one recipient per message).
+# LMTP (LHLO; one reply after DATA, so one recipient per message). AIO_STARTTLS_REPLY:
+# offer STARTTLS but answer it with that reply.
 import asyncio
 import os
 import ssl
@@ -32,6 +33,14 @@ class LoggingSMTP(LMTP if os.environ.get("AIO_LMTP") == "1" else SMTP):
     async def smtp_DATA(self, arg):
         log.write("DATA-COMMAND\n")
         return await super().smtp_DATA(arg)
+
+    # AIO_STARTTLS_REPLY: STARTTLS is offered but answered with this reply.
+    async def smtp_STARTTLS(self, arg):
+        log.write("STARTTLS\n")
+        refusal = os.environ.get("AIO_STARTTLS_REPLY")
+        if refusal:
+            return await self.push(refusal)
+        return await super().smtp_STARTTLS(arg)
 
 
 class Handler:

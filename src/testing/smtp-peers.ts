@@ -161,8 +161,8 @@ export async function startAiosmtpd(
     addr?: string;
     port?: number;
     sizeLimit?: number;
-    /** Offer STARTTLS with this certificate (maxVersion caps the protocol; wrapper: implicit TLS instead). */
-    tls?: { cert: string; key: string; maxVersion?: "TLSv1.2"; wrapper?: boolean };
+    /** Offer STARTTLS with this certificate (maxVersion caps the protocol; wrapper: implicit TLS instead; refusal: answer STARTTLS with this reply). */
+    tls?: { cert: string; key: string; maxVersion?: "TLSv1.2"; wrapper?: boolean; refusal?: string };
     /** Speak LMTP (one reply after DATA: one recipient per message). */
     lmtp?: boolean;
   } = {},
@@ -186,6 +186,7 @@ export async function startAiosmtpd(
         AIO_TLS_MAXVER: opts.tls?.maxVersion ?? "",
         AIO_TLS_WRAPPER: opts.tls?.wrapper === true ? "1" : "",
         AIO_LMTP: opts.lmtp === true ? "1" : "",
+        AIO_STARTTLS_REPLY: opts.tls?.refusal ?? "",
       },
     },
   );
