@@ -25,6 +25,8 @@
  *   relay          smtp-source into smtpd, delivered by the smtp transport
  *                  to an smtp-sink (relayhost [127.0.0.1]:port); clock until
  *                  the last "status=sent". messages/s.
+ *   relay-tls      the same over STARTTLS (smtp_tls_security_level = encrypt)
+ *                  to a TLS sink in this process (bench-relay-tls.ts).
  *   fanout         one message to 1,000 recipients in 100 domains
  *                  (transport_maps sends all 100 to the smtp-sink);
  *                  recipients delivered per second.
@@ -46,6 +48,7 @@ import {
 } from "./bench-common.js";
 import { CLK_TCK, RssSampler, cpuTicks, reapedChildTicks, treeMemory } from "./bench-proc.js";
 import { startSut, type Service, type Sut, type SutSpec, type SystemName } from "./bench-sut.js";
+import { relayTlsWorkload } from "./bench-relay-tls.js";
 
 export interface Latency {
   p50: number;
@@ -435,6 +438,7 @@ export const WORKLOADS: Workload[] = [
   idle,
   sendmail,
   relay,
+  relayTlsWorkload({ common: COMMON, withSut, waitSent }),
   fanout,
 ];
 

@@ -51,7 +51,8 @@ import {
   type AddrSettings,
   type Server,
 } from "./smtp-addr.js";
-import { SessionError, SmtpSession, type SessionOptions } from "./smtp-session.js";
+import { SessionError, SmtpSession, type SessionOptions, type SessionTls } from "./smtp-session.js";
+import { clientTlsSettings, policyFor, policyKey, type ClientTlsSettings } from "./smtp-tls.js";
 import {
   ContentError,
   transaction,
@@ -81,6 +82,8 @@ interface Settings {
   output: OutputFilter | null;
   paths: QueuePaths;
   queueDir: string;
+  tls: ClientTlsSettings;
+  minBackoffMs: number;
 }
 
 /** Reads the settings of one mode (smtp_* or lmtp_*). */
@@ -115,6 +118,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
       bindAddress6: cfg.get(p("bind_address6")),
       skip5xxGreeting: cfg.bool(p("skip_5xx_greeting")),
       neverSendEhlo: !lmtp && cfg.bool("smtp_never_send_ehlo"),
+      tlsNoteOffer: cfg.bool(p("tls_note_starttls_offer")),
     },
     addr: {
       lmtp,
@@ -150,6 +154,8 @@ function settings(cfg: Config, lmtp: boolean): Settings {
     output: outputFilter(cfg, x),
     paths: new QueuePaths(cfg),
     queueDir: cfg.get("queue_directory"),
+    tls: clientTlsSettings(cfg, x),
+    minBackoffMs: cfg.time("minimal_backoff_time") * 1000,
   };
 }
 
@@ -297,8 +303,14 @@ async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Serv
   return out;
 }
 
-/** A cached session for the next hop that is still fit, or a new one to this server. */
-async function sessionFor(st: Settings, key: string, server: Server, first: boolean): Promise<SmtpSession> {
+/** A cached session for the next hop (and TLS policy) that is still fit, or a new one to this server. */
+async function sessionFor(
+  st: Settings,
+  key: string,
+  server: Server,
+  first: boolean,
+  tls: SessionTls | null,
+): Promise<SmtpSession> {
   if (first) {
     for (let e = cache.take(key); e !== null; e = cache.take(key)) {
       if (!e.session.usable || (e.needsReset && !(await e.session.reset()))) {
@@ -308,7 +320,7 @@ async function sessionFor(st: Settings, key: string, server: Server, first: bool
       return e.session;
     }
   }
-  return SmtpSession.open(server, st.session);
+  return SmtpSession.open(server, st.session, tls);
 }
 
 /** Parks the session for reuse, or ends it. */
@@ -319,7 +331,10 @@ async function release(
   reusable: boolean,
   needsReset: boolean,
 ): Promise<void> {
-  const wanted = st.cacheOnDemand || st.cacheDestinations.has(key);
+  // The key is the next hop, then the TLS policy; a TLS session stays only with smtp_tls_connection_reuse.
+  const wanted =
+    (st.cacheOnDemand || st.cacheDestinations.has(key.split("\0")[0] ?? key)) &&
+    (s.tls === null || st.tls.connectionReuse);
   const young = Date.now() - s.created < st.reuseAgeMs;
   const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
   if (reusable && wanted && young && fresh && s.usable)
@@ -369,6 +384,7 @@ interface Run {
   sessions: number;
   talked: boolean;
   connectMs: number;
+  tls: SessionTls;
 }
 
 /**
@@ -381,15 +397,19 @@ async function tryServer(
   run: Run,
   server: Server,
   mayReuse: boolean,
-): Promise<"next" | "stop" | "fresh"> {
+  plain = false,
+): Promise<"next" | "stop" | "fresh" | "plain"> {
   const todo = run.results.flatMap((r, i) => (r === undefined ? [i] : []));
   let s: SmtpSession;
   const t0 = Date.now();
   try {
-    s = await sessionFor(st, run.key, server, mayReuse);
+    s = await sessionFor(st, run.key, server, mayReuse && !plain, plain ? null : run.tls);
     run.connectMs += Date.now() - t0;
   } catch (err) {
     if (!(err instanceof SessionError)) throw err;
+    // As Postfix: opportunistic TLS that failed is retried in plaintext once the message has waited minimal_backoff_time.
+    const waited = run.req.active - run.req.arrival >= st.minBackoffMs;
+    if (err.retryPlain && !plain && (waited || run.verify)) return "plain";
     const r: RcptResult = { status: err.permanent ? "bounced" : "deferred", dsn: err.dsn, text: err.message };
     // A session that did not complete the handshake does not count for smtp_mx_session_limit.
     for (const i of todo) {
@@ -410,7 +430,7 @@ async function tryServer(
       else run.soft[i] = o.result;
       if (o.final && o.result.status === "sent" && s.features.dsn) run.passedOn[i] = true;
     });
-    await release(st, run.key, s, tr.reusable, tr.needsReset || run.verify);
+    await release(st, run.key, s, tr.reusable && !plain, tr.needsReset || run.verify);
     return "next";
   } catch (err) {
     s.close();
@@ -445,13 +465,18 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   }
   const c = await candidates(st, req);
   if (!c.ok) return { relay: "none", siteFail: false, results: all(req, c.result) };
+  const policy = await policyFor(st.tls, req.nexthop);
+  if (policy.invalid !== null) {
+    const r: RcptResult = { status: "deferred", dsn: "4.7.0", text: "client TLS configuration problem" };
+    return { relay: "none", siteFail: false, results: all(req, r) };
+  }
   const { message, wire } = await transInput(st, req, path, e.env);
   const run: Run = {
     req,
     message,
     wire,
     verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
-    key: req.nexthop.toLowerCase(),
+    key: `${req.nexthop.toLowerCase()}\0${policyKey(policy)}`,
     results: req.recipients.map(() => undefined),
     soft: [],
     passedOn: req.recipients.map(() => false),
@@ -459,9 +484,10 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     sessions: 0,
     talked: false,
     connectMs: 0,
+    tls: { settings: st.tls, policy, nexthop: req.nexthop },
   };
   // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
-  const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0 }));
+  const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0, plain: false }));
   let fallbackAdded = c.fallback;
   for (let a = 0; run.results.includes(undefined); a++) {
     const limited = st.sessionLimit > 0 && run.sessions >= st.sessionLimit;
@@ -471,13 +497,16 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
       fallbackAdded = true;
       run.sessions = 0;
       attempts.length = a;
-      attempts.push(...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false })));
+      attempts.push(
+        ...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false, plain: false })),
+      );
       if (a >= attempts.length) break;
     }
-    const { server, mayReuse } = attempts[a] as (typeof attempts)[number];
-    const next = await tryServer(st, run, server, mayReuse);
+    const { server, mayReuse, plain } = attempts[a] as (typeof attempts)[number];
+    const next = await tryServer(st, run, server, mayReuse, plain);
     if (next === "stop") break;
-    if (next === "fresh") attempts.splice(a + 1, 0, { server, mayReuse: false });
+    if (next === "fresh") attempts.splice(a + 1, 0, { server, mayReuse: false, plain });
+    if (next === "plain") attempts.splice(a + 1, 0, { server, mayReuse: false, plain: true });
   }
   const final = run.results.map(
     (r, i) =>

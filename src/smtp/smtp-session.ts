@@ -18,12 +18,26 @@
  *   open() connects (smtp_connect_timeout, smtp_bind_address), reads the
  *   greeting and sends EHLO (or LHLO), falling back to HELO when EHLO is
  *   refused, and records the extensions the server offers (PIPELINING,
- *   SIZE, 8BITMIME, DSN, SMTPUTF8, ENHANCEDSTATUSCODES). STARTTLS would be
- *   negotiated right after the EHLO reply (see tlsHook): the client side of
- *   TLS is not part of this build.
+ *   SIZE, 8BITMIME, DSN, SMTPUTF8, ENHANCEDSTATUSCODES, STARTTLS).
+ *
+ *   With a TLS policy (smtp-tls.ts) the session sends STARTTLS right after
+ *   the EHLO reply when the level is "may" or above and the server offers
+ *   it, runs the handshake and says EHLO again (the extensions are read
+ *   afresh); with smtp_tls_wrappermode the handshake comes before the
+ *   greeting. When the level requires TLS and the server does not offer
+ *   it, refuses STARTTLS, or the handshake or the certificate check fails,
+ *   open() throws, and nothing of the mail is sent in plaintext.
  */
 import { connect, isIP, type Socket } from "node:net";
+import { msg } from "../util/msg.js";
 import type { Server } from "./smtp-addr.js";
+import {
+  startClientTls,
+  tlsRequired,
+  type ClientTlsInfo,
+  type ClientTlsSettings,
+  type TlsPolicy,
+} from "./smtp-tls.js";
 
 const REPLY_LINE_MAX = 4096;
 const REPLY_LINES_MAX = 1000;
@@ -47,6 +61,14 @@ export interface Features {
   smtputf8: boolean;
   /** The XFORWARD attribute names the server offers (upper case); empty when not offered. */
   xforward: Set<string>;
+  starttls: boolean;
+}
+
+/** The TLS side of a session: the settings, the delivery's policy, and its next hop. */
+export interface SessionTls {
+  settings: ClientTlsSettings;
+  policy: TlsPolicy;
+  nexthop: string;
 }
 
 export interface Timeouts {
@@ -69,6 +91,8 @@ export interface SessionOptions {
   bindAddress6: string;
   skip5xxGreeting: boolean;
   neverSendEhlo: boolean;
+  /** smtp_tls_note_starttls_offer: log servers that offer STARTTLS when TLS is off. */
+  tlsNoteOffer?: boolean;
 }
 
 /** A failure that ends the session: the text is the DSN text and the log text. */
@@ -78,6 +102,8 @@ export class SessionError extends Error {
   readonly siteFail: boolean;
   /** A permanent failure (e.g. 5xx greeting without smtp_skip_5xx_greeting). */
   readonly permanent: boolean;
+  /** An opportunistic TLS handshake failed: the same server may be tried again in plaintext. */
+  retryPlain = false;
   constructor(text: string, dsn: string, siteFail: boolean, permanent = false) {
     super(text);
     this.dsn = dsn;
@@ -110,10 +136,11 @@ class ReplyReader {
   #lines: string[] = [];
   #closed = false;
   #wake: (() => void) | null = null;
+  #detach: () => void;
 
   constructor(sock: Socket) {
     sock.setEncoding("latin1");
-    sock.on("data", (d: string) => {
+    const onData = (d: string): void => {
       this.#buf += d;
       let nl: number;
       while ((nl = this.#buf.indexOf("\n")) >= 0) {
@@ -122,14 +149,28 @@ class ReplyReader {
       }
       if (this.#buf.length > REPLY_LINE_MAX * 4) this.#buf = this.#buf.slice(0, REPLY_LINE_MAX);
       this.#wake?.();
-    });
+    };
     const end = (): void => {
       this.#closed = true;
       this.#wake?.();
     };
+    sock.on("data", onData);
     sock.on("close", end);
     sock.on("end", end);
     sock.on("error", end);
+    this.#detach = () => {
+      sock.off("data", onData);
+      sock.off("close", end);
+      sock.off("end", end);
+      sock.off("error", end);
+    };
+  }
+
+  /** Stops reading the socket (before TLS takes it over); what was read and not used is dropped. */
+  detach(): void {
+    this.#detach();
+    this.#lines = [];
+    this.#buf = "";
   }
 
   /** One line, or why there is none. */
@@ -179,20 +220,26 @@ export class SmtpSession {
     dsn: false,
     smtputf8: false,
     xforward: new Set(),
+    starttls: false,
   };
   readonly created = Date.now();
   readonly id = ++connectionCounter;
   /** How many transactions this session has carried. */
   uses = 0;
+  /** The TLS policy the session was opened under (null: plaintext only). */
+  readonly tlsCtx: SessionTls | null;
+  /** The TLS layer once it is up. */
+  tls: ClientTlsInfo | null = null;
   #sock: Socket;
   #reader: ReplyReader;
   #broken = false;
 
-  private constructor(sock: Socket, server: Server, opts: SessionOptions) {
+  private constructor(sock: Socket, server: Server, opts: SessionOptions, tls: SessionTls | null) {
     this.#sock = sock;
     this.#reader = new ReplyReader(sock);
     this.server = server;
     this.opts = opts;
+    this.tlsCtx = tls !== null && tls.policy.level !== "none" ? tls : null;
   }
 
   /** "host[addr]:port" (or the socket path) as relay= and DSN texts name the server. */
@@ -211,12 +258,18 @@ export class SmtpSession {
     return !this.#broken && !this.#sock.destroyed;
   }
 
-  /** Connects, reads the greeting and says EHLO/LHLO (HELO when EHLO is refused). */
-  static async open(server: Server, opts: SessionOptions): Promise<SmtpSession> {
+  /** Connects, reads the greeting and says EHLO/LHLO (HELO when EHLO is refused), then STARTTLS as the policy asks. */
+  static async open(
+    server: Server,
+    opts: SessionOptions,
+    tls: SessionTls | null = null,
+  ): Promise<SmtpSession> {
     const sock = await connectTo(server, opts);
-    const s = new SmtpSession(sock, server, opts);
+    const s = new SmtpSession(sock, server, opts, tls);
     try {
+      if (s.tlsCtx?.settings.wrapper === true) await s.#startTls();
       await s.#greet();
+      await s.#starttls();
       return s;
     } catch (err) {
       s.close();
@@ -237,6 +290,12 @@ export class SmtpSession {
         perm,
       );
     }
+    await this.#hello();
+  }
+
+  /** EHLO/HELO or LHLO, recording the extensions. */
+  async #hello(): Promise<void> {
+    const t = this.opts.timeouts.helo;
     if (this.opts.lmtp) {
       const r = await this.command(`LHLO ${this.opts.heloName}`, t, "performing the LHLO handshake");
       if (r.code !== 250) throw this.said(r, "LHLO", r.code >= 500);
@@ -248,7 +307,73 @@ export class SmtpSession {
     }
     const h = await this.command(`HELO ${this.opts.heloName}`, t, "performing the HELO handshake");
     if (h.code !== 250) throw this.said(h, "HELO", h.code >= 500);
-    // STARTTLS would be negotiated here (after EHLO, before the first transaction).
+  }
+
+  /** STARTTLS after EHLO, as the policy asks; throws when TLS is required and cannot be had. */
+  async #starttls(): Promise<void> {
+    const ctx = this.tlsCtx;
+    const offered = this.features.starttls;
+    if (ctx === null) {
+      if (offered && this.opts.tlsNoteOffer === true)
+        msg.info(`Host offered STARTTLS: [${this.server.host}]`);
+      return;
+    }
+    if (this.tls !== null) return;
+    const required = tlsRequired(ctx.policy.level);
+    if (offered) {
+      const r = await this.command(
+        "STARTTLS",
+        ctx.settings.handshakeTimeout,
+        "receiving the STARTTLS response",
+      );
+      if (r.code >= 200 && r.code < 300) {
+        await this.#startTls();
+        this.#resetFeatures();
+        await this.#hello();
+        return;
+      }
+      if (required)
+        throw new SessionError(
+          `TLS is required, but host ${this.hostAddr} refused to start TLS: ${r.text}`,
+          `4${r.dsn.slice(1)}`,
+          true,
+        );
+      return;
+    }
+    if (required)
+      throw new SessionError(`TLS is required, but was not offered by host ${this.hostAddr}`, "4.7.4", true);
+  }
+
+  /** Runs the TLS handshake on the connection and reads through TLS from then on. */
+  async #startTls(): Promise<void> {
+    const ctx = this.tlsCtx;
+    if (ctx === null) return;
+    this.#reader.detach();
+    const r = await startClientTls(ctx.settings, ctx.policy, this.#sock, {
+      host: this.server.host,
+      addr: this.server.addr,
+      port: this.server.port,
+      name: `${this.server.host}[${this.server.addr}]:${this.server.port}`,
+      nexthop: ctx.nexthop,
+    });
+    if (!r.ok) {
+      this.#broken = true;
+      this.#sock.destroy();
+      const err = new SessionError(r.text, r.dsn, tlsRequired(ctx.policy.level) && !r.retryPlain);
+      err.retryPlain = r.retryPlain;
+      throw err;
+    }
+    this.#sock = r.sock;
+    this.#reader = new ReplyReader(r.sock);
+    this.tls = r.info;
+  }
+
+  /** Forgets the extensions (they are read again after STARTTLS). */
+  #resetFeatures(): void {
+    const f = this.features;
+    f.esmtp = f.pipelining = f.eightBitMime = f.dsn = f.smtputf8 = f.starttls = false;
+    f.size = null;
+    f.xforward.clear();
   }
 
   /** Records the extensions of an EHLO/LHLO reply. */
@@ -263,6 +388,7 @@ export class SmtpSession {
       else if (kw === "8BITMIME") f.eightBitMime = true;
       else if (kw === "DSN") f.dsn = true;
       else if (kw === "SMTPUTF8") f.smtputf8 = true;
+      else if (kw === "STARTTLS") f.starttls = true;
     }
   }
 

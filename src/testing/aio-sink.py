@@ -7,11 +7,19 @@
 # each accepted message to DIR/msg-N.eml with X-Mail-From/X-Rcpt-To lines in front.
 # Recipients are answered by their local part: soft-* gets 450 4.2.0, hard-* gets
 # 550 5.1.1, everything else 250. It prints "ready" once it listens.
+# With AIO_TLS_CERT and AIO_TLS_KEY in the environment it offers STARTTLS
+# (AIO_TLS_MAXVER=TLSv1.2 caps the protocol) and logs, after each EHLO
+# under TLS, "TLS <protocol> <cipher> reused=<0|1>". AIO_TLS_WRAPPER=1: implicit TLS
+# (the handshake comes first, port 465 style) instead of STARTTLS. AIO_LMTP=1: speak
+# LMTP (LHLO; one reply after DATA, so one recipient per message). AIO_STARTTLS_REPLY:
+# offer STARTTLS but answer it with that reply.
 import asyncio
 import os
+import ssl
 import sys
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -20,16 +28,27 @@ log = open(os.path.join(out, "commands.log"), "a", buffering=1)
 count = 0
 
 
-class LoggingSMTP(SMTP):
+class LoggingSMTP(LMTP if os.environ.get("AIO_LMTP") == "1" else SMTP):
     # The DATA command itself is logged, before any content arrives.
     async def smtp_DATA(self, arg):
         log.write("DATA-COMMAND\n")
         return await super().smtp_DATA(arg)
 
+    # AIO_STARTTLS_REPLY: STARTTLS is offered but answered with this reply.
+    async def smtp_STARTTLS(self, arg):
+        log.write("STARTTLS\n")
+        refusal = os.environ.get("AIO_STARTTLS_REPLY")
+        if refusal:
+            return await self.push(refusal)
+        return await super().smtp_STARTTLS(arg)
+
 
 class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         log.write(f"EHLO {hostname}\n")
+        sslobj = server.transport.get_extra_info("ssl_object") if server.transport else None
+        if sslobj is not None:
+            log.write(f"TLS {sslobj.version()} {sslobj.cipher()[0]} reused={int(sslobj.session_reused)}\n")
         session.host_name = hostname
         return responses
 
@@ -79,10 +98,19 @@ class Handler:
 class Ctl(Controller):
     def factory(self):
         return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True,
-            data_size_limit=size_limit)
+            data_size_limit=size_limit, tls_context=None if wrapper else tls_context, require_starttls=False)
 
 
-ctl = Ctl(Handler(), hostname=host, port=port)
+tls_context = None
+wrapper = os.environ.get("AIO_TLS_WRAPPER") == "1"
+if os.environ.get("AIO_TLS_CERT"):
+    tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_context.load_cert_chain(os.environ["AIO_TLS_CERT"], os.environ["AIO_TLS_KEY"])
+    if os.environ.get("AIO_TLS_MAXVER") == "TLSv1.2":
+        tls_context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+
+ctl = Ctl(Handler(), hostname=host, port=port, **({"ssl_context": tls_context} if wrapper else {}))
 ctl.start()
 print("ready", flush=True)
 try:

@@ -157,7 +157,15 @@ export interface Aiosmtpd {
 /** Starts aiosmtpd (package python3-aiosmtpd) with Postern's test handler. */
 export async function startAiosmtpd(
   t: TestContext,
-  opts: { addr?: string; port?: number; sizeLimit?: number } = {},
+  opts: {
+    addr?: string;
+    port?: number;
+    sizeLimit?: number;
+    /** Offer STARTTLS with this certificate (maxVersion caps the protocol; wrapper: implicit TLS instead; refusal: answer STARTTLS with this reply). */
+    tls?: { cert: string; key: string; maxVersion?: "TLSv1.2"; wrapper?: boolean; refusal?: string };
+    /** Speak LMTP (one reply after DATA: one recipient per message). */
+    lmtp?: boolean;
+  } = {},
 ): Promise<Aiosmtpd> {
   need("/usr/bin/python3", "python3");
   const probe = spawnSync("/usr/bin/python3", ["-c", "import aiosmtpd"]);
@@ -171,6 +179,15 @@ export async function startAiosmtpd(
     [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432)],
     {
       stdio: ["pipe", "pipe", "inherit"],
+      env: {
+        ...process.env,
+        AIO_TLS_CERT: opts.tls?.cert ?? "",
+        AIO_TLS_KEY: opts.tls?.key ?? "",
+        AIO_TLS_MAXVER: opts.tls?.maxVersion ?? "",
+        AIO_TLS_WRAPPER: opts.tls?.wrapper === true ? "1" : "",
+        AIO_LMTP: opts.lmtp === true ? "1" : "",
+        AIO_STARTTLS_REPLY: opts.tls?.refusal ?? "",
+      },
     },
   );
   t.after(async () => {
