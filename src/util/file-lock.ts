@@ -23,13 +23,19 @@
  *   take the lock: the result says why.
  */
 import { spawn } from "node:child_process";
-import { closeSync, constants, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, constants, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";
 
 export type FileLockResult = { ok: true; fd: number } | { ok: false; busy: boolean; reason: string };
 
 /** flock(1)'s exit status when the lock is held by another (its --conflict-exit-code default). */
 const FLOCK_BUSY = 1;
 const HOLDER_MAX = 64;
+
+/** The flock(1) program: daemons run with a minimal environment, so not only by PATH. */
+function flockProgram(): string {
+  for (const p of ["/usr/bin/flock", "/bin/flock"]) if (existsSync(p)) return p;
+  return "flock";
+}
 
 /** Runs flock(1) on descriptor 3 (our fd); resolves its exit status, or an error text. */
 function runFlock(fd: number, waitMs: number): Promise<number | string> {
@@ -41,7 +47,7 @@ function runFlock(fd: number, waitMs: number): Promise<number | string> {
   return new Promise((resolve) => {
     let proc;
     try {
-      proc = spawn("flock", args, { stdio: ["ignore", "ignore", "pipe", fd] });
+      proc = spawn(flockProgram(), args, { stdio: ["ignore", "ignore", "pipe", fd] });
     } catch (err) {
       return resolve(`cannot run flock: ${(err as Error).message}`);
     }
