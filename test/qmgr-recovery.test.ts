@@ -221,4 +221,5 @@ test("a second queue manager waits until the first is gone, even when it was kil
   await until("the second qmgr to start", () => ready, inst, 15_000);
   assert.equal(holder(), `${second.pid}\n`);
   await until("its recovery", () => where(paths, id).join() !== "active" || stderr.includes("moved 1"), inst);
+  second.kill("SIGKILL");
 });
