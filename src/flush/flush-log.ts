@@ -11,7 +11,8 @@
  *   meanwhile go to a new log and are not lost), reads it (at most
  *   LOG_READ_MAX bytes, IDs checked, duplicates dropped up to
  *   DUP_FILTER_MAX), and for each ID gives the deferred file the current
- *   time and moves it to incoming/; the queue manager then delivers it at
+ *   time, marks it as scheduled before (global/queue-file.ts
+ *   QUEUE_MODE_SCHEDULED) and moves it to incoming/; the queue manager then delivers it at
  *   once. sendFile() does the same for one ID. refresh() flushes logs not
  *   read for fast_flush_refresh_time and removes empty ones older than
  *   fast_flush_purge_time.
@@ -28,7 +29,7 @@ import { constants } from "node:fs";
 import { appendFile, open, readdir, rename, stat, unlink, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { msg } from "../util/msg.js";
-import { readEnvelope } from "../global/queue-file.js";
+import { markScheduled, readEnvelope } from "../global/queue-file.js";
 import type { QueuePaths } from "../global/queue-path.js";
 import { queueIdOk } from "../global/queue-id.js";
 import type { MatchResult } from "../global/resolve-match.js";
@@ -83,7 +84,16 @@ async function flushOneFile(env: FlushEnv, id: string): Promise<boolean> {
         msg.warn(`${id}: update time stamps: ${(err as Error).message}`);
       continue;
     }
-    if (q === "deferred" && !env.paths.move(id, "deferred", "incoming")) continue;
+    if (q === "deferred") {
+      // Marked first: in incoming/ the file would otherwise pass for new mail without delivery logs.
+      try {
+        markScheduled(env.paths.path(q, id));
+      } catch (err) {
+        msg.warn(`${id}: mark: ${(err as Error).message}; left in the deferred queue`);
+        return true;
+      }
+      if (!env.paths.move(id, "deferred", "incoming")) continue;
+    }
     return true;
   }
   return false;

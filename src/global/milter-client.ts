@@ -37,243 +37,57 @@
  *   (421), quarantine (hold), progress (wait on), skip (no more body).
  *   Modifications (header, recipient, sender and body edits) are taken only
  *   in reply to end-of-message and only when negotiated.
+ *
+ *   The settings and verdict types, and the parsing of milter_protocol and
+ *   of the service name, are in milter-conf.ts (re-exported here); the
+ *   connection, packet reader and event table in milter-conn.ts.
  */
-import { connect as netConnect, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
 import {
-  MILTER_PACKET_MAX,
   MY_ACTIONS,
   NOSEND_MASK,
-  PacketDecoder,
   SMFIC,
   SMFIF,
-  SMFIM,
   SMFIP,
   cstr,
   decodeReply,
   encodePacket,
   u32,
   versionMask,
-  type Packet,
   type Reply,
 } from "./milter-proto.js";
-import { Wakeup } from "../util/wakeup.js";
+import {
+  CONTINUE,
+  TEMPFAIL_DEFAULT,
+  defaultVerdict,
+  milterEndpoint,
+  parseProtocol,
+  type EomResult,
+  type MacroSource,
+  type MilterConf,
+  type MilterEdit,
+  type Verdict,
+} from "./milter-conf.js";
+import { EV, PacketReader, dialMilter, type EventSpec } from "./milter-conn.js";
 
-export type DefaultAction = "accept" | "reject" | "tempfail" | "quarantine" | "shutdown";
-
-/** Macro name lists per stage (milter_*_macros). */
-export interface MacroLists {
-  connect: string;
-  helo: string;
-  mail: string;
-  rcpt: string;
-  data: string;
-  eoh: string;
-  eom: string;
-  unknown: string;
-}
-
-export interface MilterConf {
-  /** "inet:host:port", "unix:/path" (the service name as configured). */
-  name: string;
-  defaultAction: DefaultAction;
-  connectTimeoutMs: number;
-  commandTimeoutMs: number;
-  contentTimeoutMs: number;
-  /** milter_protocol: a version (2, 3, 4, 6), optionally with no_header_reply. */
-  protocol: string;
-  macros: MacroLists;
-}
-
-/** What the MTA does after an event. */
-export type Verdict =
-  | { kind: "continue" }
-  | { kind: "accept" }
-  | { kind: "reject"; reply: string }
-  | { kind: "discard" }
-  | { kind: "hold"; reason: string }
-  | { kind: "shutdown"; reply: string };
-
-/** A modification asked for at end of message. */
-export type MilterEdit =
-  | { op: "addheader"; name: string; value: string }
-  | { op: "insheader"; index: number; name: string; value: string }
-  | { op: "chgheader"; index: number; name: string; value: string }
-  | { op: "addrcpt"; address: string; args: string }
-  | { op: "delrcpt"; address: string }
-  | { op: "chgfrom"; address: string; args: string }
-  | { op: "replbody"; data: Buffer };
-
-export interface EomResult {
-  verdict: Verdict;
-  edits: MilterEdit[];
-}
-
-/** Gives a macro's value, or undefined when it has none. */
-export type MacroSource = (name: string) => string | undefined;
+export {
+  defaultVerdict,
+  milterEndpoint,
+  parseProtocol,
+  type DefaultAction,
+  type EomResult,
+  type MacroLists,
+  type MacroSource,
+  type MilterConf,
+  type MilterEdit,
+  type Verdict,
+} from "./milter-conf.js";
 
 type State = "closed" | "ready" | "error" | "accept-msg" | "accept-con" | "reject-con";
 
-const CONTINUE: Verdict = { kind: "continue" };
 const REJECT_DEFAULT = "550 5.7.1 Command rejected";
-const TEMPFAIL_DEFAULT = "451 4.7.1 Service unavailable - try again later";
 const MAX_EDITS = 10000;
-
-/** Parses milter_protocol: the version and whether headers get no reply. */
-export function parseProtocol(p: string): { version: number; noHeaderReply: boolean } | null {
-  let version = 0;
-  let noHeaderReply = false;
-  for (const w of p.split(/[\s,]+/).filter((x) => x !== "")) {
-    if (w === "no_header_reply") noHeaderReply = true;
-    else if (["2", "3", "4", "6"].includes(w) && version === 0) version = Number(w);
-    else return null;
-  }
-  return version === 0 ? null : { version, noHeaderReply };
-}
-
-/** Splits "inet:host:port" / "unix:/path" into something net.connect takes. */
-export function milterEndpoint(
-  name: string,
-): { ok: true; opts: { host: string; port: number } | { path: string } } | { ok: false; why: string } {
-  const i = name.indexOf(":");
-  const type = i < 0 ? "" : name.slice(0, i);
-  const rest = i < 0 ? "" : name.slice(i + 1);
-  if (type === "" || rest === "")
-    return { ok: false, why: `Milter service needs transport:endpoint instead of "${name}"` };
-  if (type === "unix" || type === "local") return { ok: true, opts: { path: rest } };
-  if (type !== "inet")
-    return { ok: false, why: `invalid transport name: ${type} in Milter service: ${name}` };
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(rest) ?? /^(\d{1,5})@(.+)$/.exec(rest);
-  if (m === null) return { ok: false, why: `bad inet endpoint in Milter service: ${name}` };
-  const [host, port] = m[3] !== undefined ? [m[1] ?? m[2] ?? "", m[3]] : [m[2] ?? "", m[1] ?? ""];
-  const n = Number(port);
-  if (!(n > 0 && n < 65536)) return { ok: false, why: `bad port in Milter service: ${name}` };
-  return { ok: true, opts: { host: host === "" ? "localhost" : host, port: n } };
-}
-
-/** Reads packets from the milter socket with a deadline per wait. */
-class PacketReader {
-  #dec = new PacketDecoder(MILTER_PACKET_MAX);
-  #packets: Packet[] = [];
-  #failure: string | null = null;
-  readonly #wakeup = new Wakeup();
-
-  constructor(sock: Socket) {
-    sock.on("data", (chunk: Buffer) => {
-      const r = this.#dec.push(chunk);
-      if (r.ok) this.#packets.push(...r.packets);
-      else this.#failure ??= r.why;
-      this.#wakeup.notify();
-    });
-    sock.on("close", () => {
-      this.#failure ??= "connection closed by milter";
-      this.#wakeup.notify();
-    });
-    sock.on("error", (err) => {
-      this.#failure ??= err.message;
-      this.#wakeup.notify();
-    });
-  }
-
-  /** The next packet, or a failure text. */
-  async next(timeoutMs: number): Promise<Packet | string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const p = this.#packets.shift();
-      if (p !== undefined) return p;
-      if (this.#failure !== null) return this.#failure;
-      const left = deadline - Date.now();
-      if (left <= 0) return "timeout";
-      await this.#wakeup.wait(left);
-    }
-  }
-}
-
-/** The event a command is, for the protocol flags. */
-interface EventSpec {
-  cmd: number;
-  noSend: number;
-  noReply: number;
-  stage: keyof MacroLists | null;
-  smfim: number | null;
-  content: boolean;
-}
-
-const EV: Record<string, EventSpec> = {
-  connect: {
-    cmd: SMFIC.CONNECT,
-    noSend: SMFIP.NOCONNECT,
-    noReply: SMFIP.NR_CONN,
-    stage: "connect",
-    smfim: SMFIM.CONNECT,
-    content: false,
-  },
-  helo: {
-    cmd: SMFIC.HELO,
-    noSend: SMFIP.NOHELO,
-    noReply: SMFIP.NR_HELO,
-    stage: "helo",
-    smfim: SMFIM.HELO,
-    content: false,
-  },
-  mail: {
-    cmd: SMFIC.MAIL,
-    noSend: SMFIP.NOMAIL,
-    noReply: SMFIP.NR_MAIL,
-    stage: "mail",
-    smfim: SMFIM.ENVFROM,
-    content: false,
-  },
-  rcpt: {
-    cmd: SMFIC.RCPT,
-    noSend: SMFIP.NORCPT,
-    noReply: SMFIP.NR_RCPT,
-    stage: "rcpt",
-    smfim: SMFIM.ENVRCPT,
-    content: false,
-  },
-  data: {
-    cmd: SMFIC.DATA,
-    noSend: SMFIP.NODATA,
-    noReply: SMFIP.NR_DATA,
-    stage: "data",
-    smfim: SMFIM.DATA,
-    content: false,
-  },
-  unknown: {
-    cmd: SMFIC.UNKNOWN,
-    noSend: SMFIP.NOUNKNOWN,
-    noReply: SMFIP.NR_UNKN,
-    stage: "unknown",
-    smfim: null,
-    content: false,
-  },
-  header: {
-    cmd: SMFIC.HEADER,
-    noSend: SMFIP.NOHDRS,
-    noReply: SMFIP.NR_HDR,
-    stage: null,
-    smfim: null,
-    content: true,
-  },
-  eoh: {
-    cmd: SMFIC.EOH,
-    noSend: SMFIP.NOEOH,
-    noReply: SMFIP.NR_EOH,
-    stage: "eoh",
-    smfim: SMFIM.EOH,
-    content: true,
-  },
-  body: {
-    cmd: SMFIC.BODY,
-    noSend: SMFIP.NOBODY,
-    noReply: SMFIP.NR_BODY,
-    stage: null,
-    smfim: null,
-    content: true,
-  },
-  eom: { cmd: SMFIC.BODYEOB, noSend: 0, noReply: 0, stage: "eom", smfim: SMFIM.EOM, content: true },
-};
 
 /** One milter connection; see the module comment. */
 export class Milter {
@@ -313,7 +127,7 @@ export class Milter {
     if (proto === null) return this.#confError(`bad protocol information: ${this.conf.protocol}`);
     const ep = milterEndpoint(this.conf.name);
     if (!ep.ok) return this.#confError(ep.why);
-    const sock = await this.#dial(ep.opts);
+    const sock = await dialMilter(ep.opts, this.conf.connectTimeoutMs);
     if (typeof sock === "string")
       return this.#commError(`connect to Milter service ${this.conf.name}: ${sock}`);
     this.#sock = sock;
@@ -342,28 +156,6 @@ export class Milter {
     this.#symlists = r.symlists;
     this.#state = "ready";
     this.#defVerdict = CONTINUE;
-  }
-
-  /** Opens the socket within milter_connect_timeout; a failure is its text. */
-  #dial(opts: { host: string; port: number } | { path: string }): Promise<Socket | string> {
-    return new Promise((resolve) => {
-      const sock = netConnect(opts);
-      const t = setTimeout(() => {
-        sock.destroy();
-        resolve("Connection timed out");
-      }, this.conf.connectTimeoutMs);
-      sock.once("connect", () => {
-        clearTimeout(t);
-        sock.removeAllListeners("error");
-        sock.on("error", () => undefined);
-        sock.setNoDelay(true);
-        resolve(sock);
-      });
-      sock.once("error", (err: NodeJS.ErrnoException) => {
-        clearTimeout(t);
-        resolve(err.code === "ECONNREFUSED" ? "Connection refused" : err.message);
-      });
-    });
   }
 
   /** Writes to the milter. */
@@ -651,22 +443,6 @@ export class Milter {
     }
     this.#sock = null;
     if (this.#state !== "error") this.#state = "closed";
-  }
-}
-
-/** The verdict of milter_default_action after a communication error. */
-export function defaultVerdict(a: DefaultAction): Verdict {
-  switch (a) {
-    case "accept":
-      return CONTINUE;
-    case "reject":
-      return { kind: "reject", reply: "550 5.5.0 Service unavailable" };
-    case "shutdown":
-      return { kind: "shutdown", reply: "421 4.7.1 Service unavailable - try again later" };
-    case "quarantine":
-      return { kind: "hold", reason: "default_action" };
-    default:
-      return { kind: "reject", reply: TEMPFAIL_DEFAULT };
   }
 }
 

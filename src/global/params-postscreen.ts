@@ -123,6 +123,34 @@ export const POSTSCREEN_PARAMS: readonly ParamDef[] = [
   ),
   p("postscreen_upstream_proxy_timeout", "time", "5s", "how long postscreen waits for the proxy header", TTL),
   p("postscreen_watchdog_timeout", "time", "10s", "how long postscreen may be busy with one event", TTL),
+  p("postscreen_whitelist_interfaces", "list", "", "old name of postscreen_allowlist_interfaces"),
+  p(
+    "postscreen_allowlist_interfaces",
+    "list",
+    "${postscreen_whitelist_interfaces?{$postscreen_whitelist_interfaces}:{static:all}}",
+    "server addresses where a client can earn postscreen's temporary allowlist status (not: backup MX addresses)",
+  ),
+  // smtpd's own footer settings; postscreen's defaults refer to them, as Postfix's do.
+  p("smtpd_reject_footer", "str", "", "text added after each 4XX and 5XX reply of the SMTP server"),
+  p("smtpd_reject_footer_maps", "list", "", "tables of footers, indexed by the complete 4XX or 5XX reply"),
+  p(
+    "postscreen_reject_footer",
+    "str",
+    "$smtpd_reject_footer",
+    "text added after postscreen's 4XX and 5XX replies ($client_address, $client_port, $localtime, $server_name)",
+  ),
+  p(
+    "postscreen_reject_footer_maps",
+    "list",
+    "$smtpd_reject_footer_maps",
+    "tables of footers for postscreen's replies, indexed by the complete reply",
+  ),
+  p(
+    "postscreen_command_filter",
+    "str",
+    "",
+    "table that rewrites the commands a client sends to postscreen's SMTP engine",
+  ),
   p(
     "postern_postscreen_client_limit",
     "int",

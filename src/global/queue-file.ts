@@ -26,7 +26,7 @@
  *   is a failure with the offset where the file is broken.
  */
 import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { closeSync, constants, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, constants, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { REC, RecordScanner, encodeRecord, type RecType } from "./rec-codec.js";
 import { makeQueueId, queueTimeNow, type QueueTime } from "./queue-id.js";
@@ -262,6 +262,24 @@ export interface Envelope {
   filter?: string;
   attrs: Map<string, string>;
   recipients: EnvRecipient[];
+  /** The file's permission bits when it was read (see QUEUE_MODE_SCHEDULED); absent when not read from a file. */
+  mode?: number;
+}
+
+/**
+ * A permission bit of a queue file (the owner-execute bit, which nothing else
+ * uses on a queue file): set when a file that has been in the active queue
+ * goes back to incoming/ (qmgr's recovery at start, a fast flush of a
+ * deferred file). Such a file may have defer, bounce and trace logs from an
+ * earlier attempt; one without the bit in incoming/ is new mail. The mark is
+ * on the file itself, so it survives any crash (qmgr's memory does not).
+ */
+export const QUEUE_MODE_SCHEDULED = 0o100;
+
+/** Sets QUEUE_MODE_SCHEDULED on a queue file (keeping its other bits); throws when it cannot. */
+export function markScheduled(path: string): void {
+  const mode = statSync(path).mode & 0o7777;
+  if ((mode & QUEUE_MODE_SCHEDULED) === 0) chmodSync(path, mode | QUEUE_MODE_SCHEDULED);
 }
 
 export type EnvelopeResult = { ok: true; env: Envelope } | { ok: false; offset: number; reason: string };
@@ -277,13 +295,18 @@ const READ_WHOLE_MAX = 65536;
  * microseconds, where each call through the thread pool costs tens); a large one by chunks.
  */
 export async function readEnvelope(path: string): Promise<EnvelopeResult> {
-  let whole: Buffer | null;
+  let small: { buf: Buffer | null; mode: number };
   try {
-    whole = readSmallFile(path, READ_WHOLE_MAX);
+    small = readSmallFile(path, READ_WHOLE_MAX);
   } catch (err) {
     return { ok: false, offset: 0, reason: (err as Error).message };
   }
-  if (whole !== null) return parseEnvelope(new RecordScanner(whole, 0, ENVELOPE_LIMIT), whole.length);
+  const whole = small.buf;
+  if (whole !== null)
+    return withMode(
+      await parseEnvelope(new RecordScanner(whole, 0, ENVELOPE_LIMIT), whole.length),
+      small.mode,
+    );
   let fh: FileHandle;
   try {
     fh = await open(path, "r");
@@ -291,19 +314,25 @@ export async function readEnvelope(path: string): Promise<EnvelopeResult> {
     return { ok: false, offset: 0, reason: (err as Error).message };
   }
   try {
-    const fileSize = (await fh.stat()).size;
-    return await parseEnvelope(new RecordScanner(fh, 0, ENVELOPE_LIMIT), fileSize);
+    const st = await fh.stat();
+    return withMode(await parseEnvelope(new RecordScanner(fh, 0, ENVELOPE_LIMIT), st.size), st.mode);
   } finally {
     await fh.close();
   }
 }
 
-/** The whole content of a file of at most max bytes, or null when it is larger; throws when it cannot be read. */
-function readSmallFile(path: string, max: number): Buffer | null {
+/** Records the file's permission bits in a parsed envelope. */
+function withMode(r: EnvelopeResult, mode: number): EnvelopeResult {
+  if (r.ok) r.env.mode = mode & 0o7777;
+  return r;
+}
+
+/** The whole content of a file of at most max bytes (null when it is larger) and its mode; throws when it cannot be read. */
+function readSmallFile(path: string, max: number): { buf: Buffer | null; mode: number } {
   const fd = openSync(path, "r");
   try {
-    const size = fstatSync(fd).size;
-    if (size > max) return null;
+    const { size, mode } = fstatSync(fd);
+    if (size > max) return { buf: null, mode };
     // One byte more than the size: a file that grew since fstat() is read by chunks instead.
     const buf = Buffer.allocUnsafe(size + 1);
     let got = 0;
@@ -312,7 +341,7 @@ function readSmallFile(path: string, max: number): Buffer | null {
       if (n === 0) break;
       got += n;
     }
-    return got > size ? null : buf.subarray(0, got);
+    return { buf: got > size ? null : buf.subarray(0, got), mode };
   } finally {
     closeSync(fd);
   }
@@ -458,7 +487,7 @@ export async function* contentLines(
   path: string,
   env: Pick<Envelope, "contentOffset" | "xOffset">,
 ): AsyncGenerator<Buffer> {
-  const whole = readSmallFile(path, READ_WHOLE_MAX);
+  const whole = readSmallFile(path, READ_WHOLE_MAX).buf;
   const fh = whole === null ? await open(path, "r") : null;
   try {
     const scan = new RecordScanner(whole ?? (fh as FileHandle), env.contentOffset, ENVELOPE_LIMIT);

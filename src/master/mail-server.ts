@@ -213,6 +213,8 @@ async function start(
     }
   });
   process.on("disconnect", () => sk.retire("master went away"));
+  // A master that died while onStart ran (qmgr waits for its lock there) sent no event to this listener.
+  if (!process.connected) sk.retire("master went away");
   process.on("SIGINT", () => undefined);
   process.on("SIGHUP", () => undefined);
   tell({ t: "ready", capacity: capacity(ctx) });

@@ -25,7 +25,8 @@
 import { chownSync, closeSync, writeSync } from "node:fs";
 import { getopt } from "../util/getopt.js";
 import { StderrSink, msg, msgInit, type MsgSink } from "../util/msg.js";
-import { FileSink, SyslogSink } from "../util/msg-sinks.js";
+import { FileSink } from "../util/msg-sinks.js";
+import { SyslogSink } from "../util/msg-sinks-syslog.js";
 import { getUser } from "../util/unix-users.js";
 import { Config, ConfigError } from "../global/config.js";
 import { configDirectory, installRoot } from "../global/install-paths.js";

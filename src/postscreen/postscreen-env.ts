@@ -20,6 +20,7 @@ import { PsAccessList } from "./postscreen-acl.js";
 import { openPsCache, type PsCacheStore } from "./postscreen-cache.js";
 import { parseDnsblSites, type DnsblSite } from "./postscreen-dnsbl.js";
 import { parseAction, type PsAction } from "./postscreen-misc.js";
+import { PsFooter, footerTemplate } from "./postscreen-footer.js";
 
 /** The tests, in the order of the cache entry. */
 export const TESTS = ["pregreet", "dnsbl", "pipelining", "non_smtp_command", "bare_newline"] as const;
@@ -66,6 +67,12 @@ export interface PsEnv {
   proxyProtocol: string;
   proxyTimeoutMs: number;
   masterStress: boolean;
+  /** postscreen_allowlist_interfaces: where a client may earn the temporary allowlist status. */
+  allowIf: NamadrList;
+  /** postscreen_reject_footer(_maps). */
+  footer: PsFooter;
+  /** postscreen_command_filter, or null. */
+  cmdFilter: Dict | null;
   /** Live counts: connections per client address, and connections being screened. */
   perClient: Map<string, number>;
   screening: number;
@@ -110,6 +117,7 @@ export function psEnv(cfg: Config): PsEnv {
     cfg.time("postscreen_non_smtp_command_ttl"),
     cfg.time("postscreen_bare_newline_ttl"),
   ];
+  const cmdFilter = cfg.get("postscreen_command_filter").trim();
   const env: PsEnv = {
     cfg,
     myhostname: cfg.get("myhostname"),
@@ -160,6 +168,14 @@ export function psEnv(cfg: Config): PsEnv {
     proxyProtocol: cfg.get("postscreen_upstream_proxy_protocol").trim().toLowerCase(),
     proxyTimeoutMs: cfg.time("postscreen_upstream_proxy_timeout") * 1000,
     masterStress: cfg.get("stress") === "yes",
+    allowIf: new NamadrList("postscreen_allowlist_interfaces", cfg.list("postscreen_allowlist_interfaces"), {
+      parentStyle: false,
+    }),
+    footer: new PsFooter(
+      footerTemplate(cfg),
+      cfg.list("postscreen_reject_footer_maps").map((m) => dictOpen(m, { flags: DictFlag.FOLD_FIX })),
+    ),
+    cmdFilter: cmdFilter !== "" ? dictOpen(cmdFilter, { flags: DictFlag.FOLD_FIX }) : null,
     perClient: new Map(),
     screening: 0,
     postQueue: 0,

@@ -22,6 +22,13 @@
  *   teaser began. Deep protocol tests (postscreen-smtpd.ts) happen in
  *   postscreen's engine, after which the client must come back.
  *   The cache is updated with the expiry time of every passed test.
+ *   A client that reaches a server address outside
+ *   postscreen_allowlist_interfaces (a backup MX address) is logged
+ *   "ALLOWLIST VETO" and never handed to smtpd (unless the access list
+ *   permits it): it can pass tests there, but only meets postscreen's
+ *   engine, whose replies to its recipients are 450 4.3.2.
+ *   Every 4XX and 5XX reply gets postscreen_reject_footer
+ *   (postscreen-footer.ts).
  */
 import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
@@ -45,6 +52,8 @@ import { psSmtpd } from "./postscreen-smtpd.js";
 const N = TESTS.length;
 /** The failure bit of the permanent deny list (not a cached test). */
 const F_DENY = 1 << N;
+/** The failure bit of a server address not in postscreen_allowlist_interfaces (not a cached test). */
+const F_VETO = 1 << (N + 1);
 /** The tests that run in postscreen's SMTP engine. */
 export const DEEP_TESTS = (1 << T_PIPEL) | (1 << T_NSMTP) | (1 << T_BARLF);
 
@@ -117,8 +126,12 @@ export class PsSession {
     this.failed &= ~(1 << i);
   }
 
-  /** Sends text; false when the client is gone. */
-  write(text: string): Promise<boolean> {
+  /** Sends a reply (CRLF at the end), with postscreen_reject_footer when it is 4XX or 5XX; false when the client is gone. */
+  async write(text: string): Promise<boolean> {
+    if (/^[45]/.test(text) && !this.env.footer.empty) {
+      const ctx = { addr: this.addr, port: this.port, myhostname: this.env.myhostname };
+      text = `${await this.env.footer.apply(text.replace(/\r\n$/, ""), ctx)}\r\n`;
+    }
     return new Promise((resolve) => {
       if (this.sock.destroyed || !this.sock.writable) return resolve(false);
       this.sock.write(text, (err) => resolve(err === undefined || err === null));
@@ -216,6 +229,11 @@ export class PsSession {
       return this.conclude();
     }
     await this.#plan(count);
+    if (!(await this.#allowlistInterface())) {
+      this.failed |= F_VETO;
+      this.noforward = true;
+      msg.info(`ALLOWLIST VETO ${this.client}`);
+    }
     if (this.failed === 0 && this.todo === 0) {
       msg.info(`PASS OLD ${this.client}`);
       return this.conclude();
@@ -226,6 +244,18 @@ export class PsSession {
     }
     if ((this.todo & ((1 << T_PREGR) | (1 << T_DNSBL))) !== 0) return this.#early();
     return this.smtpdTests();
+  }
+
+  /**
+   * True when the server address the client reached (the PROXY header's, else
+   * the socket's) is in postscreen_allowlist_interfaces; a table that fails
+   * counts as not (fail closed, as Postfix does).
+   */
+  async #allowlistInterface(): Promise<boolean> {
+    const server = (this.peer?.serverAddr ?? this.sock.localAddress ?? "").replace(/^::ffff:(?=\d+\.)/, "");
+    const r = await this.env.allowIf.match(server, server);
+    if (r.status === "tempfail") msg.warn(`postscreen_allowlist_interfaces: ${r.reason}`);
+    return r.status === "match";
   }
 
   /** Works out which tests are due, from the cache (only for a client's only connection). */

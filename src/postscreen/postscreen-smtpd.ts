@@ -21,12 +21,16 @@
  *   did not fail pass. Limits: postscreen_command_time_limit per command
  *   (shorter under stress), postscreen_command_count_limit commands, lines
  *   of at most 2048 bytes.
+ *   postscreen_command_filter may replace a command line before the engine
+ *   reads it (logged: "[addr]:port: replacing command "X" with "Y"").
  */
+import { isUtf8 } from "node:buffer";
 import { msg } from "../util/msg.js";
 import { T_BARLF, T_NSMTP, T_PIPEL, T_PREGR, underStress } from "./postscreen-env.js";
 import { printable } from "./postscreen-misc.js";
 import type { PsSession } from "./postscreen-session.js";
 import { Wakeup } from "../util/wakeup.js";
+import type { Dict } from "../global/dict.js";
 
 const LINE_MAX = 2048;
 const KNOWN = new Set([
@@ -121,6 +125,29 @@ function soften(reply: string): string {
   return reply.replace(/^5(\d\d )5/, "4$14").replace(/^5/, "4");
 }
 
+/**
+ * postscreen_command_filter: the command that replaces a client's command
+ * line (leading white space removed for the lookup), or the line itself when
+ * the table has none or the line is not UTF-8; null when the table fails.
+ */
+async function filterCommand(table: Dict, s: PsSession, line: string): Promise<string | null> {
+  const bytes = Buffer.from(line, "latin1");
+  if (!isUtf8(bytes)) return line;
+  const key = bytes.toString("utf8").replace(/^[ \t]+/, "");
+  if (key === "") return line;
+  const r = await table.lookup(key);
+  if (r.status === "notfound") return line;
+  if (r.status === "tempfail") {
+    msg.warn(`${table.type}:${table.name} lookup error for "${key.slice(0, 100)}"`);
+    return null;
+  }
+  const shown = printable(bytes.subarray(0, 100));
+  msg.info(
+    `${s.client}: replacing command "${shown}" with "${printable(Buffer.from(r.value).subarray(0, 100))}"`,
+  );
+  return Buffer.from(r.value.slice(0, LINE_MAX), "utf8").toString("latin1");
+}
+
 /** Runs the engine until the client leaves or is sent away. */
 export async function psSmtpd(s: PsSession): Promise<"done" | "concluded"> {
   const env = s.env;
@@ -145,17 +172,22 @@ export async function psSmtpd(s: PsSession): Promise<"done" | "concluded"> {
       }
       return "done";
     }
-    const verb = (/^\s*(\S*)/.exec(line.text)?.[1] ?? "").toUpperCase();
-    const arg = line.text.replace(/^\s*\S*\s*/, "");
     if (line.bareLf && s.due(T_BARLF)) {
       msg.info(`BARE NEWLINE from ${s.client} after ${where}`);
       if (await s.failWith(T_BARLF, env.barlfAction, "550 5.5.1 Protocol error", "521 5.5.1 Protocol error"))
         return "concluded";
     }
+    const text = env.cmdFilter !== null ? await filterCommand(env.cmdFilter, s, line.text) : line.text;
+    if (text === null) {
+      s.finalReply = `421 ${env.myhostname} Service unavailable - try again later`;
+      return "done";
+    }
+    const verb = (/^\s*(\S*)/.exec(text)?.[1] ?? "").toUpperCase();
+    const arg = text.replace(/^\s*\S*\s*/, "");
     const known = KNOWN.has(verb);
-    if (s.due(T_NSMTP) && !known && (env.forbidden.has(verb) || /^[!-9;-~]+:/.test(line.text))) {
+    if (s.due(T_NSMTP) && !known && (env.forbidden.has(verb) || /^[!-9;-~]+:/.test(text))) {
       msg.info(
-        `NON-SMTP COMMAND from ${s.client} after ${where}: ${printable(Buffer.from(verb, "latin1"))} ${printable(Buffer.from(line.text, "latin1"))}`,
+        `NON-SMTP COMMAND from ${s.client} after ${where}: ${printable(Buffer.from(verb, "latin1"))} ${printable(Buffer.from(text, "latin1"))}`,
       );
       if (
         await s.failWith(

@@ -18,6 +18,8 @@
  *   it goes through cleanup again as a new file (qmgr-requeue.ts).
  *   At start, files left in active/ by a stopped or crashed qmgr go back to
  *   incoming/; their recipients already marked done are not delivered again.
+ *   One queue manager at a time: qmgr.ts holds the queue manager lock
+ *   before it recovers anything.
  *
  *   Status reports (qmgr-report.ts): a message's defer log is removed when
  *   it enters the active queue (it then holds only the last attempt's
@@ -34,10 +36,11 @@
  *
  *   Status logs: looking for a message's defer, bounce and trace logs costs
  *   system calls, so qmgr looks only when a message may have one: when it
- *   comes from deferred/ or was left in active/ by a previous run, has a
- *   recipient marked done already (an earlier attempt, even when the file
- *   came back through incoming/), carries
- *   the postsuper -r mark or trace flags, or when this attempt made one (a
+ *   comes from deferred/, or from incoming/ with the mark of a file that was
+ *   scheduled before (QUEUE_MODE_SCHEDULED, global/queue-file.ts: set by
+ *   the recovery at start and by a fast flush, on the file itself so that
+ *   it survives a crash), has a recipient marked done already, carries the
+ *   postsuper -r mark or trace flags, or when this attempt made one (a
  *   recipient deferred or bounced by an agent or by qmgr, a delivery
  *   request with NOTIFY=SUCCESS or request flags that ask for a trace or
  *   verify report). New mail delivered at once has none.
@@ -56,7 +59,13 @@
  *   When a USR_VRFY or RECORD message is finished, the trace service mails
  *   the sender its "Mail Delivery Status Report".
  */
-import { DSN_NOTIFY, readEnvelope, type Envelope } from "../global/queue-file.js";
+import {
+  DSN_NOTIFY,
+  QUEUE_MODE_SCHEDULED,
+  markScheduled,
+  readEnvelope,
+  type Envelope,
+} from "../global/queue-file.js";
 import { DEL_REQ_FLAG, traceFlags, traceOnly } from "../global/deliver-proto.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { QueuePaths, QueueName } from "../global/queue-path.js";
@@ -122,8 +131,6 @@ export class QueueManager {
   #timer: NodeJS.Timeout | null = null;
   #timerAt = Infinity;
   #report: Reporter;
-  /** Files that recover() moved back to incoming/ and that may have logs from before. */
-  #recovered = new Set<string>();
 
   constructor(cfg: Config, paths: QueuePaths, resolve: Resolver, bounce: BounceClient) {
     this.#cfg = cfg;
@@ -132,14 +139,26 @@ export class QueueManager {
     this.#report = new Reporter(cfg, paths, bounce);
   }
 
-  /** Moves what a previous run left in active/ back to incoming/. */
+  /**
+   * Moves what a previous run left in active/ back to incoming/, each file
+   * marked first (QUEUE_MODE_SCHEDULED): it may have logs from that run, and
+   * the mark must outlive this process, which may die before it loads the
+   * file. A file that cannot be marked goes to deferred/ (due at once), which
+   * says the same by itself.
+   */
   recover(): void {
     let n = 0;
-    for (const id of this.#paths.list("active"))
-      if (this.#paths.move(id, "active", "incoming")) {
-        this.#recovered.add(id);
-        n++;
+    for (const id of this.#paths.list("active")) {
+      let to: QueueName = "incoming";
+      try {
+        markScheduled(this.#paths.path("active", id));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+        msg.warn(`${id}: cannot mark the file: ${(err as Error).message}; moving it to the deferred queue`);
+        to = "deferred";
       }
+      if (this.#paths.move(id, "active", to)) n++;
+    }
     if (n > 0) msg.info(`moved ${n} message(s) from the active queue back to incoming`);
   }
 
@@ -224,15 +243,14 @@ export class QueueManager {
         if (this.#messages.has(id)) continue;
         const last = queue === "deferred" ? this.#report.lastAttempt(queue, id) : null;
         if (!this.#paths.move(id, queue, "active")) continue;
-        const fresh = queue === "incoming" && !this.#recovered.delete(id);
-        await this.#load(id, last, fresh);
+        await this.#load(id, last, queue === "incoming");
       }
     };
     await Promise.all(Array.from({ length: LOAD_PARALLEL }, worker));
   }
 
-  /** Reads a file in active/ and queues its recipients; fresh is new mail from incoming/. */
-  async #load(id: string, lastAttempt: number | null, fresh: boolean): Promise<void> {
+  /** Reads a file in active/ and queues its recipients; incoming: it comes from incoming/. */
+  async #load(id: string, lastAttempt: number | null, incoming: boolean): Promise<void> {
     const path = this.#paths.path("active", id);
     const r = await readEnvelope(path);
     if (!r.ok) {
@@ -254,9 +272,11 @@ export class QueueManager {
       logs: [],
       lastAttempt,
       flags: traceFlags(r.env.attrs),
-      // A recipient already done means an earlier attempt (whatever queue the file comes from now).
+      // New mail is a file in incoming/ that was never scheduled: not marked as sent back there by
+      // a recovery or a flush, no recipient done by an earlier attempt.
       mayHaveLogs:
-        !fresh ||
+        !incoming ||
+        ((r.env.mode ?? 0) & QUEUE_MODE_SCHEDULED) !== 0 ||
         todo.length < r.env.recipients.length ||
         (r.env.flags & QUEUE_FLAG.REQUEUE) !== 0 ||
         r.env.attrs.has("trace_flags"),

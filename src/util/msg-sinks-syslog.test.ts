@@ -16,9 +16,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { SyslogSink } from "./msg-sinks.js";
+import { SyslogSink } from "./msg-sinks-syslog.js";
 
-const SINKS = new URL("./msg-sinks.js", import.meta.url).href;
+const SINKS = new URL("./msg-sinks-syslog.js", import.meta.url).href;
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "postern-syslog-"));
 const DGRAM = path.join(dir, "dgram.sock");
 const STREAM = path.join(dir, "stream.sock");

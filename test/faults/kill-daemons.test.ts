@@ -345,7 +345,17 @@ test(
       const lines = log.split("\n").filter((l) => [...ids].some((id) => id !== undefined && l.includes(id)));
       assert.fail(`no non-delivery notice for fail-${x.n}; its log lines:\n${lines.join("\n").slice(-4000)}`);
     }
-    t.diagnostic(`${notices.length} notices for ${acked.filter((y) => y.fail).length} bounced recipients`);
+    // A notice delivered twice (a kill of local between its delivery and its report) keeps its
+    // Message-ID; a notice composed twice (a kill of bounce or cleanup after the notice was queued,
+    // before that was reported) has a new one. Both are at-least-once repeats; counted here.
+    const noticeIds = new Set(notices.map((text) => /^Message-ID: (.*)$/im.exec(text)?.[1] ?? text));
+    const composed = new Map<number, number>();
+    for (const text of new Map(notices.map((x) => [/^Message-ID: (.*)$/im.exec(x)?.[1] ?? x, x])).values())
+      for (const n of new Set([...text.matchAll(/fail-(\d+)@sink\.example/g)].map((m) => Number(m[1]))))
+        composed.set(n, (composed.get(n) ?? 0) + 1);
+    t.diagnostic(
+      `${notices.length} notices for ${acked.filter((y) => y.fail).length} bounced recipients: ${noticeIds.size} distinct (by Message-ID); recipients reported in more than one distinct notice: ${[...composed.values()].filter((c) => c > 1).length}`,
+    );
 
     assert.deepEqual(queued(inst), [], "the queue drained");
     assert.deepEqual(filesUnder(join(inst.spool, "corrupt")), [], "no queue file was corrupt");

@@ -16,7 +16,8 @@
 import fs from "node:fs";
 import { hostname } from "node:os";
 import { levelText, type MsgLevel, type MsgSink } from "../../util/msg.js";
-import { SyslogSink, formatLogLine } from "../../util/msg-sinks.js";
+import { formatLogLine } from "../../util/msg-sinks.js";
+import { SyslogSink } from "../../util/msg-sinks-syslog.js";
 import type { Config } from "../../global/config.js";
 
 /** A sink that appends to a log file opened at once. */
