@@ -23,6 +23,7 @@ import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
 import { TLS_PARAMS } from "./params-tls.js";
+import { TLSMGR_PARAMS } from "./params-tlsmgr.js";
 
 const MAXINT = 2147483647;
 
@@ -36,6 +37,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...VERIFY_PARAMS,
   ...SMTP_PARAMS,
   ...MILTER_PARAMS,
+  ...TLSMGR_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */
