@@ -237,8 +237,8 @@ test("the SMTP client's session store round-trips sessions through tlsmgr, with 
   const a = open(3600);
   const b = open(3600);
   assert.ok(a instanceof TlsmgrSessionStore && b instanceof TlsmgrSessionStore);
-  t.after(() => Promise.resolve((a as TlsmgrSessionStore).close()));
-  t.after(() => Promise.resolve((b as TlsmgrSessionStore).close()));
+  t.after(() => Promise.resolve(a.close()));
+  t.after(() => Promise.resolve(b.close()));
   const session = Buffer.from("a serialized session \u0000\u00ff", "latin1");
   const key = "mx.example.org&192.0.2.1&25&policy";
   a.put(key, session, 2);
