@@ -225,6 +225,35 @@ test("tlsmgr killed with SIGKILL: smtpd carries on, master starts a new tlsmgr, 
   assert.equal(r2.second.reused, true, r2.second.out);
 });
 
+test("a tlsmgr that does not answer: smtpd waits a short time, then uses its own keys and says so once", async (t) => {
+  const { inst, dir } = await oneShotInstance(
+    t,
+    "smtpd_tls_session_cache_database = btree:$data_directory/smtpd_scache",
+  );
+  const count = { n: 0 };
+  const r1 = await resumeElsewhere(inst, dir, ["-tls1_2", "-no_ticket"], "before", count);
+  assert.equal(r1.second.reused, true, r1.second.out);
+  const [pid] = tlsmgrPids(inst.etc);
+  assert.ok(pid !== undefined, "no tlsmgr process");
+  process.kill(pid, "SIGSTOP");
+  try {
+    const started = Date.now();
+    const h = await sClient(inst.port, ["-tls1_2", "-no_ticket", "-sess_in", join(dir, "before.sess")]);
+    assert.equal(h.reused, false, h.out);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 1500 && waited < 10_000, `smtpd waited ${waited} ms for tlsmgr`);
+    await inst.waitLog(
+      /smtpd\[\d+\]: warning: TLS session tickets are encrypted with keys of this process: .*no (hello|reply) within 1500 ms/,
+    );
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  count.n++;
+  const r2 = await resumeElsewhere(inst, dir, ["-tls1_3"], "after", count);
+  assert.equal(r2.second.reused, true, `${r2.second.out}\n${inst.log()}`);
+  assert.deepEqual(tlsmgrPids(inst.etc), [pid]);
+});
+
 test("the SMTP client's session store round-trips sessions through tlsmgr, with expiry and bounds", async (t) => {
   const inst = await startInstance(t, { master: `${TLSMGR}\n` });
   const open = (timeout: number): ReturnType<typeof openClientSessionStore> =>

@@ -86,8 +86,21 @@ export class TlsmgrClient {
 
   /** The session saved under id, or null (not found, expired, or tlsmgr unavailable). */
   async lookup(type: TlsmgrCacheType, id: string): Promise<Buffer | null> {
+    const r = await this.find(type, id);
+    return r.ok ? r.session : null;
+  }
+
+  /** Like lookup(), but tells a failure to ask from a session that is not there. */
+  async find(
+    type: TlsmgrCacheType,
+    id: string,
+  ): Promise<{ ok: true; session: Buffer | null } | { ok: false; reason: string }> {
     const r = await this.#ask(TlsmgrRequest.build({ request: "lookup", cache_type: type, cache_id: id }));
-    return r.ok && r.reply.status === "ok" ? (r.reply.session ?? null) : null;
+    if (!r.ok) return r;
+    if (r.reply.status === "ok" && r.reply.session !== undefined)
+      return { ok: true, session: r.reply.session };
+    if (r.reply.status === "notfound") return { ok: true, session: null };
+    return { ok: false, reason: "bad tlsmgr reply" };
   }
 
   /** Saves a session for timeout seconds; true when tlsmgr kept it. */

@@ -12,9 +12,9 @@
  *   again at most every 30 seconds, and when the key's lifetime is over),
  *   so that a client may resume with any smtpd process of the instance.
  *   When master.cf has no tlsmgr service, or tlsmgr does not answer
- *   within 3 seconds, the process's own context is used: its tickets are
- *   encrypted with keys of this process only (logged once); tlsmgr is
- *   asked again 30 seconds later. A key from tlsmgr stays in use until its
+ *   within 3 seconds (two attempts of 1.5 s), the process's own context
+ *   is used: its tickets are encrypted with keys of this process only
+ *   (logged once); tlsmgr is asked again 30 seconds later. A key from tlsmgr stays in use until its
  *   lifetime is over, so a tlsmgr restart does not stop resumption at
  *   once.
  *
@@ -24,7 +24,9 @@
  *   smtpd cache and looked up there, through Node's newSession and
  *   resumeSession events. TLS 1.3 sessions are not saved: Node looks
  *   sessions up by the ClientHello's legacy session ID only, which TLS 1.3
- *   does not use for resumption.
+ *   does not use for resumption. When tlsmgr fails to answer (a lookup,
+ *   or the ticket key request), the cache is left alone for 30 seconds,
+ *   so that handshakes do not wait for it each time (logged once).
  */
 import { Server } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
@@ -32,7 +34,8 @@ import type { Config } from "../global/config.js";
 import { TlsmgrClient } from "../global/tlsmgr-client.js";
 import { msg } from "../util/msg.js";
 
-const WAIT_MS = 3000;
+/** One attempt; a connection that gets no hello is tried once more. */
+const WAIT_MS = 1500;
 const RECHECK_MS = 30_000;
 
 /** True when a serialized session (DER SSL_SESSION) is a TLS 1.3 one. */
@@ -56,6 +59,9 @@ export class SmtpdTlsmgr {
   #pending: Promise<void> | null = null;
   #warned = false;
   #events: Server | null = null;
+  /** After a failed session lookup, the cache is left alone until then. */
+  #cacheDownUntil = 0;
+  #cacheWarned = false;
 
   /** options: what the process context was made from; tickets and cache: what is turned on. */
   constructor(
@@ -106,6 +112,7 @@ export class SmtpdTlsmgr {
     this.#shared = null;
     this.#key = null;
     this.#nextCheck = now + RECHECK_MS;
+    if (!r.off) this.#cacheDownUntil = this.#nextCheck;
     if (!this.#warned) {
       this.#warned = true;
       const text = `TLS session tickets are encrypted with keys of this process: ${r.reason}`;
@@ -114,19 +121,30 @@ export class SmtpdTlsmgr {
     }
   }
 
+  /** Leaves the session cache alone for a while after tlsmgr failed to answer (logged once). */
+  #cacheFailed(reason: string): void {
+    this.#cacheDownUntil = Date.now() + RECHECK_MS;
+    if (this.#cacheWarned) return;
+    this.#cacheWarned = true;
+    msg.warn(`TLS session cache lookup failed: ${reason}; sessions are not resumed by ID for 30 seconds`);
+  }
+
   /** A server object that is never listening: TLSSockets emit their session events on it. */
   #sessionEvents(service: string, timeout: number): Server {
     const events = new Server();
     const id = (sid: Buffer): string => `${service}&${sid.toString("hex")}`;
     events.on("newSession", (sid: Buffer, session: Buffer, done: () => void) => {
       done();
-      if (sid.length > 0 && !isTls13Session(session))
+      if (sid.length > 0 && !isTls13Session(session) && Date.now() >= this.#cacheDownUntil)
         void this.#client.update("smtpd", id(sid), session, timeout);
     });
     events.on("resumeSession", (sid: Buffer, done: (err: Error | null, session: Buffer | null) => void) => {
-      if (sid.length === 0) return done(null, null);
-      this.#client.lookup("smtpd", id(sid)).then(
-        (s) => done(null, s),
+      if (sid.length === 0 || Date.now() < this.#cacheDownUntil) return done(null, null);
+      this.#client.find("smtpd", id(sid)).then(
+        (r) => {
+          if (!r.ok) this.#cacheFailed(r.reason);
+          done(null, r.ok ? r.session : null);
+        },
         () => done(null, null),
       );
     });
