@@ -50,7 +50,7 @@ import { dictOpen } from "../global/dict.js";
 import { DictFlag } from "../global/dict-types.js";
 import { loadCaCerts, loadServerKeys, tlsCipherList, tlsProtocols } from "../global/tls-config.js";
 import { msg } from "../util/msg.js";
-import { SmtpdTlsmgr } from "./smtpd-tlsmgr.js";
+import { SmtpdTlsmgr, ticketCipherAllows } from "./smtpd-tlsmgr.js";
 
 export type TlsLevel = "none" | "may" | "encrypt";
 
@@ -162,7 +162,7 @@ function secureContext(cfg: Config, s: SmtpdTls): SecureContext {
   const timeout = cfg.time("smtpd_tls_session_cache_timeout");
   let secureOptions =
     protos.secureOptions | constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION;
-  const tickets = timeout > 0 && cfg.get("tls_session_ticket_cipher").trim() !== "";
+  const tickets = timeout > 0 && ticketCipherAllows(cfg.get("tls_session_ticket_cipher"));
   if (!tickets) secureOptions |= constants.SSL_OP_NO_TICKET;
   const options: SecureContextOptions = {
     key: keys.key,

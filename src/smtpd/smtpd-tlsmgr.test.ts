@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TLSSocket, connect, createSecureContext } from "node:tls";
-import { isTls13Session } from "./smtpd-tlsmgr.js";
+import { isTls13Session, ticketCipherAllows } from "./smtpd-tlsmgr.js";
 
 /** The sessions a TLS server saves for a client of each protocol version (Node's newSession event). */
 async function serverSessions(version: "TLSv1.2" | "TLSv1.3"): Promise<Buffer[]> {
@@ -83,4 +83,12 @@ test("isTls13Session tells TLS 1.3 sessions from TLS 1.2 ones", async () => {
   for (const s of v12) assert.equal(isTls13Session(s), false);
   assert.equal(isTls13Session(Buffer.alloc(0)), false);
   assert.equal(isTls13Session(Buffer.from("30820000", "hex")), false);
+});
+
+test("tls_session_ticket_cipher: empty or not a usable CBC cipher turns tickets off", () => {
+  assert.equal(ticketCipherAllows("aes-256-cbc"), true);
+  assert.equal(ticketCipherAllows(" AES-128-CBC "), true);
+  assert.equal(ticketCipherAllows(""), false);
+  assert.equal(ticketCipherAllows("aes-256-gcm"), false);
+  assert.equal(ticketCipherAllows("no-such-cipher"), false);
 });

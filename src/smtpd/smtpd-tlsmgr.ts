@@ -28,6 +28,7 @@
  *   or the ticket key request), the cache is left alone for 30 seconds,
  *   so that handshakes do not wait for it each time (logged once).
  */
+import { getCipherInfo } from "node:crypto";
 import { Server } from "node:net";
 import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import type { Config } from "../global/config.js";
@@ -37,6 +38,22 @@ import { msg } from "../util/msg.js";
 /** One attempt; a connection that gets no hello is tried once more. */
 const WAIT_MS = 1500;
 const RECHECK_MS = 30_000;
+
+/**
+ * Whether tls_session_ticket_cipher allows tickets: empty turns them off; a
+ * name that is not a CBC cipher with a 16-byte IV and a 16 to 32 byte key
+ * turns them off with a warning, as in Postfix. (Node itself encrypts
+ * tickets with AES-128-CBC whatever the name.)
+ */
+export function ticketCipherAllows(value: string): boolean {
+  const name = value.trim();
+  if (name === "") return false;
+  const info = getCipherInfo(name);
+  if (info?.mode === "cbc" && info.ivLength === 16 && info.keyLength >= 16 && info.keyLength <= 32)
+    return true;
+  msg.warn(`tls_session_ticket_cipher: invalid value: ${name}; session tickets disabled`);
+  return false;
+}
 
 /** True when a serialized session (DER SSL_SESSION) is a TLS 1.3 one. */
 export function isTls13Session(der: Buffer): boolean {
