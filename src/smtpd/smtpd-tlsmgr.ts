@@ -24,7 +24,8 @@
  *   smtpd cache and looked up there, through Node's newSession and
  *   resumeSession events. TLS 1.3 sessions are not saved: Node looks
  *   sessions up by the ClientHello's legacy session ID only, which TLS 1.3
- *   does not use for resumption. When tlsmgr fails to answer (a lookup,
+ *   does not use for resumption (TLS 1.3 clients send a random one, so
+ *   each of their handshakes costs one lookup). When tlsmgr fails to answer (a lookup,
  *   or the ticket key request), the cache is left alone for 30 seconds,
  *   so that handshakes do not wait for it each time (logged once).
  */

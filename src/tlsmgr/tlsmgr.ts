@@ -22,8 +22,9 @@
  *   The session caches live in this process's memory only: each holds at
  *   most 10000 sessions and 8 MB, and expired entries are swept every 30
  *   seconds and at each master wakeup. They are lost when tlsmgr
- *   restarts; the *_tls_session_cache_database parameters turn a cache
- *   on in the clients, but no file is written (a lost cache costs one full
+ *   restarts, as Postfix's tlsmgr empties its cache files when it starts;
+ *   the *_tls_session_cache_database parameters turn a cache on in the
+ *   clients, but no file is written (a lost cache costs one full
  *   handshake per peer).
  *
  * CONFIGURATION PARAMETERS
