@@ -270,15 +270,19 @@ test("the SMTP client's session store round-trips sessions through tlsmgr, with 
   t.after(() => Promise.resolve(b.close()));
   const session = Buffer.from("a serialized session \u0000\u00ff", "latin1");
   const key = "mx.example.org&192.0.2.1&25&policy";
+  // put() does not wait; a request on the same connection comes after it.
   a.put(key, session, 2);
+  assert.deepEqual(await a.get(key), session);
   // Another connection (as another agent process would have) sees it.
   assert.deepEqual(await b.get(key), session);
   assert.equal(await b.get("other"), null);
   // A key with control characters or too long for the protocol still works.
   const odd = `x\u0001${"y".repeat(2000)}`;
   a.put(odd, session, 60);
+  assert.deepEqual(await a.get(odd), session);
   assert.deepEqual(await b.get(odd), session);
   b.remove(odd);
+  assert.equal(await b.get(odd), null);
   assert.equal(await a.get(odd), null);
   // lmtp's cache is another one.
   const lmtp = openClientSessionStore({
