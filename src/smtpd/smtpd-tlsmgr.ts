@@ -110,11 +110,17 @@ export class SmtpdTlsmgr {
 
   /** Asks tlsmgr for the current key and installs it when it is new. */
   async #refresh(): Promise<void> {
-    const r = await this.#client.ticketKey();
+    let r = await this.#client.ticketKey();
     const now = Date.now();
+    if (r.ok && (this.#key === null || !this.#key.equals(r.key))) {
+      try {
+        this.#shared = createSecureContext({ ...this.#options, ticketKeys: r.key });
+      } catch (err) {
+        r = { ok: false, off: false, reason: `cannot install the key: ${(err as Error).message}` };
+      }
+    }
     if (r.ok) {
       if (this.#key === null || !this.#key.equals(r.key)) {
-        this.#shared = createSecureContext({ ...this.#options, ticketKeys: r.key });
         this.#key = r.key;
         if (this.#warned) msg.info("using the session ticket key of the tlsmgr service again");
         this.#warned = false;
