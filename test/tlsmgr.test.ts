@@ -182,6 +182,24 @@ test("without tlsmgr each smtpd process has its own keys: no resumption elsewher
   assert.equal(ids.second.reused, false, ids.second.out);
 });
 
+test("tls_session_ticket_cipher: empty turns tickets off; a name that is not a usable cipher too, with a warning", async (t) => {
+  for (const [value, warning] of [
+    ["", null],
+    [
+      "aes-256-gcm",
+      /smtpd\[\d+\]: warning: tls_session_ticket_cipher: invalid value: aes-256-gcm; session tickets disabled/,
+    ],
+  ] as const) {
+    const { inst, dir } = await oneShotInstance(t, `tls_session_ticket_cipher = ${value}`);
+    const count = { n: 0 };
+    for (const v of ["-tls1_3", "-tls1_2"]) {
+      const r = await resumeElsewhere(inst, dir, [v], `off${v}`, count);
+      assert.equal(r.second.reused, false, `"${value}" ${v}: ${r.second.out}`);
+    }
+    if (warning !== null) await inst.waitLog(warning);
+  }
+});
+
 test("key rotation: a new key every smtpd_tls_session_cache_timeout; new sessions resume, old ones do not", async (t) => {
   const { inst, dir } = await oneShotInstance(t, "smtpd_tls_session_cache_timeout = 6s");
   const mgr = new TlsmgrClient(inst.spool, 5000);
