@@ -24,6 +24,7 @@ import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
 import { SMTP_TLS_PARAMS } from "./params-smtp-tls.js";
 import { TLS_PARAMS } from "./params-tls.js";
+import { TLSMGR_PARAMS } from "./params-tlsmgr.js";
 
 const MAXINT = 2147483647;
 
@@ -38,6 +39,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...SMTP_PARAMS,
   ...SMTP_TLS_PARAMS,
   ...MILTER_PARAMS,
+  ...TLSMGR_PARAMS,
 ];
 
 /** Service-specific parameter name suffixes: "<service>_<suffix>" is valid for every master.cf service. */

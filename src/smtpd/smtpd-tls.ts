@@ -29,17 +29,28 @@
  *   smtpd_tls_fingerprint_digest) and permit_tls_all_clientcerts (any
  *   client certificate that verifies against the CA).
  *
- *   Session tickets are encrypted with keys of the process, so a client
- *   resumes with the smtpd process that served it before.
+ *   Session tickets are encrypted with the key of the tlsmgr service, so a
+ *   client may resume with any smtpd process of the instance (without
+ *   tlsmgr, with keys of the process: only the process that served it
+ *   before resumes it); tls_session_ticket_cipher empty turns tickets off.
+ *   With smtpd_tls_session_cache_database, TLS 1.2 clients without
+ *   tickets resume by session ID through tlsmgr (smtpd-tlsmgr.ts).
  */
 import { X509Certificate, constants, createHash, getHashes } from "node:crypto";
 import type { Socket } from "node:net";
-import { TLSSocket, createSecureContext, type DetailedPeerCertificate, type SecureContext } from "node:tls";
+import {
+  TLSSocket,
+  createSecureContext,
+  type DetailedPeerCertificate,
+  type SecureContext,
+  type SecureContextOptions,
+} from "node:tls";
 import type { Config } from "../global/config.js";
 import { dictOpen } from "../global/dict.js";
 import { DictFlag } from "../global/dict-types.js";
 import { loadCaCerts, loadServerKeys, tlsCipherList, tlsProtocols } from "../global/tls-config.js";
 import { msg } from "../util/msg.js";
+import { SmtpdTlsmgr, ticketCipherAllows } from "./smtpd-tlsmgr.js";
 
 export type TlsLevel = "none" | "may" | "encrypt";
 
@@ -59,6 +70,8 @@ export interface SmtpdTls {
   /** The CAs client certificates are verified against (smtpd_tls_CAfile, smtpd_tls_CApath). */
   caCerts: X509Certificate[];
   verifyDepth: number;
+  /** The ticket key and session cache shared through tlsmgr (null without TLS). */
+  shared: SmtpdTlsmgr | null;
 }
 
 /** What a session knows about its TLS layer. */
@@ -108,6 +121,7 @@ export function smtpdTls(cfg: Config): SmtpdTls {
     relayCerts: cfg.list("relay_clientcerts"),
     caCerts: [],
     verifyDepth: cfg.int("smtpd_tls_ccert_verifydepth"),
+    shared: null,
   };
   if (level === "none") return base;
   try {
@@ -148,8 +162,9 @@ function secureContext(cfg: Config, s: SmtpdTls): SecureContext {
   const timeout = cfg.time("smtpd_tls_session_cache_timeout");
   let secureOptions =
     protos.secureOptions | constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_NO_COMPRESSION;
-  if (timeout === 0) secureOptions |= constants.SSL_OP_NO_TICKET;
-  return createSecureContext({
+  const tickets = timeout > 0 && ticketCipherAllows(cfg.get("tls_session_ticket_cipher"));
+  if (!tickets) secureOptions |= constants.SSL_OP_NO_TICKET;
+  const options: SecureContextOptions = {
     key: keys.key,
     cert: keys.cert,
     ...(ca.length > 0 ? { ca } : {}),
@@ -165,7 +180,10 @@ function secureContext(cfg: Config, s: SmtpdTls): SecureContext {
       .update(cfg.get("service_name") || "smtpd")
       .digest("hex")
       .slice(0, 32),
-  });
+  };
+  const cache = timeout > 0 && cfg.get("smtpd_tls_session_cache_database").trim() !== "";
+  s.shared = new SmtpdTlsmgr(cfg, options, { tickets, cache, timeout });
+  return createSecureContext(options);
 }
 
 /** Says so when a server certificate is self-signed (the embedded default makes one). */
@@ -205,9 +223,17 @@ export function starttlsRefusal(
 export type StartResult = { ok: true; sock: TLSSocket; info: TlsInfo } | { ok: false; reason: string };
 
 /** Runs the server side of the TLS handshake on a plain socket. */
-export function startTls(s: SmtpdTls, raw: Socket, client: string): Promise<StartResult> {
-  const context = s.context;
-  if (context === null) return Promise.resolve({ ok: false, reason: "no TLS context" });
+export async function startTls(s: SmtpdTls, raw: Socket, client: string): Promise<StartResult> {
+  let context = s.context;
+  if (context === null) return { ok: false, reason: "no TLS context" };
+  if (s.shared !== null) {
+    // The client may go away while tlsmgr is asked; the handshake below reports that.
+    const ignore = (): void => {};
+    raw.on("error", ignore);
+    context = await s.shared.context(context);
+    raw.removeListener("error", ignore);
+    if (raw.destroyed) return { ok: false, reason: "lost connection" };
+  }
   // Replies are small and each one is awaited by the client: no Nagle delay under TLS records.
   raw.setNoDelay(true);
   const sock = new TLSSocket(raw, {
@@ -215,6 +241,7 @@ export function startTls(s: SmtpdTls, raw: Socket, client: string): Promise<Star
     secureContext: context,
     requestCert: s.askCcert,
     rejectUnauthorized: false,
+    ...(s.shared?.socketOptions() ?? {}),
   });
   return new Promise((resolve) => {
     const done = (r: StartResult): void => {
