@@ -258,3 +258,49 @@ test("lmtp_tls_*: the LMTP client verifies an LMTP server over STARTTLS, apart f
   assert.equal(tlsLines(lmtp).length, 1, "the second LHLO came under TLS");
   assert.equal(got(lmtp, "u@box.test").length, 1);
 });
+
+test("smtp_tls_session_cache_database: a new agent process resumes the session another one made, through tlsmgr", async (t) => {
+  const { certs } = pki(t);
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.1", tls: { cert: certs.rsaCert, key: certs.rsaKey } });
+  const inst = await relayInstance(
+    t,
+    [
+      "smtp_tls_security_level = verify",
+      "smtp_tls_loglevel = 2",
+      `smtp_tls_CAfile = ${certs.ca}`,
+      "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache",
+      `relayhost = [127.0.0.1]:${aio.port}`,
+    ].join("\n"),
+    "tlsmgr unix - - n 1000? 1 tlsmgr",
+  );
+  const name = `127.0.0.1[127.0.0.1]:${aio.port}`;
+  const deliver = async (n: number): Promise<number> => {
+    const id = await submitMessage(inst, { rcpts: [`u${n}@far.test`], content: `Subject: ${n}\n\nhello\n` });
+    const line = await inst.waitLog(
+      new RegExp(`postern/smtp\\[(\\d+)\\]: ${id}: to=<u${n}@far\\.test>, relay=${lit(name)}, .*status=sent`),
+      30_000,
+    );
+    return Number(/\[(\d+)\]/.exec(line)?.[1]);
+  };
+  const first = await deliver(1);
+  assert.equal(tlsLines(aio).at(-1)?.endsWith("reused=0"), true, "the first handshake is a full one");
+  // End the agent that made the session: the next delivery needs a new process.
+  process.kill(first, "SIGTERM");
+  const t0 = Date.now();
+  while (Date.now() - t0 < 10_000) {
+    try {
+      process.kill(first, 0);
+    } catch {
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const second = await deliver(2);
+  assert.notEqual(second, first, "another agent process delivered the second message");
+  await inst.waitLog(new RegExp(`postern/smtp\\[${second}\\]: ${lit(name)}: Reusing old session`), 10_000);
+  assert.equal(
+    tlsLines(aio).at(-1)?.endsWith("reused=1"),
+    true,
+    `resumed: ${tlsLines(aio).join(" | ")}\n${inst.log()}`,
+  );
+});

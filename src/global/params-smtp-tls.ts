@@ -16,9 +16,12 @@
  *     (TLSA lookups) is not part of this build: "dane" works as "may" and
  *     "dane-only" as "encrypt", each with a warning saying so. Mail is
  *     never sent in plaintext where dane-only was asked for.
- *   - smtp_tls_session_cache_database is read but sessions are kept by the
- *     agent process (or the store plugged into smtp-tls.ts), not in a
- *     Berkeley DB file; smtp_tls_session_cache_timeout bounds their life.
+ *   - smtp_tls_session_cache_database: when empty, each agent process
+ *     still resumes sessions it made itself (kept in its memory); when set
+ *     (any table name), sessions are shared by all agents through the
+ *     tlsmgr service, in its memory, not in a file (Postfix empties that
+ *     file at every tlsmgr start anyway). smtp_tls_session_cache_timeout
+ *     bounds their life.
  *   - smtp_tls_connection_reuse = yes keeps TLS sessions open for reuse in
  *     the agent process that made them (Postfix needs tlsproxy(8) for
  *     that); with "no" (the default) a TLS session is closed after its
@@ -161,7 +164,7 @@ const CLIENT_TLS: readonly TlsClientParam[] = [
     name: "tls_session_cache_database",
     type: "str",
     smtp: "",
-    desc: "TLS session cache (sessions are kept by the agent process)",
+    desc: "shared TLS session cache through tlsmgr (empty: per agent process)",
   },
   {
     name: "tls_session_cache_timeout",

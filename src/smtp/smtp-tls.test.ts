@@ -16,6 +16,8 @@ import {
   policyKeys,
   policyWords,
   tlsSummaryLine,
+  unwrapSession,
+  wrapSession,
   type SitePolicy,
 } from "./smtp-tls.js";
 
@@ -209,4 +211,20 @@ test("the summary line is Postfix's", () => {
     ),
     "Untrusted TLS connection established to mx.example.com[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)",
   );
+});
+
+test("saved sessions carry the server certificate and verdict of their full handshake", () => {
+  const cert = Buffer.from("certificate bytes");
+  const session = Buffer.from("session bytes");
+  const back = unwrapSession(wrapSession(session, { cert, trusted: true }));
+  assert.ok(back !== null);
+  assert.deepEqual(back.session, session);
+  assert.deepEqual(back.peer.cert, cert);
+  assert.equal(back.peer.trusted, true);
+  const none = unwrapSession(wrapSession(session, { cert: Buffer.alloc(0), trusted: false }));
+  assert.equal(none?.peer.cert.length, 0);
+  assert.equal(none?.peer.trusted, false);
+  assert.equal(unwrapSession(null), null);
+  assert.equal(unwrapSession(session), null, "an entry in another format is not used");
+  assert.equal(unwrapSession(wrapSession(Buffer.alloc(0), { cert, trusted: true })), null, "no session");
 });

@@ -45,7 +45,10 @@
  *   Sessions are resumed through clientSessionStore(), keyed by transport,
  *   next hop, server name, address and port and everything in the policy
  *   that decides trust (a resumed session keeps its first verification
- *   result), and kept for smtp_tls_session_cache_timeout.
+ *   result), and kept for smtp_tls_session_cache_timeout. A resumed session
+ *   shows no server certificate, so each saved session carries the
+ *   certificate and trust verdict of its full handshake (wrapSession), and
+ *   verify/secure check names against that one.
  */
 import { X509Certificate, constants, createHash, getHashes } from "node:crypto";
 import { isIP, type Socket } from "node:net";
@@ -63,7 +66,8 @@ import {
 import type { Config } from "../global/config.js";
 import { dictOpen, DictFlag } from "../global/dict.js";
 import { loadCaCerts, loadServerKeys, tlsCipherList, tlsProtocols } from "../global/tls-config.js";
-import { MemorySessionStore, type TlsSessionStore } from "../global/tls-session-store.js";
+import type { TlsSessionStore } from "../global/tls-session-store.js";
+import { openClientSessionStore } from "../global/tlsmgr-client.js";
 import { msg } from "../util/msg.js";
 
 export type ClientTlsLevel = "none" | "may" | "encrypt" | "fingerprint" | "verify" | "secure";
@@ -112,6 +116,9 @@ export interface ClientTlsSettings {
   logLevel: number;
   noteStarttlsOffer: boolean;
   sessionTimeout: number;
+  /** smtp_tls_session_cache_database: non-empty shares sessions between agents through tlsmgr. */
+  sessionDatabase: string;
+  queueDirectory: string;
   connectionReuse: boolean;
   handshakeTimeout: number;
   verifyDepth: number;
@@ -200,6 +207,8 @@ export function clientTlsSettings(cfg: Config, prefix: "smtp" | "lmtp"): ClientT
     logLevel: cfg.int(p("tls_loglevel")),
     noteStarttlsOffer: cfg.bool(p("tls_note_starttls_offer")),
     sessionTimeout: cfg.time(p("tls_session_cache_timeout")),
+    sessionDatabase: cfg.get(p("tls_session_cache_database")).trim(),
+    queueDirectory: cfg.get("queue_directory"),
     connectionReuse: cfg.bool(p("tls_connection_reuse")),
     handshakeTimeout: cfg.time(p("starttls_timeout")),
     verifyDepth: cfg.int(p("tls_scert_verifydepth")),
@@ -460,8 +469,13 @@ export function policyKey(pol: TlsPolicy): string {
 let store: TlsSessionStore | null = null;
 
 /** The store TLS sessions are resumed from (the one place to plug in a shared store). */
-export function clientSessionStore(_st: ClientTlsSettings): TlsSessionStore {
-  store ??= new MemorySessionStore();
+export function clientSessionStore(st: ClientTlsSettings): TlsSessionStore {
+  store ??= openClientSessionStore({
+    queueDirectory: st.queueDirectory,
+    cacheType: st.prefix === "lmtp" ? "lmtp" : "smtp",
+    database: st.sessionDatabase,
+    timeout: st.sessionTimeout,
+  });
   return store;
 }
 
@@ -562,14 +576,20 @@ export async function startClientTls(
 ): Promise<TlsStart> {
   const cache = clientSessionStore(st);
   const key = sessionKey(st, pol, peer);
-  const saved = st.sessionTimeout > 0 ? await cache.get(key) : null;
+  const saved = st.sessionTimeout > 0 ? unwrapSession(await cache.get(key)) : null;
   const opts: ConnectionOptions = {
     ...connectOptions(st, pol, peer),
     socket: raw,
-    ...(saved !== null ? { session: saved } : {}),
+    ...(saved !== null ? { session: saved.session } : {}),
   };
   const sock = tlsConnect(opts);
-  sock.on("session", (s: Buffer) => cache.put(key, s, st.sessionTimeout));
+  // A session is saved with what the full handshake learnt of the server, known only after the check below.
+  let learnt: PeerFacts | null = null;
+  let early: Buffer | null = null;
+  sock.on("session", (s: Buffer) => {
+    if (learnt !== null) cache.put(key, wrapSession(s, learnt), st.sessionTimeout);
+    else early = s;
+  });
   const up = await new Promise<string | null>((resolve) => {
     const timer = setTimeout(() => done("timeout"), st.handshakeTimeout * 1000);
     const done = (why: string | null): void => {
@@ -599,13 +619,48 @@ export async function startClientTls(
     };
   }
   sock.on("error", () => undefined);
-  const check = examinePeer(st, pol, sock, peer);
+  const check = examinePeer(st, pol, sock, peer, saved?.peer ?? null);
   if (check.failure !== null) {
     cache.remove(key);
     sock.destroy();
     return { ok: false, text: "Server certificate not verified", dsn: "4.7.5", retryPlain: false };
   }
+  learnt = check.peer;
+  if (early !== null) cache.put(key, wrapSession(early, learnt), st.sessionTimeout);
   return { ok: true, sock, info: check.info };
+}
+
+/** What a full handshake learnt of the server: its certificate (DER, empty: none) and whether it was trusted. */
+export interface PeerFacts {
+  cert: Buffer;
+  trusted: boolean;
+}
+
+const SESSION_MAGIC = 0x50535431; // "PST1"
+
+/**
+ * A session as the store keeps it: magic, trusted flag, certificate length
+ * and certificate, then Node's serialized session. A resumed session shows
+ * no peer certificate, so the name checks of verify and secure use the one
+ * saved here (the session key names the trust settings it was checked by).
+ */
+export function wrapSession(session: Buffer, peer: PeerFacts): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUInt32BE(SESSION_MAGIC, 0);
+  head.writeUInt8(peer.trusted ? 1 : 0, 4);
+  head.writeUInt32BE(peer.cert.length, 5);
+  return Buffer.concat([head, peer.cert, session]);
+}
+
+/** The session and server facts of a saved entry; null for none or for one in another format. */
+export function unwrapSession(b: Buffer | null): { session: Buffer; peer: PeerFacts } | null {
+  if (b === null || b.length < 9 || b.readUInt32BE(0) !== SESSION_MAGIC) return null;
+  const len = b.readUInt32BE(5);
+  if (9 + len >= b.length) return null;
+  return {
+    peer: { trusted: b.readUInt8(4) === 1, cert: b.subarray(9, 9 + len) },
+    session: b.subarray(9 + len),
+  };
 }
 
 /** Names in a certificate: DNS subjectAltNames, or the CN when there are none. */
@@ -687,17 +742,24 @@ export function examinePeer(
   pol: TlsPolicy,
   sock: TLSSocket,
   peer: TlsPeer,
-): { info: ClientTlsInfo; failure: string | null } {
+  resumed: PeerFacts | null = null,
+): { info: ClientTlsInfo; failure: string | null; peer: PeerFacts } {
   const cipher = sock.getCipher();
   const bits = /AES_?256|CHACHA20|CAMELLIA256|ARIA256/i.test(cipher.name)
     ? 256
     : /AES_?128|CAMELLIA128|ARIA128/i.test(cipher.name)
       ? 128
       : 0;
-  const cert = sock.getPeerCertificate(true);
-  const has = cert.raw !== undefined && cert.raw.length > 0;
+  let cert = sock.getPeerCertificate(true);
+  let has = cert.raw !== undefined && cert.raw.length > 0;
   const depthOk = !has || chainLength(cert) <= st.verifyDepth + 1;
-  const trusted = has && sock.authorized && depthOk;
+  let trusted = has && sock.authorized && depthOk;
+  if (!has && sock.isSessionReused() && resumed !== null && resumed.cert.length > 0) {
+    // A resumed session: the server's certificate is the one its full handshake showed.
+    cert = new X509Certificate(resumed.cert).toLegacyObject() as DetailedPeerCertificate;
+    has = true;
+    trusted = resumed.trusted && sock.authorized;
+  }
   const info: ClientTlsInfo = {
     protocol: sock.getProtocol() ?? "unknown",
     cipher: cipher.name,
@@ -752,7 +814,7 @@ export function examinePeer(
     else msg.info(`server certificate verification failed for ${peer.name}: ${failure}`);
   }
   if (st.logLevel >= 1) msg.info(tlsSummaryLine(info, peer.name));
-  return { info, failure };
+  return { info, failure, peer: { cert: has ? cert.raw : Buffer.alloc(0), trusted } };
 }
 
 /** Postfix's client summary line. */
