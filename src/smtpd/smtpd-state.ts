@@ -12,6 +12,7 @@
  */
 import type { Socket } from "node:net";
 import { msg } from "../util/msg.js";
+import type { Config } from "../global/config.js";
 import type { CleanupClient } from "../global/cleanup-client.js";
 import { evalList, type CheckContext, type Stage, type Verdict } from "./smtpd-check.js";
 import type { ContentSink } from "./smtpd-data.js";
@@ -25,6 +26,18 @@ import { SmtpdProxy } from "./smtpd-proxy.js";
 import { receiveOverride } from "../global/receive-override.js";
 import * as tls from "./smtpd-tls.js";
 import * as sasl from "./smtpd-sasl.js";
+
+/** The restriction lists of each configuration, parsed once (a configuration does not change under a process). */
+const lists = new WeakMap<Config, Map<Stage, string[]>>();
+
+/** smtpd_<stage>_restrictions. */
+function restrictions(cfg: Config, stage: Stage): string[] {
+  let m = lists.get(cfg);
+  if (m === undefined) lists.set(cfg, (m = new Map<Stage, string[]>()));
+  let l = m.get(stage);
+  if (l === undefined) m.set(stage, (l = cfg.list(`smtpd_${stage}_restrictions`)));
+  return l;
+}
 
 /** Thrown to end the session (the reply, if any, has been sent). */
 export class Quit extends Error {}
@@ -189,7 +202,7 @@ export class SessionState {
     const ctx = this.#ctx(recipient, what);
     let final: Verdict = { kind: "dunno" };
     for (const stage of stages) {
-      const v = await evalList(ctx, stage, this.env.cfg.list(`smtpd_${stage}_restrictions`));
+      const v = await evalList(ctx, stage, restrictions(this.env.cfg, stage));
       if (v.kind === "reject" || v.kind === "defer") {
         final = v.kind === "reject" && ctx.deferIfReject !== null ? ctx.deferIfReject : v;
         break;
