@@ -17,23 +17,7 @@
  *   ones are added in their Resent- form instead.
  */
 import type { QueueTime } from "../global/queue-id.js";
-
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
-/** An RFC 5322 date in local time: "Fri, 20 Nov 2026 22:30:00 +0000 (UTC)". */
-export function rfc5322Date(d: Date): string {
-  const pad = (n: number): string => String(n).padStart(2, "0");
-  const off = -d.getTimezoneOffset();
-  const sign = off >= 0 ? "+" : "-";
-  const zone = `${sign}${pad(Math.floor(Math.abs(off) / 60))}${pad(Math.abs(off) % 60)}`;
-  const name =
-    new Intl.DateTimeFormat("en-US", { timeZoneName: "short" })
-      .formatToParts(d)
-      .find((p) => p.type === "timeZoneName")?.value ?? "";
-  const hms = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  return `${DAYS[d.getDay()]}, ${d.getDate()} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${hms} ${zone}${name ? ` (${name})` : ""}`;
-}
+import { rfc5322Date } from "../global/mail-date.js";
 
 /** The Message-ID cleanup makes: <YYYYMMDDhhmmss.QUEUEID@myhostname>. */
 export function makeMessageId(arrival: QueueTime, queueId: string, myhostname: string): string {

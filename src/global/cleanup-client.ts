@@ -11,7 +11,9 @@
  *   Speaks cleanup-proto.ts over private/cleanup (or public/cleanup, where a
  *   Postfix-style master.cf makes the service public). The message is streamed:
  *   data() waits while the socket is congested, so a client never holds
- *   more than a chunk or two in memory. Every failure (connect, protocol,
+ *   more than a chunk or two in memory. Frames sent in one turn of the
+ *   event loop (the envelope at the first recipient, the last content and
+ *   "end") leave in one socket write. Every failure (connect, protocol,
  *   timeout, cleanup's own answer) comes back as a result; a message is
  *   queued only when end() says "ok".
  */
@@ -73,11 +75,28 @@ class FrameReader {
   }
 }
 
+/** The socket path of each (queue directory, service) seen: public/ when only that exists, else private/. */
+const servicePaths = new Map<string, string>();
+
+/** Where a cleanup service listens (looked up once; again after a failure). */
+function servicePath(queueDir: string, service: string): string {
+  const key = `${queueDir}\0${service}`;
+  const known = servicePaths.get(key);
+  if (known !== undefined) return known;
+  let path = join(queueDir, "private", service);
+  if (!existsSync(path) && existsSync(join(queueDir, "public", service)))
+    path = join(queueDir, "public", service);
+  if (servicePaths.size > 100) servicePaths.clear();
+  servicePaths.set(key, path);
+  return path;
+}
+
 export class CleanupClient {
   readonly queueId: string;
   #sock: Socket;
   #reader: FrameReader;
   #timeoutMs: number;
+  #corked = false;
 
   private constructor(sock: Socket, reader: FrameReader, queueId: string, timeoutMs: number) {
     this.#sock = sock;
@@ -93,13 +112,12 @@ export class CleanupClient {
   ): Promise<{ ok: true; client: CleanupClient } | { ok: false; reason: string }> {
     const timeoutMs = opts.timeoutMs ?? 300_000;
     const service = opts.service ?? "cleanup";
-    let path = join(queueDir, "private", service);
-    if (!existsSync(path) && existsSync(join(queueDir, "public", service)))
-      path = join(queueDir, "public", service);
+    const path = servicePath(queueDir, service);
     const sock = connect({ path });
     const reader = new FrameReader(sock);
     const hello = await reader.next(Math.min(timeoutMs, 100_000));
     if (typeof hello === "string") {
+      servicePaths.delete(`${queueDir}\0${service}`);
       sock.destroy();
       return { ok: false, reason: `cleanup service ${path}: ${hello}` };
     }
@@ -111,9 +129,17 @@ export class CleanupClient {
     return { ok: true, client: new CleanupClient(sock, reader, h.value.queue_id, timeoutMs) };
   }
 
-  /** Sends one frame, waiting while the socket is congested. */
+  /** Sends one frame, waiting while the socket is congested; frames of one event-loop turn share a write. */
   async #send(attrs: AttrInput): Promise<void> {
     if (this.#sock.destroyed) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#sock.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#sock.uncork();
+      });
+    }
     if (!this.#sock.write(encodeFrame(attrs, CLEANUP_FRAME_MAX))) {
       await new Promise<void>((resolve) => {
         const done = (): void => {

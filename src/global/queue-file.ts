@@ -19,14 +19,34 @@
  *   that is not a queue ID, so no scanner sees it), writes, fsyncs, renames
  *   it to its queue ID in incoming/ (or in another queue that commit()
  *   names, such as hold/ for a HOLD action), and fsyncs the directory;
- *   only then does commit() resolve. A recipient is marked delivered by overwriting its R type byte
+ *   only then does commit() resolve. Writes, fstat and close are direct
+ *   calls, as in Postfix (they go to the page cache, and a trip through
+ *   libuv's thread pool would cost more than the call); open, rename and
+ *   the fsyncs, which may wait for the directory or the disk, run in the
+ *   thread pool. A recipient is marked delivered by overwriting its R type byte
  *   with D (written, not fsync'ed, as in Postfix), so a crash repeats at most deliveries whose
  *   mark had not reached the disk, and loses none.
  *   readEnvelope() accepts only a complete, well-formed file; anything else
  *   is a failure with the offset where the file is broken.
  */
-import { mkdir, open, rename, unlink, type FileHandle } from "node:fs/promises";
-import { chmodSync, closeSync, constants, fstatSync, openSync, readSync, statSync, writeSync } from "node:fs";
+import { open, type FileHandle } from "node:fs/promises";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fstatSync,
+  fsync,
+  ftruncateSync,
+  mkdirSync,
+  open as openCb,
+  openSync,
+  readSync,
+  rename as renameCb,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { REC, RecordScanner, encodeRecord, type RecType } from "./rec-codec.js";
 import { makeQueueId, queueTimeNow, type QueueTime } from "./queue-id.js";
@@ -59,7 +79,7 @@ let tmpCounter = 0;
 export class QueueFileWriter {
   readonly id: string;
   readonly arrival: QueueTime;
-  #fh: FileHandle;
+  #fd: number;
   #tmp: string;
   #paths: QueuePaths;
   #chunks: Buffer[] = [];
@@ -74,8 +94,8 @@ export class QueueFileWriter {
   /** Where the envelope starts (after the size and time records): restart() goes back here. */
   #envStart = 0;
 
-  private constructor(fh: FileHandle, tmp: string, paths: QueuePaths, id: string, arrival: QueueTime) {
-    this.#fh = fh;
+  private constructor(fd: number, tmp: string, paths: QueuePaths, id: string, arrival: QueueTime) {
+    this.#fd = fd;
     this.#tmp = tmp;
     this.#paths = paths;
     this.id = id;
@@ -86,11 +106,18 @@ export class QueueFileWriter {
   static async create(paths: QueuePaths, longIds: boolean): Promise<QueueFileWriter> {
     const dir = join(paths.root, "incoming");
     const tmp = join(dir, `.${process.pid}.${++tmpCounter}.${Math.random().toString(36).slice(2, 8)}`);
-    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-    const st = await fh.stat({ bigint: true });
+    const fd = await openFd(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    let ino: bigint;
+    try {
+      ino = fstatSync(fd, { bigint: true }).ino;
+    } catch (err) {
+      closeSync(fd);
+      unlinkSync(tmp);
+      throw err;
+    }
     const arrival = queueTimeNow();
-    const id = makeQueueId(arrival, st.ino, longIds);
-    const w = new QueueFileWriter(fh, tmp, paths, id, arrival);
+    const id = makeQueueId(arrival, ino, longIds);
+    const w = new QueueFileWriter(fd, tmp, paths, id, arrival);
     w.#put(REC.SIZE, sizePayload(new Array<number>(SIZE_FIELDS).fill(0)));
     w.#put(REC.TIME, `${arrival.sec}.${String(arrival.usec).padStart(6, "0")}`);
     w.#envStart = w.#offset;
@@ -111,12 +138,17 @@ export class QueueFileWriter {
   }
 
   /** Writes what is buffered. */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    return asPromise(() => this.#flushNow());
+  }
+
+  /** flush(), synchronously. */
+  #flushNow(): void {
     if (this.#pending === 0) return;
-    const data = Buffer.concat(this.#chunks);
+    const data = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
     this.#chunks = [];
     this.#pending = 0;
-    await this.#fh.write(data, 0, data.length, this.#offset - data.length);
+    writeAll(this.#fd, data, this.#offset - data.length);
   }
 
   /** Flushes when the buffer is large. */
@@ -183,14 +215,16 @@ export class QueueFileWriter {
   }
 
   /** Drops everything after the time record, so that the envelope and content are written again (milter edits). */
-  async restart(): Promise<void> {
-    this.#chunks = [];
-    this.#pending = 0;
-    await this.#fh.truncate(this.#envStart);
-    this.#offset = this.#envStart;
-    this.#contentOffset = 0;
-    this.#contentSize = 0;
-    this.#rcpts = 0;
+  restart(): Promise<void> {
+    return asPromise(() => {
+      this.#chunks = [];
+      this.#pending = 0;
+      ftruncateSync(this.#fd, this.#envStart);
+      this.#offset = this.#envStart;
+      this.#contentOffset = 0;
+      this.#contentSize = 0;
+      this.#rcpts = 0;
+    });
   }
 
   /** Sets flag bits recorded in the size record. */
@@ -202,32 +236,40 @@ export class QueueFileWriter {
   async commit(queue: QueueName = "incoming"): Promise<void> {
     if (this.#xOffset === 0) this.endContent();
     this.#put(REC.END, "");
-    await this.flush();
     const size = encodeRecord(
       REC.SIZE,
       sizePayload([this.#contentOffset, this.#xOffset, this.#contentSize, this.#rcpts, this.#flags]),
     );
-    await this.#fh.write(size, 0, size.length, 0);
-    await this.#fh.sync();
-    await this.#fh.close();
+    // A file still all in the buffer starts with the size record: it goes out complete, in one write.
+    const whole = this.#pending === this.#offset && this.#chunks[0]?.length === size.length;
+    if (whole) this.#chunks[0] = size;
+    this.#flushNow();
+    if (!whole) writeAll(this.#fd, size, 0);
+    await fsyncFd(this.#fd);
+    const fd = this.#fd;
+    this.#fd = -1;
+    closeSync(fd);
     const final = this.#paths.path(queue, this.id);
     try {
-      await rename(this.#tmp, final);
+      await renameFile(this.#tmp, final);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      await mkdir(dirname(final), { recursive: true, mode: 0o700 });
-      await rename(this.#tmp, final);
+      mkdirSync(dirname(final), { recursive: true, mode: 0o700 });
+      renameSync(this.#tmp, final);
     }
     this.#done = true;
     await syncDir(dirname(final));
   }
 
   /** Abandons the file. */
-  async abort(): Promise<void> {
-    if (this.#done) return;
-    this.#done = true;
-    await this.#fh.close().catch(() => undefined);
-    await unlink(this.#tmp).catch(() => undefined);
+  abort(): Promise<void> {
+    if (!this.#done) {
+      this.#done = true;
+      if (this.#fd >= 0) ignoreErrors(() => closeSync(this.#fd));
+      this.#fd = -1;
+      ignoreErrors(() => unlinkSync(this.#tmp));
+    }
+    return Promise.resolve();
   }
 
   /** The temporary file name (for logs). */
@@ -236,13 +278,59 @@ export class QueueFileWriter {
   }
 }
 
+/** Runs synchronous work for a caller that awaits it: a throw becomes a rejection. */
+function asPromise<T>(f: () => T): Promise<T> {
+  try {
+    return Promise.resolve(f());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/** Writes a whole buffer at a file position (a short write goes on where it stopped). */
+function writeAll(fd: number, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length;) {
+    const n = writeSync(fd, data, done, data.length - done, position + done);
+    if (n <= 0) throw new Error(`short write (${done} of ${data.length} bytes)`);
+    done += n;
+  }
+}
+
+/** open(2) in libuv's thread pool. */
+function openFd(path: string, flags: number, mode: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    openCb(path, flags, mode, (err, fd) => (err === null ? resolve(fd) : reject(err))),
+  );
+}
+
+/** rename(2) in libuv's thread pool. */
+function renameFile(from: string, to: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    renameCb(from, to, (err) => (err === null ? resolve() : reject(err))),
+  );
+}
+
+/** fsync(2) in libuv's thread pool. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fsync(fd, (err) => (err === null ? resolve() : reject(err))));
+}
+
+/** Runs a clean-up call whose failure does not matter. */
+function ignoreErrors(f: () => void): void {
+  try {
+    f();
+  } catch {
+    /* already gone */
+  }
+}
+
 /** Makes a directory's entries durable. */
 export async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, constants.O_RDONLY);
+  const fd = await openFd(dir, constants.O_RDONLY, 0);
   try {
-    await fh.sync();
+    await fsyncFd(fd);
   } finally {
-    await fh.close();
+    closeSync(fd);
   }
 }
 

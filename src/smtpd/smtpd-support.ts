@@ -46,10 +46,15 @@ export async function etrnFlush(queueDir: string, site: string): Promise<string>
   return "458 Unable to queue messages";
 }
 
-/** The addresses of this host's interfaces, loopback included. */
+let own: { at: number; addrs: Set<string> } | null = null;
+
+/** The addresses of this host's interfaces, loopback included (read again after 10 s). */
 function ownAddresses(): Set<string> {
+  const now = Date.now();
+  if (own !== null && now - own.at < 10_000 && now >= own.at) return own.addrs;
   const out = new Set<string>(["127.0.0.1", "::1"]);
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) out.add(a.address);
+  own = { at: now, addrs: out };
   return out;
 }
 

@@ -40,8 +40,6 @@ import { sendTrigger } from "../../global/qmgr-trigger.js";
 import { EX } from "../../global/sys-exits.js";
 import { DEL_REQ_FLAG, TRACE_FLAGS_ATTR } from "../../global/deliver-proto.js";
 import { tok822Grep, tok822Internalize, tok822Parse } from "../../global/tok822.js";
-import { checkUserAcl } from "../../global/user-acl.js";
-import { checkLoginSender } from "../../global/login-sender.js";
 import type { SendmailOptions } from "./sendmail-args.js";
 import { LineSource, MessageLines, type FixEol, type Line } from "./sendmail-input.js";
 
@@ -146,8 +144,14 @@ async function fullName(o: SendmailOptions, uid: number): Promise<string | undef
   return gecos.replace(/&/g, name.slice(0, 1).toUpperCase() + name.slice(1)) || undefined;
 }
 
-/** Checks authorized_submit_users for the real uid. */
+/**
+ * Checks authorized_submit_users for the real uid. A static: list (the default, static:anyone)
+ * lets everyone submit, as checkUserAcl() says; only another list loads the table code, which
+ * would otherwise be most of sendmail's start-up.
+ */
 export async function checkSubmitter(cfg: Config, uid: number): Promise<void> {
+  if (cfg.get("authorized_submit_users").trim().startsWith("static:")) return;
+  const { checkUserAcl } = await import("../../global/user-acl.js");
   const v = await checkUserAcl(cfg, "authorized_submit_users", uid);
   if (v.status === "deny") fatalStatus(EX.NOPERM, `User ${v.name}(${uid}) is not allowed to submit mail`);
   if (v.status === "tempfail") fatalStatus(EX.TEMPFAIL, `authorized_submit_users: ${v.reason}`);
@@ -208,6 +212,17 @@ async function copyMessage(
   return headers.count;
 }
 
+/** local_login_sender_maps: its default (static:*, as LOGIN_SENDER_DEFAULT) permits without loading the table code. */
+async function loginSender(
+  cfg: Config,
+  uid: number,
+  sender: string,
+): Promise<{ status: "permit" } | { status: "deny" | "tempfail"; reason: string }> {
+  if (cfg.get("local_login_sender_maps").trim() === "static:*") return { status: "permit" };
+  const { checkLoginSender } = await import("../../global/login-sender.js");
+  return checkLoginSender(cfg, uid, sender);
+}
+
 /** Posts one message (see the module comment); returns the exit status. */
 export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable): Promise<number> {
   const uid = process.getuid?.() ?? 0;
@@ -215,7 +230,7 @@ export async function enqueue(cfg: Config, o: SendmailOptions, input: Readable):
   const trace = o.verify ? DEL_REQ_FLAG.USR_VRFY : o.verbose === 1 ? DEL_REQ_FLAG.RECORD : 0;
   const sender = await envelopeSender(o, uid);
   const who = `${sender}(${uid})`;
-  const lsm = await checkLoginSender(cfg, uid, sender);
+  const lsm = await loginSender(cfg, uid, sender);
   if (lsm.status === "deny") fatalStatus(EX.NOPERM, `${who}: ${lsm.reason}`);
   if (lsm.status === "tempfail") fatalStatus(EX.TEMPFAIL, `${who}: ${lsm.reason}`);
   const rcpts = o.recipients.flatMap((r) => {

@@ -37,7 +37,6 @@ import { EX } from "../../global/sys-exits.js";
 import { msg, msgInit } from "../../util/msg.js";
 import { parseSendmailArgs, type SendmailOptions } from "./sendmail-args.js";
 import { enqueue } from "./sendmail-enqueue.js";
-import { smtpSession } from "./sendmail-smtp.js";
 
 /** Runs another Postern command with the same configuration; resolves to its exit status. */
 function runTool(cfg: Config, tool: string, args: string[], background = false): Promise<number> {
@@ -111,7 +110,8 @@ export async function sendmailMain(argv: string[], program: string): Promise<num
       return runTool(cfg, "postern", ["-c", cfg.dir, ...verbose, "start"], true);
     case "smtp":
       noRecipients(o, "stand-alone mode");
-      return smtpSession(cfg, process.stdin, process.stdout);
+      // Loaded only here: the usual submission does not need it.
+      return (await import("./sendmail-smtp.js")).smtpSession(cfg, process.stdin, process.stdout);
     case "ignore":
       return EX.OK;
   }
