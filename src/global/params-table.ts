@@ -22,6 +22,7 @@ import { MILTER_PARAMS } from "./params-milter.js";
 import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
+import { SMTP_SASL_PARAMS } from "./params-smtp-sasl.js";
 import { TLS_PARAMS } from "./params-tls.js";
 
 const MAXINT = 2147483647;
@@ -35,6 +36,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...LOCAL_PARAMS,
   ...VERIFY_PARAMS,
   ...SMTP_PARAMS,
+  ...SMTP_SASL_PARAMS,
   ...MILTER_PARAMS,
 ];
 

@@ -60,6 +60,7 @@ import {
   type TransSettings,
 } from "./smtp-trans.js";
 import { OutputFilter } from "./smtp-output.js";
+import { SaslClient } from "./smtp-sasl.js";
 
 interface Settings {
   lmtp: boolean;
@@ -79,6 +80,7 @@ interface Settings {
   trans: Omit<TransSettings, "verify">;
   dns: DnsLookup;
   output: OutputFilter | null;
+  sasl: SaslClient | null;
   paths: QueuePaths;
   queueDir: string;
 }
@@ -148,6 +150,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
     },
     dns: DnsLookup.fromConfig(cfg),
     output: outputFilter(cfg, x),
+    sasl: SaslClient.fromConfig(cfg, x),
     paths: new QueuePaths(cfg),
     queueDir: cfg.get("queue_directory"),
   };
@@ -273,7 +276,8 @@ async function candidates(
     };
   }
   const list = await serverList(hop, st.addr, st.dns);
-  if (list.ok) return { ok: true, servers: list.servers, fallback: false };
+  if (list.ok)
+    return { ok: true, servers: list.servers.map((s) => ({ ...s, dest: req.nexthop })), fallback: false };
   if (list.status === "deferred") {
     const fallback = await fallbackServers(st, req);
     if (fallback.length > 0) return { ok: true, servers: fallback, fallback: true };
@@ -292,13 +296,19 @@ async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Serv
       continue;
     }
     const fl = await serverList(fh, st.addr, st.dns);
-    if (fl.ok) out.push(...fl.servers);
+    if (fl.ok) out.push(...fl.servers.map((s) => ({ ...s, dest: f })));
   }
   return out;
 }
 
-/** A cached session for the next hop that is still fit, or a new one to this server. */
-async function sessionFor(st: Settings, key: string, server: Server, first: boolean): Promise<SmtpSession> {
+/** A cached session for the next hop that is still fit, or a new one to this server (logged in, with SASL). */
+async function sessionFor(
+  st: Settings,
+  key: string,
+  server: Server,
+  first: boolean,
+  req: DeliveryRequest,
+): Promise<SmtpSession> {
   if (first) {
     for (let e = cache.take(key); e !== null; e = cache.take(key)) {
       if (!e.session.usable || (e.needsReset && !(await e.session.reset()))) {
@@ -308,7 +318,9 @@ async function sessionFor(st: Settings, key: string, server: Server, first: bool
       return e.session;
     }
   }
-  return SmtpSession.open(server, st.session);
+  const sasl = st.sasl;
+  const ctx = { sender: req.sender, dest: server.dest ?? req.nexthop, queueId: req.queueId };
+  return SmtpSession.open(server, st.session, sasl === null ? undefined : (s) => sasl.login(s, ctx));
 }
 
 /** Parks the session for reuse, or ends it. */
@@ -319,7 +331,7 @@ async function release(
   reusable: boolean,
   needsReset: boolean,
 ): Promise<void> {
-  const wanted = st.cacheOnDemand || st.cacheDestinations.has(key);
+  const wanted = st.cacheOnDemand || st.cacheDestinations.has(key.split("\0")[0] ?? key);
   const young = Date.now() - s.created < st.reuseAgeMs;
   const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
   if (reusable && wanted && young && fresh && s.usable)
@@ -386,7 +398,7 @@ async function tryServer(
   let s: SmtpSession;
   const t0 = Date.now();
   try {
-    s = await sessionFor(st, run.key, server, mayReuse);
+    s = await sessionFor(st, run.key, server, mayReuse, run.req);
     run.connectMs += Date.now() - t0;
   } catch (err) {
     if (!(err instanceof SessionError)) throw err;
@@ -451,7 +463,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     message,
     wire,
     verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
-    key: req.nexthop.toLowerCase(),
+    key: req.nexthop.toLowerCase() + (st.sasl?.cacheKey(req.sender) ?? ""),
     results: req.recipients.map(() => undefined),
     soft: [],
     passedOn: req.recipients.map(() => false),

@@ -27,6 +27,7 @@ import type { Server } from "./smtp-addr.js";
 
 const REPLY_LINE_MAX = 4096;
 const REPLY_LINES_MAX = 1000;
+const AUTH_MECHS_MAX = 64;
 
 export interface Reply {
   code: number;
@@ -47,6 +48,8 @@ export interface Features {
   smtputf8: boolean;
   /** The XFORWARD attribute names the server offers (upper case); empty when not offered. */
   xforward: Set<string>;
+  /** The AUTH mechanisms offered (upper case), or null when AUTH was not announced. */
+  auth: string[] | null;
 }
 
 export interface Timeouts {
@@ -92,6 +95,14 @@ export function replyDsn(code: number, firstLine: string): string {
   const cls = String(code)[0] ?? "4";
   if (m !== null && m[1] === cls) return `${m[1]}.${m[2]}.${m[3]}`;
   return `${cls}.0.0`;
+}
+
+/** The mechanisms of an AUTH line of an EHLO reply ("AUTH PLAIN LOGIN", or the old "AUTH=LOGIN"). */
+export function authKeyword(line: string): string[] | null {
+  const m = /^AUTH(?:[ =\t]+(.*))?$/i.exec(line.trim());
+  if (m === null) return null;
+  const words = (m[1] ?? "").split(/[ \t]+/).filter((w) => w !== "");
+  return words.map((w) => w.toUpperCase()).slice(0, AUTH_MECHS_MAX);
 }
 
 /** Turns a reply's lines into a Reply. */
@@ -179,11 +190,18 @@ export class SmtpSession {
     dsn: false,
     smtputf8: false,
     xforward: new Set(),
+    auth: null,
   };
   readonly created = Date.now();
   readonly id = ++connectionCounter;
   /** How many transactions this session has carried. */
   uses = 0;
+  /** Whether the session is encrypted, and the server certificate verified (set by STARTTLS; SASL reads it). */
+  tlsState = { encrypted: false, verified: false };
+  /** The SASL user name this session logged in as (smtp-sasl.ts), or null. */
+  saslUsername: string | null = null;
+  /** The AUTH= parameter for MAIL FROM (smtp_send_dummy_mail_auth), or null. */
+  mailAuth: string | null = null;
   #sock: Socket;
   #reader: ReplyReader;
   #broken = false;
@@ -211,12 +229,18 @@ export class SmtpSession {
     return !this.#broken && !this.#sock.destroyed;
   }
 
-  /** Connects, reads the greeting and says EHLO/LHLO (HELO when EHLO is refused). */
-  static async open(server: Server, opts: SessionOptions): Promise<SmtpSession> {
+  /** Connects, reads the greeting, says EHLO/LHLO (HELO when EHLO is refused), then logs in (SASL). */
+  static async open(
+    server: Server,
+    opts: SessionOptions,
+    login?: (s: SmtpSession) => Promise<void>,
+  ): Promise<SmtpSession> {
     const sock = await connectTo(server, opts);
     const s = new SmtpSession(sock, server, opts);
     try {
       await s.#greet();
+      // SMTP AUTH (smtp-sasl.ts) comes after the handshake and STARTTLS.
+      if (login !== undefined) await login(s);
       return s;
     } catch (err) {
       s.close();
@@ -255,7 +279,10 @@ export class SmtpSession {
   #extensions(r: Reply): void {
     const f = this.features;
     f.esmtp = true;
+    f.auth = null;
     for (const line of r.lines.slice(1)) {
+      const auth = authKeyword(line.slice(4));
+      if (auth !== null) f.auth = [...new Set([...(f.auth ?? []), ...auth])].slice(0, AUTH_MECHS_MAX);
       const [kw = "", arg, ...more] = line.slice(4).trim().toUpperCase().split(/\s+/);
       if (kw === "XFORWARD") for (const a of [arg, ...more]) if (a !== undefined) f.xforward.add(a);
       if (kw === "PIPELINING") f.pipelining = true;

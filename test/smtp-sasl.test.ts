@@ -1,0 +1,271 @@
+/*
+ * smtp-sasl.test - SMTP AUTH in the SMTP client against real servers on loopback
+ *
+ * DESCRIPTION
+ *   A Postern instance relays through relayhost = [127.0.0.1]:port to a
+ *   second Postern instance whose smtpd requires AUTH
+ *   (smtpd_relay_restrictions = permit_sasl_authenticated, reject) with the
+ *   built-in SASL type and users added with "postern sasl-passwd add", or
+ *   with a real Dovecot (Debian package dovecot-core) as its back end.
+ *   Checked: delivery with the right password (the server logs
+ *   sasl_username), a wrong password (deferred with the server's 535 text,
+ *   the message stays queued; bounced with smtp_sasl_auth_soft_bounce =
+ *   no), sender-dependent passwords (and no session reuse across
+ *   identities), Postfix's default security options on a plaintext session
+ *   (no mechanism available), smtp_sasl_mechanism_filter, CRAM-MD5 with
+ *   Dovecot under the default options, AUTH=<> with
+ *   smtp_send_dummy_mail_auth (Postfix's smtp-sink records MAIL FROM), and
+ *   that no password appears in any log.
+ */
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Instance } from "../src/testing/instance.js";
+import { runCli } from "../src/testing/run-cli.js";
+import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
+import { smtpdInstance, type SmtpdInstance } from "../src/testing/smtpd-instance.js";
+import { startDovecot } from "../src/testing/dovecot.js";
+
+type T = TestContext;
+
+const REQUIRE_AUTH = "smtpd_relay_restrictions = permit_sasl_authenticated, reject\n";
+const PASSWORDS = ["s3cret-Alice", "hunter2-Bob", "wrong-Pass"];
+
+/** A temporary directory removed after the test. */
+function tempDir(t: T): string {
+  const dir = mkdtempSync(join(tmpdir(), "postern-csasl-"));
+  chmodSync(dir, 0o755);
+  t.after(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+  return dir;
+}
+
+/** A server that requires AUTH, with the built-in type and the users added by the CLI. */
+async function authServer(t: T, users: ReadonlyArray<[string, string]>): Promise<SmtpdInstance> {
+  const dir = tempDir(t);
+  const inst = await smtpdInstance(
+    t,
+    `smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = postern\npostern_sasl_password_maps = texthash:${dir}/sasl_passwd\n${REQUIRE_AUTH}`,
+  );
+  for (const [user, pass] of users) {
+    const r = await runCli("postern", ["-c", inst.etc, "sasl-passwd", "add", user], { input: `${pass}\n` });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  chmodSync(join(dir, "sasl_passwd"), 0o644);
+  return inst;
+}
+
+/** A relaying client with a password table (texthash) and extra main.cf text. */
+async function client(t: T, port: number, passwd: string, main = ""): Promise<Instance> {
+  const dir = tempDir(t);
+  writeFileSync(join(dir, "client_passwd"), passwd);
+  chmodSync(join(dir, "client_passwd"), 0o644);
+  return relayInstance(
+    t,
+    `relayhost = [127.0.0.1]:${port}\nsmtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = texthash:${dir}/client_passwd\n${main}`,
+  );
+}
+
+/** Whether a queue file is in the deferred queue. */
+function deferred(inst: Instance, id: string): boolean {
+  const dir = join(inst.spool, "deferred");
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir, { recursive: true }).some((f) => String(f).endsWith(id));
+}
+
+/** No password (plain, or inside a base64 PLAIN response) in the logs. */
+function assertNoPasswords(...logs: string[]): void {
+  for (const log of logs)
+    for (const p of PASSWORDS) {
+      assert.ok(!log.includes(p), `password ${p} in a log`);
+      assert.ok(!log.includes(Buffer.from(p).toString("base64").slice(0, 12)), "base64 password in a log");
+    }
+}
+
+test("relayhost with AUTH: the right password delivers, a wrong one defers with the 535 text, soft bounce off bounces", async (t) => {
+  const server = await authServer(t, [["alice@example.org", "s3cret-Alice"]]);
+  const hop = `[127.0.0.1]:${server.port}`;
+  const good = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:s3cret-Alice\n`,
+    "smtp_sasl_security_options = noanonymous",
+  );
+  const id = await submitMessage(good, { rcpts: ["x@remote.test"], content: "Subject: auth\n\nhi\n" });
+  await good.waitLog(
+    new RegExp(
+      `${id}: to=<x@remote\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${server.port}, .*status=sent \\(250 2\\.0\\.0 Ok: queued as `,
+    ),
+    20_000,
+  );
+  await server.waitLog(
+    /: client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=alice@example\.org\n/,
+  );
+
+  const bad = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:wrong-Pass\n`,
+    "smtp_sasl_security_options = noanonymous",
+  );
+  const id2 = await submitMessage(bad, { rcpts: ["y@remote.test"], content: "Subject: auth\n\nhi\n" });
+  await bad.waitLog(
+    new RegExp(
+      `${id2}: to=<y@remote\\.test>, relay=none, .*dsn=4\\.7\\.8, status=deferred \\(SASL authentication failed; server 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\] said: 535 5\\.7\\.8 Error: authentication failed: authentication failure\\)`,
+    ),
+    20_000,
+  );
+  await server.waitLog(/warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: /);
+  const t0 = Date.now();
+  while (!deferred(bad, id2) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(deferred(bad, id2), "the message waits in the deferred queue");
+
+  const hard = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:wrong-Pass\n`,
+    "smtp_sasl_security_options = noanonymous\nsmtp_sasl_auth_soft_bounce = no",
+  );
+  const id3 = await submitMessage(hard, { rcpts: ["z@remote.test"], content: "Subject: auth\n\nhi\n" });
+  await hard.waitLog(
+    new RegExp(
+      `${id3}: to=<z@remote\\.test>, relay=none, .*dsn=5\\.7\\.8, status=bounced \\(SASL authentication failed; server 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\] said: 535 5\\.7\\.8 `,
+    ),
+    20_000,
+  );
+  assertNoPasswords(good.log(), bad.log(), hard.log(), server.log());
+});
+
+test("sender-dependent passwords pick each sender's account, and sessions are not shared between them", async (t) => {
+  const server = await authServer(t, [
+    ["alice@example.org", "s3cret-Alice"],
+    ["bob@example.net", "hunter2-Bob"],
+  ]);
+  const hop = `[127.0.0.1]:${server.port}`;
+  const inst = await client(
+    t,
+    server.port,
+    [
+      `alice@example.org alice@example.org:s3cret-Alice`,
+      `@example.net bob@example.net:hunter2-Bob`,
+      `${hop} nobody@example.org:wrong-Pass`,
+      "",
+    ].join("\n"),
+    "smtp_sasl_security_options = noanonymous\nsmtp_sender_dependent_authentication = yes\nrecipient_delimiter = +",
+  );
+  // One after the other, so that an idle session of one sender is there when the next one's mail comes.
+  const senders = ["alice+tag@example.org", "carol@example.net", "alice@example.org"];
+  for (const [i, sender] of senders.entries()) {
+    const id = await submitMessage(inst, {
+      sender,
+      rcpts: [`to-${i}@remote.test`],
+      content: "Subject: sd\n\nhi\n",
+    });
+    await inst.waitLog(new RegExp(`${id}: to=<to-${i}@remote\\.test>, .*status=sent `), 20_000);
+  }
+  // Each message arrived under its sender's login (the server logs the login of each message, in order).
+  const logins = [
+    ...server.log().matchAll(/: client=unknown\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=(\S+)\n/g),
+  ];
+  assert.deepEqual(
+    logins.map((m) => m[1]),
+    ["alice@example.org", "bob@example.net", "alice@example.org"],
+  );
+  // A sender without its own entry falls back to the next hop's entry (a wrong password: deferred).
+  const d = await submitMessage(inst, {
+    sender: "dave@example.com",
+    rcpts: ["w@remote.test"],
+    content: "x\n",
+  });
+  await inst.waitLog(
+    new RegExp(`${d}: to=<w@remote\\.test>, .*status=deferred \\(SASL authentication failed; server `),
+    20_000,
+  );
+  assertNoPasswords(inst.log(), server.log());
+});
+
+test("Postfix's default security options: no plaintext mechanism on a plaintext session; the mechanism filter", async (t) => {
+  const server = await authServer(t, [["alice@example.org", "s3cret-Alice"]]);
+  const hop = `[127.0.0.1]:${server.port}`;
+  const dflt = await client(t, server.port, `${hop} alice@example.org:s3cret-Alice\n`);
+  const id = await submitMessage(dflt, { rcpts: ["x@remote.test"], content: "Subject: a\n\nhi\n" });
+  await dflt.waitLog(
+    new RegExp(
+      `${id}: to=<x@remote\\.test>, relay=none, .*dsn=4\\.7\\.0, status=deferred \\(SASL authentication failed; cannot authenticate to server 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]: no mechanism available\\)`,
+    ),
+    20_000,
+  );
+  const login = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:s3cret-Alice\n`,
+    "smtp_sasl_security_options =\nsmtp_sasl_mechanism_filter = !plain, login",
+  );
+  const id2 = await submitMessage(login, { rcpts: ["x@remote.test"], content: "Subject: b\n\nhi\n" });
+  await login.waitLog(new RegExp(`${id2}: to=<x@remote\\.test>, .*status=sent `), 20_000);
+  await server.waitLog(/sasl_method=LOGIN, sasl_username=alice@example\.org\n/);
+  const none = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:s3cret-Alice\n`,
+    "smtp_sasl_security_options =\nsmtp_sasl_mechanism_filter = cram-md5",
+  );
+  const id3 = await submitMessage(none, { rcpts: ["x@remote.test"], content: "Subject: c\n\nhi\n" });
+  await none.waitLog(
+    new RegExp(
+      `${id3}: to=<x@remote\\.test>, relay=none, .*dsn=4\\.7\\.0, status=deferred \\(SASL authentication failed: server 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\] offered no compatible authentication mechanisms for this type of connection security\\)`,
+    ),
+    20_000,
+  );
+  await none.waitLog(
+    new RegExp(
+      `warning: 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${server.port} offered no supported AUTH mechanisms: 'PLAIN LOGIN'`,
+    ),
+  );
+  assertNoPasswords(dflt.log(), login.log(), none.log(), server.log());
+});
+
+test("Dovecot behind the server: CRAM-MD5 under the default security options", async (t) => {
+  const dove = await startDovecot(t, [["alice@example.test", "s3cret-Alice"]], {
+    mechanisms: "plain login cram-md5",
+  });
+  const server = await smtpdInstance(
+    t,
+    `smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = inet:127.0.0.1:${dove.port}\n${REQUIRE_AUTH}`,
+  );
+  const inst = await client(t, server.port, `127.0.0.1 alice@example.test:s3cret-Alice\n`);
+  const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: d\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent \\(250 2\\.0\\.0 Ok: queued as `),
+    20_000,
+  );
+  await server.waitLog(/sasl_method=CRAM-MD5, sasl_username=alice@example\.test\n/);
+  assertNoPasswords(inst.log(), server.log(), dove.log());
+});
+
+test("smtp_send_dummy_mail_auth: AUTH=<> on MAIL FROM after logging in (Postfix's smtp-sink)", async (t) => {
+  const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
+  const dir = tempDir(t);
+  writeFileSync(join(dir, "passwd"), `[127.0.0.2]:${sink.port} alice:s3cret-Alice\n`);
+  chmodSync(join(dir, "passwd"), 0o644);
+  const inst = await relayInstance(
+    t,
+    [
+      `relayhost = [127.0.0.2]:${sink.port}`,
+      "smtp_sasl_auth_enable = yes",
+      `smtp_sasl_password_maps = texthash:${dir}/passwd`,
+      "smtp_sasl_security_options = noanonymous",
+      "smtp_send_dummy_mail_auth = yes",
+    ].join("\n"),
+  );
+  const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: e\n\nhi\n" });
+  await inst.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent `), 20_000);
+  assert.equal(sink.dumps()[0]?.mailArgs, "<sender@example.org> AUTH=<>");
+  assertNoPasswords(inst.log());
+});
+
+test("postconf -A lists the built-in SASL client type", async () => {
+  const r = await runCli("postconf", ["-A"]);
+  assert.equal(r.stdout, "postern\n");
+});
