@@ -10,7 +10,8 @@
  *   Checked: delivery with the right password (the server logs
  *   sasl_username), a wrong password (deferred with the server's 535 text,
  *   the message stays queued; bounced with smtp_sasl_auth_soft_bounce =
- *   no), sender-dependent passwords (and no session reuse across
+ *   no; the next server is tried, with its next hop's password),
+ *   sender-dependent passwords (and no session reuse across
  *   identities), Postfix's default security options on a plaintext session
  *   (no mechanism available), smtp_sasl_mechanism_filter, CRAM-MD5 with
  *   Dovecot under the default options, AUTH=<> with
@@ -135,6 +136,31 @@ test("relayhost with AUTH: the right password delivers, a wrong one defers with 
     20_000,
   );
   assertNoPasswords(good.log(), bad.log(), hard.log(), server.log());
+});
+
+test("a rejected login moves on to the next server (smtp_fallback_relay), each next hop with its own password", async (t) => {
+  const first = await authServer(t, [["alice@example.org", "s3cret-Alice"]]);
+  const second = await authServer(t, [["bob@example.net", "hunter2-Bob"]]);
+  const inst = await client(
+    t,
+    first.port,
+    [
+      `[127.0.0.1]:${first.port} alice@example.org:wrong-Pass`,
+      `[127.0.0.1]:${second.port} bob@example.net:hunter2-Bob`,
+      "",
+    ].join("\n"),
+    `smtp_sasl_security_options = noanonymous\nsmtp_fallback_relay = [127.0.0.1]:${second.port}`,
+  );
+  const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: f\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(
+      `${id}: to=<x@remote\\.test>, relay=127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${second.port}, .*status=sent `,
+    ),
+    20_000,
+  );
+  await first.waitLog(/warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: /);
+  await second.waitLog(/sasl_method=PLAIN, sasl_username=bob@example\.net\n/);
+  assertNoPasswords(inst.log(), first.log(), second.log());
 });
 
 test("sender-dependent passwords pick each sender's account, and sessions are not shared between them", async (t) => {

@@ -3,6 +3,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Config } from "../global/config.js";
 import type { DictResult } from "../global/dict-types.js";
 import type { LookupFn } from "../global/dict-search.js";
 import { MatchList } from "../global/resolve-match.js";
@@ -153,4 +154,35 @@ test("EHLO AUTH lines: the standard and the old AUTH= form; next-hop keys", () =
   assert.equal(SaslClient.destKey("inet:[10.0.0.1]:24"), "[10.0.0.1]:24");
   assert.equal(SaslClient.destKey("unix:private/dovecot-lmtp"), "private/dovecot-lmtp");
   assert.equal(SaslClient.destKey("[mail.isp.example]:587"), "[mail.isp.example]:587");
+});
+
+test("settings: Postfix's defaults, the TLS variants inherit, lmtp_ twins are read in LMTP mode", () => {
+  const plain = { encrypted: false, verified: false };
+  const tls = { encrypted: true, verified: false };
+  const verified = { encrypted: true, verified: true };
+  const base = "smtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = static:u:p\n";
+  const dflt = SaslClient.fromConfig(Config.fromText("/nonexistent", base), "smtp");
+  assert.ok(dflt !== null);
+  for (const st of [plain, tls, verified])
+    assert.deepEqual(dflt.securityOptions(st), ["noplaintext", "noanonymous"]);
+  const cfg = Config.fromText(
+    "/nonexistent",
+    `${base}smtp_sasl_tls_security_options = noanonymous\nsmtp_sasl_tls_verified_security_options =\n` +
+      "lmtp_sasl_auth_enable = yes\nlmtp_sasl_password_maps = static:l:p\nlmtp_sasl_security_options = nodictionary\n",
+  );
+  const smtp = SaslClient.fromConfig(cfg, "smtp");
+  assert.deepEqual(smtp?.securityOptions(plain), ["noplaintext", "noanonymous"]);
+  assert.deepEqual(smtp?.securityOptions(tls), ["noanonymous"]);
+  assert.deepEqual(smtp?.securityOptions(verified), []);
+  const lmtp = SaslClient.fromConfig(cfg, "lmtp");
+  assert.deepEqual(lmtp?.securityOptions(verified), ["nodictionary"]);
+  assert.equal(SaslClient.fromConfig(Config.fromText("/nonexistent", ""), "smtp"), null, "off by default");
+  // Sender-dependent cache keys only where the passwords are (SMTP only, as in Postfix).
+  const sd = Config.fromText(
+    "/nonexistent",
+    `${base}smtp_sender_dependent_authentication = yes\nlmtp_sasl_auth_enable = yes\nlmtp_sasl_password_maps = static:l:p\nlmtp_sender_dependent_authentication = yes\n`,
+  );
+  assert.equal(SaslClient.fromConfig(sd, "smtp")?.cacheKey("a@b"), "\0a@b");
+  assert.equal(SaslClient.fromConfig(sd, "lmtp")?.cacheKey("a@b"), "");
+  assert.equal(dflt.cacheKey("a@b"), "");
 });

@@ -325,6 +325,12 @@ export class SaslClient {
     return this.#order.senderDependent ? `\0${sender}` : "";
   }
 
+  /** The security options for a session: plaintext, TLS, or TLS with a verified server certificate. */
+  securityOptions(tls: { encrypted: boolean; verified: boolean }): string[] {
+    if (!tls.encrypted) return this.#options.plain;
+    return tls.verified ? this.#options.verified : this.#options.tls;
+  }
+
   /** The next hop as a password-table key: lmtp's inet: and unix: prefixes removed. */
   static destKey(nexthop: string): string {
     return nexthop.replace(/^(?:inet|unix):/i, "");
@@ -357,13 +363,7 @@ export class SaslClient {
         "4.7.0",
       );
     }
-    const tls = s.tlsState;
-    const options = !tls.encrypted
-      ? this.#options.plain
-      : tls.verified
-        ? this.#options.verified
-        : this.#options.tls;
-    const mech = chooseMechanism(filtered.mechs, options);
+    const mech = chooseMechanism(filtered.mechs, this.securityOptions(s.tlsState));
     if (mech === null)
       throw this.#fail(
         s,
