@@ -10,7 +10,7 @@
  *   Checked: delivery with the right password (the server logs
  *   sasl_username), a wrong password (deferred with the server's 535 text,
  *   the message stays queued; bounced with smtp_sasl_auth_soft_bounce =
- *   no; the next server is tried, with its next hop's password),
+ *   no, the non-delivery notice giving the reason; the next server is tried, with its next hop's password),
  *   sender-dependent passwords (and no session reuse across
  *   identities), Postfix's default security options on a plaintext session
  *   (no mechanism available), smtp_sasl_mechanism_filter, CRAM-MD5 with
@@ -27,6 +27,7 @@ import type { Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
 import { smtpdInstance, type SmtpdInstance } from "../src/testing/smtpd-instance.js";
+import { BOUNCE_SERVICES } from "../src/testing/local-world.js";
 import { startDovecot } from "../src/testing/dovecot.js";
 
 type T = TestContext;
@@ -58,13 +59,14 @@ async function authServer(t: T, users: ReadonlyArray<[string, string]>): Promise
 }
 
 /** A relaying client with a password table (texthash) and extra main.cf text. */
-async function client(t: T, port: number, passwd: string, main = ""): Promise<Instance> {
+async function client(t: T, port: number, passwd: string, main = "", master = ""): Promise<Instance> {
   const dir = tempDir(t);
   writeFileSync(join(dir, "client_passwd"), passwd);
   chmodSync(join(dir, "client_passwd"), 0o644);
   return relayInstance(
     t,
     `relayhost = [127.0.0.1]:${port}\nsmtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = texthash:${dir}/client_passwd\n${main}`,
+    master,
   );
 }
 
@@ -122,11 +124,14 @@ test("relayhost with AUTH: the right password delivers, a wrong one defers with 
   while (!deferred(bad, id2) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
   assert.ok(deferred(bad, id2), "the message waits in the deferred queue");
 
+  // The non-delivery notice goes to the sender's domain through smtp-sink, which records it.
+  const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
   const hard = await client(
     t,
     server.port,
     `${hop} alice@example.org:wrong-Pass\n`,
-    "smtp_sasl_security_options = noanonymous\nsmtp_sasl_auth_soft_bounce = no",
+    `smtp_sasl_security_options = noanonymous\nsmtp_sasl_auth_soft_bounce = no\ntransport_maps = inline:{ example.org=smtp:[127.0.0.2]:${sink.port} }`,
+    BOUNCE_SERVICES,
   );
   const id3 = await submitMessage(hard, { rcpts: ["z@remote.test"], content: "Subject: auth\n\nhi\n" });
   await hard.waitLog(
@@ -135,7 +140,15 @@ test("relayhost with AUTH: the right password delivers, a wrong one defers with 
     ),
     20_000,
   );
-  assertNoPasswords(good.log(), bad.log(), hard.log(), server.log());
+  const t1 = Date.now();
+  while (sink.dumps().length === 0 && Date.now() - t1 < 20_000) await new Promise((r) => setTimeout(r, 100));
+  const notice = sink.dumps()[0]?.body ?? "";
+  assert.match(notice, /Status: 5\.7\.8\n/);
+  assert.match(
+    notice.replace(/\n\s+/g, " "),
+    /SASL authentication failed; server 127\.0\.0\.1\[127\.0\.0\.1\] said: 535 5\.7\.8 Error: authentication failed: authentication failure/,
+  );
+  assertNoPasswords(good.log(), bad.log(), hard.log(), server.log(), notice);
 });
 
 test("a rejected login moves on to the next server (smtp_fallback_relay), each next hop with its own password", async (t) => {
