@@ -11,7 +11,8 @@
  *   sasl_username), a wrong password (deferred with the server's 535 text,
  *   the message stays queued; bounced with smtp_sasl_auth_soft_bounce =
  *   no, the non-delivery notice giving the reason; the next server is tried, with its next hop's password),
- *   sender-dependent passwords (and no session reuse across
+ *   smtp_sasl_auth_cache_name (no second login with a password that got
+ *   535, until it changes), sender-dependent passwords (and no session reuse across
  *   identities), Postfix's default security options on a plaintext session
  *   (no mechanism available), smtp_sasl_mechanism_filter, CRAM-MD5 with
  *   Dovecot under the default options, AUTH=<> with
@@ -20,7 +21,15 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Instance } from "../src/testing/instance.js";
@@ -174,6 +183,45 @@ test("a rejected login moves on to the next server (smtp_fallback_relay), each n
   await first.waitLog(/warning: unknown\[127\.0\.0\.1\]: SASL PLAIN authentication failed: /);
   await second.waitLog(/sasl_method=PLAIN, sasl_username=bob@example\.net\n/);
   assertNoPasswords(inst.log(), first.log(), second.log());
+});
+
+test("smtp_sasl_auth_cache_name: after a 535 the same password is not tried again until it changes", async (t) => {
+  const server = await authServer(t, [["alice@example.org", "s3cret-Alice"]]);
+  const cacheDir = tempDir(t);
+  chmodSync(cacheDir, 0o777);
+  const inst = await client(
+    t,
+    server.port,
+    `[127.0.0.1]:${server.port} alice@example.org:wrong-Pass\n`,
+    `smtp_sasl_security_options = noanonymous\nsmtp_sasl_auth_cache_name = proxy:btree:${cacheDir}/auth_cache\nsmtp_sasl_auth_cache_time = 1h`,
+  );
+  const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: c\n\nhi\n" });
+  await inst.waitLog(
+    new RegExp(`${id}: to=<x@remote\\.test>, .*status=deferred \\(SASL authentication failed; server 127`),
+    20_000,
+  );
+  // The retries (queue_run_delay = 1s) meet the remembered reply; the server sees no second login.
+  await inst.waitLog(
+    new RegExp(
+      `${id}: to=<x@remote\\.test>, .*dsn=4\\.7\\.8, status=deferred \\(SASL \\[CACHED\\] authentication failed; server 127\\.0\\.0\\.1 said: 535 5\\.7\\.8 Error: authentication failed: authentication failure\\)`,
+    ),
+    20_000,
+  );
+  const failures = (): number => [...server.log().matchAll(/SASL PLAIN authentication failed/g)].length;
+  assert.equal(failures(), 1);
+  assert.ok(existsSync(join(cacheDir, "auth_cache.db")));
+  // The right password replaces the wrong one: the entry no longer applies and the mail goes.
+  const passwd = /smtp_sasl_password_maps = texthash:(\S+)/.exec(
+    readFileSync(join(inst.etc, "main.cf"), "utf8"),
+  )?.[1];
+  assert.ok(passwd !== undefined);
+  writeFileSync(passwd, `[127.0.0.1]:${server.port} alice@example.org:s3cret-Alice\n`);
+  // reload makes new agents read the table; flush retries at once.
+  await inst.postern("reload");
+  await inst.postern("flush");
+  await inst.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent `), 30_000);
+  assert.equal(failures(), 1);
+  assertNoPasswords(inst.log(), server.log(), readFileSync(join(cacheDir, "auth_cache.db"), "latin1"));
 });
 
 test("sender-dependent passwords pick each sender's account, and sessions are not shared between them", async (t) => {

@@ -18,14 +18,14 @@
  *     draws a warning (Cyrus read its configuration directory from it).
  *   - smtp_sasl_mechanism_filter takes names, "!name" and type:table
  *     elements as Postfix's string lists do.
- *   - smtp_sasl_auth_cache_name and smtp_sasl_auth_cache_time (Postfix's
- *     cache of 535 replies) are not implemented, so they are not listed:
- *     setting them draws the "unused parameter" warning.
+ *   - smtp_sasl_auth_cache_name (Postfix's cache of 535 replies) needs no
+ *     proxy: prefix (Postern has no proxywrite service): the agents write
+ *     a btree:, hash: or lmdb: file themselves (src/smtp/smtp-sasl-cache.ts).
  *   - As in Postfix, lmtp_sender_dependent_authentication exists but the
  *     LMTP client looks passwords up by server and next hop only.
  */
 import { param as p } from "./params.js";
-import type { ParamDef, ParamType } from "./params.js";
+import type { ParamDef, ParamType, TimeUnit } from "./params.js";
 
 interface Twin {
   /** The name without the smtp_/lmtp_ prefix. */
@@ -35,6 +35,7 @@ interface Twin {
   def: string;
   desc: string;
   fileEntries?: boolean;
+  unit?: TimeUnit;
 }
 
 const TWINS: readonly Twin[] = [
@@ -85,6 +86,19 @@ const TWINS: readonly Twin[] = [
   { name: "sasl_type", type: "str", def: "postern", desc: "the SASL client implementation (postern)" },
   { name: "sasl_path", type: "str", def: "", desc: "implementation-specific data (unused by postern)" },
   {
+    name: "sasl_auth_cache_name",
+    type: "str",
+    def: "",
+    desc: "a table that remembers 535 replies per server, user and password (empty: none)",
+  },
+  {
+    name: "sasl_auth_cache_time",
+    type: "time",
+    def: "90d",
+    desc: "how long a remembered 535 reply stops new login attempts",
+    unit: "d",
+  },
+  {
     name: "send_dummy_mail_auth",
     type: "bool",
     def: "no",
@@ -99,7 +113,10 @@ export const SMTP_SASL_PARAMS: readonly ParamDef[] = (["smtp", "lmtp"] as const)
       c.type,
       c.def.replace("$X", `$${x}`),
       `${x === "smtp" ? "SMTP" : "LMTP"} client: ${c.desc}`,
-      c.fileEntries === true ? { fileEntries: true } : {},
+      {
+        ...(c.fileEntries === true ? { fileEntries: true } : {}),
+        ...(c.unit !== undefined ? { unit: c.unit } : {}),
+      },
     ),
   ),
 );

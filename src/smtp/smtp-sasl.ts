@@ -57,7 +57,11 @@
  *     "SASL authentication failed: server HOST[ADDR] offered no compatible
  *        authentication mechanisms for this type of connection security"
  *        (4.7.0) when the mechanism filter leaves none.
- *   The password is never logged and never part of a reason.
+ *   The password is never logged and never part of a reason. With
+ *   smtp_sasl_auth_cache_name, a 535 reply is remembered for the server
+ *   host, user and password (smtp-sasl-cache.ts) and later sessions fail
+ *   with "SASL [CACHED] authentication failed; server HOST said: 535 ..."
+ *   without trying that password again.
  *
  *   With smtp_sender_dependent_authentication, cached sessions are kept
  *   apart by sender (cacheKey()), as Postfix's connection cache keys do, so
@@ -71,6 +75,7 @@ import { addrFind, AddrFind, mapsLookup, type LookupFn } from "../global/dict-se
 import { MatchList } from "../global/resolve-match.js";
 import { filterMechanisms, mechanism, SASL_CLIENT_TYPES, type SaslMechanism } from "../global/sasl-types.js";
 import { msg } from "../util/msg.js";
+import { SaslAuthCache } from "./smtp-sasl-cache.js";
 import { SessionError, type Reply, type SmtpSession } from "./smtp-session.js";
 
 /** The mechanisms of the built-in client, best first, with the properties the security options test. */
@@ -232,6 +237,7 @@ export class SaslClient {
   #filter: MatchList | null;
   #softBounce: boolean;
   #dummyMailAuth: boolean;
+  #cache: SaslAuthCache | null;
 
   private constructor(
     prefix: string,
@@ -241,6 +247,7 @@ export class SaslClient {
     filter: MatchList | null,
     softBounce: boolean,
     dummyMailAuth: boolean,
+    cache: SaslAuthCache | null,
   ) {
     this.prefix = prefix;
     this.#order = order;
@@ -249,6 +256,7 @@ export class SaslClient {
     this.#filter = filter;
     this.#softBounce = softBounce;
     this.#dummyMailAuth = dummyMailAuth;
+    this.#cache = cache;
   }
 
   /** The client of smtp_sasl_* (or lmtp_sasl_*); null when AUTH is off. Configuration errors are fatal. */
@@ -313,6 +321,7 @@ export class SaslClient {
       filter,
       cfg.bool(p("sasl_auth_soft_bounce")),
       cfg.bool(p("send_dummy_mail_auth")),
+      authCache(cfg, p("sasl_auth_cache_name"), p("sasl_auth_cache_time")),
     );
   }
 
@@ -361,6 +370,17 @@ export class SaslClient {
         s,
         `SASL authentication failed: server ${s.hostAddr} offered no compatible authentication mechanisms for this type of connection security`,
         "4.7.0",
+      );
+    }
+    // A 535 for this server, user and password is remembered (smtp_sasl_auth_cache_name): no new attempt.
+    const cached = this.#cache?.find(s.server.host, found.creds.user, found.creds.password) ?? null;
+    if (cached !== null) {
+      const soft = this.#softBounce && cached.dsn.startsWith("5");
+      throw this.#fail(
+        s,
+        `SASL [CACHED] authentication failed; server ${s.server.host} said: ${cached.text}`,
+        soft ? `4${cached.dsn.slice(1)}` : cached.dsn,
+        cached.dsn.startsWith("5") && !soft,
       );
     }
     const mech = chooseMechanism(filtered.mechs, this.securityOptions(s.tlsState));
@@ -423,6 +443,7 @@ export class SaslClient {
       r = await s.command(answer, t, where);
     }
     if (Math.floor(r.code / 100) === 2) return;
+    if (r.code === 535) this.#cache?.store(s.server.host, creds.user, creds.password, r.dsn, r.text);
     const permanent = r.code >= 500 && !this.#softBounce;
     const dsn = r.code >= 500 && this.#softBounce ? `4${r.dsn.slice(1)}` : r.dsn;
     throw this.#fail(s, `SASL authentication failed; server ${s.hostAddr} said: ${r.text}`, dsn, permanent);
@@ -432,6 +453,17 @@ export class SaslClient {
   #fail(s: SmtpSession, text: string, dsn: string, permanent = false): SessionError {
     s.send("QUIT");
     return new SessionError(text, dsn, true, permanent);
+  }
+}
+
+/** The 535 reply cache of smtp_sasl_auth_cache_name, or null; a table that cannot be written is fatal. */
+function authCache(cfg: Config, name: string, time: string): SaslAuthCache | null {
+  const spec = cfg.get(name);
+  if (spec === "") return null;
+  try {
+    return SaslAuthCache.open(spec, cfg.time(time), name);
+  } catch (err) {
+    return msg.fatal((err as Error).message);
   }
 }
 
