@@ -5,7 +5,8 @@
  *   Part of the parameter table (params-table.ts): the smtp_sasl_* family
  *   that smtp(8) reads and the lmtp_* twins that the same program reads
  *   when it runs as lmtp, with Postfix's names and defaults. The client
- *   code is src/smtp/smtp-sasl.ts.
+ *   code is src/smtp/smtp-sasl.ts (smtp_send_dummy_mail_auth, which it
+ *   also reads, is in params-smtp.ts).
  *
  *   Deviations from Postfix:
  *   - smtp_sasl_type defaults to "postern", the client built into Postern
@@ -97,12 +98,6 @@ const TWINS: readonly Twin[] = [
     def: "90d",
     desc: "how long a remembered 535 reply stops new login attempts",
     unit: "d",
-  },
-  {
-    name: "send_dummy_mail_auth",
-    type: "bool",
-    def: "no",
-    desc: "send AUTH=<> with MAIL FROM when the server offers AUTH",
   },
 ];
 
