@@ -11,7 +11,8 @@
  *   sasl_username), a wrong password (deferred with the server's 535 text,
  *   the message stays queued; bounced with smtp_sasl_auth_soft_bounce =
  *   no, the non-delivery notice giving the reason; the next server is tried, with its next hop's password),
- *   smtp_sasl_auth_cache_name (no second login with a password that got
+ *   credentials too long for an initial response, a password table that
+ *   fails (deferred), smtp_sasl_auth_cache_name (no second login with a password that got
  *   535, until it changes), sender-dependent passwords (and no session reuse across
  *   identities), Postfix's default security options on a plaintext session
  *   (no mechanism available), smtp_sasl_mechanism_filter, CRAM-MD5 with
@@ -32,7 +33,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Instance } from "../src/testing/instance.js";
+import { freePort, type Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
 import { smtpdInstance, type SmtpdInstance } from "../src/testing/smtpd-instance.js";
@@ -222,6 +223,37 @@ test("smtp_sasl_auth_cache_name: after a 535 the same password is not tried agai
   await inst.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent `), 30_000);
   assert.equal(failures(), 1);
   assertNoPasswords(inst.log(), server.log(), readFileSync(join(cacheDir, "auth_cache.db"), "latin1"));
+});
+
+test("long credentials go after an empty 334 (512-octet AUTH line); a failing password table defers", async (t) => {
+  const long = `L0ng-${"x".repeat(240)}`;
+  const user = `${"u".repeat(200)}@example.org`;
+  // "AUTH PLAIN <response>" would be longer than 512 octets: the response must wait for the 334.
+  assert.ok(`AUTH PLAIN ${Buffer.from(`\0${user}\0${long}`).toString("base64")}\r\n`.length > 512);
+  const server = await authServer(t, [[user, long]]);
+  const inst = await client(
+    t,
+    server.port,
+    `[127.0.0.1]:${server.port} ${user}:${long}\n`,
+    "smtp_sasl_security_options = noanonymous",
+  );
+  const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: l\n\nhi\n" });
+  await inst.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent `), 20_000);
+  await server.waitLog(new RegExp(`sasl_method=PLAIN, sasl_username=${user}\n`));
+  assert.ok(!inst.log().includes(long) && !server.log().includes(long));
+  // A table that cannot answer (a tcp: server that is not there) is a local problem: the mail waits.
+  const broken = await relayInstance(
+    t,
+    `relayhost = [127.0.0.1]:${server.port}\nsmtp_sasl_auth_enable = yes\nsmtp_sasl_password_maps = tcp:127.0.0.1:${await freePort()}`,
+  );
+  const id2 = await submitMessage(broken, { rcpts: ["y@remote.test"], content: "Subject: b\n\nhi\n" });
+  await broken.waitLog(
+    new RegExp(
+      `${id2}: to=<y@remote\\.test>, relay=none, .*dsn=4\\.3\\.0, status=deferred \\(local data error while talking to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]\\)`,
+    ),
+    20_000,
+  );
+  await broken.waitLog(new RegExp(`warning: ${id2}: smtp_sasl_password_maps lookup error: `));
 });
 
 test("sender-dependent passwords pick each sender's account, and sessions are not shared between them", async (t) => {
