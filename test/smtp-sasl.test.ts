@@ -363,7 +363,7 @@ test("Dovecot behind the server: CRAM-MD5 under the default security options", a
   assertNoPasswords(inst.log(), server.log(), dove.log());
 });
 
-test("smtp_send_dummy_mail_auth: AUTH=<> on MAIL FROM after logging in (Postfix's smtp-sink)", async (t) => {
+test("smtp_send_dummy_mail_auth: AUTH=<> on MAIL FROM after logging in (Postfix's smtp-sink); a proxy: password table", async (t) => {
   const sink = await startSmtpSink(t, { addr: "127.0.0.2" });
   const dir = tempDir(t);
   writeFileSync(join(dir, "passwd"), `[127.0.0.2]:${sink.port} alice:s3cret-Alice\n`);
@@ -373,10 +373,12 @@ test("smtp_send_dummy_mail_auth: AUTH=<> on MAIL FROM after logging in (Postfix'
     [
       `relayhost = [127.0.0.2]:${sink.port}`,
       "smtp_sasl_auth_enable = yes",
-      `smtp_sasl_password_maps = texthash:${dir}/passwd`,
+      // Through proxymap, as a chrooted agent would read it (proxy_read_maps lists the table by default).
+      `smtp_sasl_password_maps = proxy:texthash:${dir}/passwd`,
       "smtp_sasl_security_options = noanonymous",
       "smtp_send_dummy_mail_auth = yes",
     ].join("\n"),
+    "proxymap unix - - n - - proxymap",
   );
   const id = await submitMessage(inst, { rcpts: ["x@remote.test"], content: "Subject: e\n\nhi\n" });
   await inst.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, .*status=sent `), 20_000);
