@@ -8,9 +8,9 @@
  *   lists never claim something that is not there.
  */
 
-import { SASL_SERVER_TYPES } from "./sasl-types.js";
+import { SASL_CLIENT_TYPES, SASL_SERVER_TYPES } from "./sasl-types.js";
 
-const registered = { a: new Set<string>(SASL_SERVER_TYPES), A: new Set<string>() };
+const registered = { a: new Set<string>(SASL_SERVER_TYPES), A: new Set<string>(SASL_CLIENT_TYPES) };
 
 export type CapabilityKind = keyof typeof registered;
 

@@ -209,7 +209,7 @@ export const BASE_PARAMS: readonly ParamDef[] = [
   p(
     "proxy_read_maps",
     "list",
-    "$local_recipient_maps $mydestination $virtual_alias_maps $virtual_alias_domains $virtual_mailbox_maps $virtual_mailbox_domains $relay_recipient_maps $relay_domains $canonical_maps $sender_canonical_maps $recipient_canonical_maps $relocated_maps $transport_maps $mynetworks",
+    "$local_recipient_maps $mydestination $virtual_alias_maps $virtual_alias_domains $virtual_mailbox_maps $virtual_mailbox_domains $relay_recipient_maps $relay_domains $canonical_maps $sender_canonical_maps $recipient_canonical_maps $relocated_maps $transport_maps $mynetworks $smtp_sasl_password_maps $lmtp_sasl_password_maps",
     "tables that proxymap may open for reading",
   ),
   p(

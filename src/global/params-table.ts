@@ -23,6 +23,7 @@ import { SMTPD_PARAMS } from "./params-smtpd.js";
 import { VERIFY_PARAMS } from "./params-verify.js";
 import { SMTP_PARAMS } from "./params-smtp.js";
 import { SMTP_TLS_PARAMS } from "./params-smtp-tls.js";
+import { SMTP_SASL_PARAMS } from "./params-smtp-sasl.js";
 import { TLS_PARAMS } from "./params-tls.js";
 import { TLSMGR_PARAMS } from "./params-tlsmgr.js";
 
@@ -38,6 +39,7 @@ export const PARAM_TABLE: readonly ParamDef[] = [
   ...VERIFY_PARAMS,
   ...SMTP_PARAMS,
   ...SMTP_TLS_PARAMS,
+  ...SMTP_SASL_PARAMS,
   ...MILTER_PARAMS,
   ...TLSMGR_PARAMS,
 ];

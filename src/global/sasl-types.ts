@@ -11,6 +11,9 @@
 /** The SASL server types (smtpd_sasl_type) of this build, as postconf -a lists them. */
 export const SASL_SERVER_TYPES: readonly string[] = ["dovecot", "postern"];
 
+/** The SASL client types (smtp_sasl_type) of this build, as postconf -A lists them: the built-in client. */
+export const SASL_CLIENT_TYPES: readonly string[] = ["postern"];
+
 export interface SaslMechanism {
   name: string;
   plaintext: boolean;

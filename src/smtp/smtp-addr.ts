@@ -41,6 +41,8 @@ export interface Server {
   port: number;
   path?: string;
   pref: number;
+  /** The next hop it was found for (request next hop or fallback relay), for SASL password lookups. */
+  dest?: string;
 }
 
 export interface AddrSettings {

@@ -61,6 +61,7 @@ import {
   type TransSettings,
 } from "./smtp-trans.js";
 import { OutputFilter } from "./smtp-output.js";
+import { SaslClient } from "./smtp-sasl.js";
 
 interface Settings {
   lmtp: boolean;
@@ -80,6 +81,7 @@ interface Settings {
   trans: Omit<TransSettings, "verify">;
   dns: DnsLookup;
   output: OutputFilter | null;
+  sasl: SaslClient | null;
   paths: QueuePaths;
   queueDir: string;
   tls: ClientTlsSettings;
@@ -152,6 +154,7 @@ function settings(cfg: Config, lmtp: boolean): Settings {
     },
     dns: DnsLookup.fromConfig(cfg),
     output: outputFilter(cfg, x),
+    sasl: SaslClient.fromConfig(cfg, x),
     paths: new QueuePaths(cfg),
     queueDir: cfg.get("queue_directory"),
     tls: clientTlsSettings(cfg, x),
@@ -279,7 +282,8 @@ async function candidates(
     };
   }
   const list = await serverList(hop, st.addr, st.dns);
-  if (list.ok) return { ok: true, servers: list.servers, fallback: false };
+  if (list.ok)
+    return { ok: true, servers: list.servers.map((s) => ({ ...s, dest: req.nexthop })), fallback: false };
   if (list.status === "deferred") {
     const fallback = await fallbackServers(st, req);
     if (fallback.length > 0) return { ok: true, servers: fallback, fallback: true };
@@ -298,18 +302,19 @@ async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Serv
       continue;
     }
     const fl = await serverList(fh, st.addr, st.dns);
-    if (fl.ok) out.push(...fl.servers);
+    if (fl.ok) out.push(...fl.servers.map((s) => ({ ...s, dest: f })));
   }
   return out;
 }
 
-/** A cached session for the next hop (and TLS policy) that is still fit, or a new one to this server. */
+/** A cached session for the next hop (and TLS policy) that is still fit, or a new one to this server (logged in, with SASL). */
 async function sessionFor(
   st: Settings,
   key: string,
   server: Server,
   first: boolean,
   tls: SessionTls | null,
+  req: DeliveryRequest,
 ): Promise<SmtpSession> {
   if (first) {
     for (let e = cache.take(key); e !== null; e = cache.take(key)) {
@@ -320,7 +325,9 @@ async function sessionFor(
       return e.session;
     }
   }
-  return SmtpSession.open(server, st.session, tls);
+  const sasl = st.sasl;
+  const ctx = { sender: req.sender, dest: server.dest ?? req.nexthop, queueId: req.queueId };
+  return SmtpSession.open(server, st.session, tls, sasl === null ? undefined : (s) => sasl.login(s, ctx));
 }
 
 /** Parks the session for reuse, or ends it. */
@@ -403,7 +410,7 @@ async function tryServer(
   let s: SmtpSession;
   const t0 = Date.now();
   try {
-    s = await sessionFor(st, run.key, server, mayReuse && !plain, plain ? null : run.tls);
+    s = await sessionFor(st, run.key, server, mayReuse && !plain, plain ? null : run.tls, run.req);
     run.connectMs += Date.now() - t0;
   } catch (err) {
     if (!(err instanceof SessionError)) throw err;
@@ -476,7 +483,7 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     message,
     wire,
     verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
-    key: `${req.nexthop.toLowerCase()}\0${policyKey(policy)}`,
+    key: `${req.nexthop.toLowerCase()}\0${policyKey(policy)}${st.sasl?.cacheKey(req.sender) ?? ""}`,
     results: req.recipients.map(() => undefined),
     soft: [],
     passedOn: req.recipients.map(() => false),

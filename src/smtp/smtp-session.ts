@@ -41,6 +41,7 @@ import {
 
 const REPLY_LINE_MAX = 4096;
 const REPLY_LINES_MAX = 1000;
+const AUTH_MECHS_MAX = 64;
 
 export interface Reply {
   code: number;
@@ -62,6 +63,8 @@ export interface Features {
   /** The XFORWARD attribute names the server offers (upper case); empty when not offered. */
   xforward: Set<string>;
   starttls: boolean;
+  /** The AUTH mechanisms offered (upper case), or null when AUTH was not announced. */
+  auth: string[] | null;
 }
 
 /** The TLS side of a session: the settings, the delivery's policy, and its next hop. */
@@ -118,6 +121,14 @@ export function replyDsn(code: number, firstLine: string): string {
   const cls = String(code)[0] ?? "4";
   if (m !== null && m[1] === cls) return `${m[1]}.${m[2]}.${m[3]}`;
   return `${cls}.0.0`;
+}
+
+/** The mechanisms of an AUTH line of an EHLO reply ("AUTH PLAIN LOGIN", or the old "AUTH=LOGIN"). */
+export function authKeyword(line: string): string[] | null {
+  const m = /^AUTH(?:[ =\t]+(.*))?$/i.exec(line.trim());
+  if (m === null) return null;
+  const words = (m[1] ?? "").split(/[ \t]+/).filter((w) => w !== "");
+  return words.map((w) => w.toUpperCase()).slice(0, AUTH_MECHS_MAX);
 }
 
 /** Turns a reply's lines into a Reply. */
@@ -221,6 +232,7 @@ export class SmtpSession {
     smtputf8: false,
     xforward: new Set(),
     starttls: false,
+    auth: null,
   };
   readonly created = Date.now();
   readonly id = ++connectionCounter;
@@ -230,6 +242,14 @@ export class SmtpSession {
   readonly tlsCtx: SessionTls | null;
   /** The TLS layer once it is up. */
   tls: ClientTlsInfo | null = null;
+  /** Whether the session is encrypted, and the server certificate verified (SASL's security options read it). */
+  get tlsState(): { encrypted: boolean; verified: boolean } {
+    return { encrypted: this.tls !== null, verified: this.tls?.kind === "Verified" };
+  }
+  /** The SASL user name this session logged in as (smtp-sasl.ts), or null. */
+  saslUsername: string | null = null;
+  /** The AUTH= parameter for MAIL FROM (smtp_send_dummy_mail_auth), or null. */
+  mailAuth: string | null = null;
   #sock: Socket;
   #reader: ReplyReader;
   #broken = false;
@@ -258,11 +278,12 @@ export class SmtpSession {
     return !this.#broken && !this.#sock.destroyed;
   }
 
-  /** Connects, reads the greeting and says EHLO/LHLO (HELO when EHLO is refused), then STARTTLS as the policy asks. */
+  /** Connects, reads the greeting, says EHLO/LHLO (HELO when EHLO is refused), STARTTLS as the policy asks, then logs in (SASL). */
   static async open(
     server: Server,
     opts: SessionOptions,
     tls: SessionTls | null = null,
+    login?: (s: SmtpSession) => Promise<void>,
   ): Promise<SmtpSession> {
     const sock = await connectTo(server, opts);
     const s = new SmtpSession(sock, server, opts, tls);
@@ -270,6 +291,8 @@ export class SmtpSession {
       if (s.tlsCtx?.settings.wrapper === true) await s.#startTls();
       await s.#greet();
       await s.#starttls();
+      // SMTP AUTH (smtp-sasl.ts) comes after the handshake and STARTTLS.
+      if (login !== undefined) await login(s);
       return s;
     } catch (err) {
       s.close();
@@ -380,7 +403,10 @@ export class SmtpSession {
   #extensions(r: Reply): void {
     const f = this.features;
     f.esmtp = true;
+    f.auth = null;
     for (const line of r.lines.slice(1)) {
+      const auth = authKeyword(line.slice(4));
+      if (auth !== null) f.auth = [...new Set([...(f.auth ?? []), ...auth])].slice(0, AUTH_MECHS_MAX);
       const [kw = "", arg, ...more] = line.slice(4).trim().toUpperCase().split(/\s+/);
       if (kw === "XFORWARD") for (const a of [arg, ...more]) if (a !== undefined) f.xforward.add(a);
       if (kw === "PIPELINING") f.pipelining = true;

@@ -114,6 +114,7 @@ function mailCommand(s: SmtpSession, m: TransMessage, st: TransSettings): string
     if (m.ret !== undefined && /^(FULL|HDRS)$/i.test(m.ret)) cmd += ` RET=${m.ret.toUpperCase()}`;
     if (m.envid !== undefined && m.envid !== "") cmd += ` ENVID=${xtext(m.envid)}`;
   }
+  if (s.mailAuth !== null) cmd += ` AUTH=${s.mailAuth}`;
   return cmd;
 }
 

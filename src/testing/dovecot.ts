@@ -9,7 +9,7 @@
  *   Runs a real Dovecot (Debian package dovecot-core) in the foreground
  *   with everything under a temporary directory: no mail protocols, only
  *   the auth service with a passwd-file of the given users (PLAIN and
- *   LOGIN mechanisms, plaintext allowed), a TCP listener on a free
+ *   LOGIN mechanisms unless opts.mechanisms says otherwise, plaintext allowed), a TCP listener on a free
  *   loopback port and a Unix socket (mode 0666). Stopped and removed when
  *   the test ends. A missing dovecot is an error naming the package.
  */
@@ -43,6 +43,7 @@ function listening(port: number): Promise<boolean> {
 export async function startDovecot(
   t: { after: (fn: () => Promise<void>) => void },
   users: ReadonlyArray<[string, string]>,
+  opts: { mechanisms?: string } = {},
 ): Promise<Dovecot> {
   const dir = mkdtempSync(join(tmpdir(), "postern-dovecot-"));
   chmodSync(dir, 0o755);
@@ -60,7 +61,7 @@ log_path = ${dir}/dovecot.log
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = ${opts.mechanisms ?? "plain login"}
 first_valid_uid = 1
 passdb {
   driver = passwd-file
