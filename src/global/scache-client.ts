@@ -4,7 +4,7 @@
  * SYNOPSIS
  *   const sc = ScacheClient.fromConfig(cfg, (sock, token) => sendCacheSocket(sock, token));
  *   onCacheSocket((token, sock) => sc.received(token, sock));
- *   await sc.save(sock, { ttl: 2, endpLabel, endpProp, destLabel, destProp: "" });
+ *   await sc.save(() => session.handOff(), { ttl: 2, endpLabel, endpProp, destLabel, destProp: "" });
  *   const hit = await sc.findDest(destLabel);  // { socket, endpLabel, endpProp, destProp } or null
  *
  * DESCRIPTION
@@ -14,8 +14,7 @@
  *   master: save() asks first (so that scache runs) and then hands the
  *   socket over with `send`; a found socket arrives through `received`
  *   (the agent wires it to master's cachefd messages). Failures are
- *   results: a save that fails closes nothing (the caller still owns the
- *   socket unless it was sent), a find that fails is a miss.
+ *   results (see ScacheSaveResult), a find that fails is a miss.
  */
 import { existsSync } from "node:fs";
 import type { Socket } from "node:net";
@@ -49,8 +48,12 @@ export interface ScacheFound {
   destProp: string;
 }
 
-/** The save outcome: "sent" (the socket is scache's now), "refused" (still the caller's). */
-export type ScacheSaveResult = "sent" | "refused";
+/**
+ * The save outcome: "sent" (the socket is scache's now), "refused" (scache
+ * said no or could not be asked: the socket was not touched), "lost" (the
+ * socket could not be handed over after all: the caller closes it).
+ */
+export type ScacheSaveResult = "sent" | "refused" | "lost";
 
 /** The most sockets that may arrive ahead of their reply. */
 const ARRIVALS_MAX = 64;
@@ -93,8 +96,8 @@ export class ScacheClient {
     this.#box.put(token, sock);
   }
 
-  /** Offers a connection to the cache. */
-  async save(sock: Socket, s: ScacheSave): Promise<ScacheSaveResult> {
+  /** Offers a connection to the cache; `socket` gives it up once scache agreed (null: it cannot be given). */
+  async save(socket: () => Socket | null, s: ScacheSave): Promise<ScacheSaveResult> {
     const token = newToken();
     const r = await this.#client.request(
       ScacheRequest.build({
@@ -110,7 +113,9 @@ export class ScacheClient {
     if (!r.ok) return "refused";
     const p = ScacheReply.parse(r.reply);
     if (!p.ok || p.value.status !== "ok") return "refused";
-    return (await this.#send(sock, token)) ? "sent" : "refused";
+    const sock = socket();
+    if (sock === null) return "lost";
+    return (await this.#send(sock, token)) ? "sent" : "lost";
   }
 
   /** A cached connection for a destination label, or null. */
