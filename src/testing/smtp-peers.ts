@@ -152,12 +152,14 @@ export interface Aiosmtpd {
   commands(): string[];
   /** The messages it accepted (X-Mail-From and X-Rcpt-To lines, then the content). */
   messages(): string[];
+  /** Its connection log: "open PORT MS", "mail PORT SENDER", "close PORT MS" (PORT: the client's). */
+  connections(): string[];
 }
 
 /** Starts aiosmtpd (package python3-aiosmtpd) with Postern's test handler. */
 export async function startAiosmtpd(
   t: TestContext,
-  opts: { addr?: string; port?: number; sizeLimit?: number } = {},
+  opts: { addr?: string; port?: number; sizeLimit?: number; idleTimeout?: number } = {},
 ): Promise<Aiosmtpd> {
   need("/usr/bin/python3", "python3");
   const probe = spawnSync("/usr/bin/python3", ["-c", "import aiosmtpd"]);
@@ -168,7 +170,7 @@ export async function startAiosmtpd(
   const script = join(installRoot(), "src", "testing", "aio-sink.py");
   const child = spawn(
     "/usr/bin/python3",
-    [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432)],
+    [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432), String(opts.idleTimeout ?? 300)],
     {
       stdio: ["pipe", "pipe", "inherit"],
     },
@@ -186,6 +188,10 @@ export async function startAiosmtpd(
     dir,
     commands: () =>
       read("commands.log")
+        .split("\n")
+        .filter((l) => l !== ""),
+    connections: () =>
+      read("conns.log")
         .split("\n")
         .filter((l) => l !== ""),
     messages: () =>
