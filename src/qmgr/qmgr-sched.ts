@@ -26,7 +26,8 @@
  *   delivery request tells the agent to keep its connection (CONN_STORE)
  *   while more mail waits for the destination or deliveries to it come
  *   back to back (one ended within the last second), and to look for a
- *   kept connection (CONN_LOAD). Once on, LOAD stays on, so that no new
+ *   kept connection (CONN_LOAD); a destination is remembered for that
+ *   second after its last delivery. Once on, LOAD stays on, so that no new
  *   connection is made while kept ones may exist; STORE goes off when the
  *   destination has no backlog, no other delivery running and no
  *   back-to-back delivery. Mail to a destination that gets one message
@@ -70,6 +71,9 @@ function transportParam(
   const n = Number(cfg.expand(cfg.raw(name) ?? "1", `parameter ${name}`));
   return Number.isInteger(n) && n > 0 ? n : 1;
 }
+
+/** A delivery that starts within this time of the previous one's end is back to back. */
+const BACK_TO_BACK_MS = 1000;
 
 export class Destination {
   readonly name: string;
@@ -117,7 +121,7 @@ export class Destination {
 
   /** The DEL_REQ_FLAG.CONN_* bits for a request just taken (see the header). */
   connCacheFlags(now: number): number {
-    const backToBack = this.lastDone + 1000 >= now;
+    const backToBack = this.lastDone + BACK_TO_BACK_MS >= now;
     if ((this.connFlags & DEL_REQ_FLAG.CONN_STORE) === 0) {
       if (this.waiting > 0 || backToBack) this.connFlags = DEL_REQ_CONN_MASK;
     } else if (this.waiting === 0 && this.active <= 1 && !backToBack) {
@@ -233,7 +237,9 @@ export class Transport {
     for (const [name, d] of this.destinations) {
       if (d.waiting > 0 || d.active > 0 || d.deadUntil > now) continue;
       const healthy = d.failures === 0 && d.window >= this.initial;
-      if (healthy || now - d.lastUsed > memoryMs) this.destinations.delete(name);
+      // A destination just used stays a moment, so that the next delivery is seen as back to back.
+      const recent = now - d.lastDone <= BACK_TO_BACK_MS;
+      if ((healthy && !recent) || now - d.lastUsed > memoryMs) this.destinations.delete(name);
     }
   }
 }
