@@ -196,6 +196,8 @@ test("scache killed with SIGKILL: no mail is lost, the agents go on with new con
   });
   for (let i = 0; i < 3; i++) await sent(inst, await send(inst, i), i);
   const before = new Set(portsByMessage(aio).values());
+  // A kept session stays a moment in its agent process before it goes to scache.
+  await sleep(500);
   const [scache] = daemonPids(inst, "scache");
   assert.ok(scache !== undefined, "scache runs");
   process.kill(scache, "SIGKILL");

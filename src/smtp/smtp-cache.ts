@@ -20,7 +20,10 @@
  *
  *   Where it is kept: in the scache service (connection_cache_service_name),
  *   shared by every agent process, so that another process can carry the
- *   next message over it. The session's socket then goes to scache through
+ *   next message over it. A Node agent process serves many requests at
+ *   once, and the next one for the destination mostly comes to it: so a
+ *   session is first parked here, and only one that no request of this
+ *   process took within HANDOFF_MS goes to scache. The socket then goes through
  *   master (global/scache-client.ts) with what the next owner needs to go
  *   on without a new EHLO: the server, its extensions, the session's age
  *   and uses, and whether an RSET must come first. It is saved under its
@@ -78,6 +81,14 @@ interface Parked {
   timer: NodeJS.Timeout;
 }
 
+/**
+ * How long a kept session waits in its own process before it goes to
+ * scache: the next request for the destination mostly comes to the same
+ * process, which then takes the session back without a trip through
+ * master and scache.
+ */
+const HANDOFF_MS = 50;
+
 /** The most idle sessions one process keeps. */
 const PARKED_MAX = 500;
 
@@ -118,6 +129,15 @@ export class SessionCache {
     if (list?.length === 0) this.#idle.delete(key);
     this.#count--;
     clearTimeout(e.timer);
+    return { session: e.session, needsReset: e.needsReset };
+  }
+
+  /** Takes one particular parked session back, if it is still parked. */
+  remove(key: string, session: SmtpSession): Reused | null {
+    const list = this.#idle.get(key);
+    const e = list?.find((x) => x.session === session);
+    if (e === undefined) return null;
+    this.#drop(key, session);
     return { session: e.session, needsReset: e.needsReset };
   }
 
@@ -292,17 +312,29 @@ export class AgentCache {
     const young = Date.now() - s.created < st.reuseAgeMs;
     const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
     if (!(reusable && policy.store && young && fresh && s.usable)) return s.quit(!st.skipQuitResponse);
-    if (!isTls(s) && this.#shared()) {
-      const r = await this.#remote.save(() => s.handOff(), {
-        ttl: Math.max(1, Math.ceil(st.idleMs / 1000)),
-        endpLabel: endpointLabel(st.service, s.server, s.opts.heloName),
-        endpProp: encodeProps(s, needsReset),
-        destLabel: destinationLabel(st.service, nexthop),
-      });
-      if (r === "sent") return;
-      if (r === "lost") return s.close();
-    }
-    if (this.#local.park(nexthop.toLowerCase(), s, needsReset, st.idleMs, () => void s.quit(false))) return;
-    await s.quit(!st.skipQuitResponse);
+    const key = nexthop.toLowerCase();
+    if (!this.#local.park(key, s, needsReset, st.idleMs, () => void s.quit(false)))
+      return s.quit(!st.skipQuitResponse);
+    if (isTls(s) || st.idleMs <= HANDOFF_MS) return;
+    setTimeout(() => void this.#handOff(nexthop, s), HANDOFF_MS).unref();
+  }
+
+  /** Moves a session that nobody in this process took to scache (it stays here when scache refuses). */
+  async #handOff(nexthop: string, s: SmtpSession): Promise<void> {
+    const key = nexthop.toLowerCase();
+    if (!this.#shared()) return;
+    const e = this.#local.remove(key, s);
+    if (e === null) return;
+    const st = this.#st;
+    const r = await this.#remote.save(() => s.handOff(), {
+      ttl: Math.max(1, Math.ceil((st.idleMs - HANDOFF_MS) / 1000)),
+      endpLabel: endpointLabel(st.service, s.server, s.opts.heloName),
+      endpProp: encodeProps(s, e.needsReset),
+      destLabel: destinationLabel(st.service, nexthop),
+    });
+    if (r === "sent") return;
+    if (r === "lost") return s.close();
+    const left = st.idleMs - HANDOFF_MS;
+    if (!this.#local.park(key, s, e.needsReset, left, () => void s.quit(false))) await s.quit(false);
   }
 }
