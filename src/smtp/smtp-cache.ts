@@ -87,7 +87,7 @@ interface Parked {
  * process, which then takes the session back without a trip through
  * master and scache.
  */
-const HANDOFF_MS = 50;
+const HANDOFF_MS = 250;
 
 /** The most idle sessions one process keeps. */
 const PARKED_MAX = 500;
