@@ -88,6 +88,14 @@ export interface TriggerServerOptions extends CommonOptions {
 }
 
 const TRIGGER_MAX = 1024;
+/** How long a retiring daemon's exit hooks may take. */
+const EXIT_HOOKS_MS = 2000;
+const exitHooks: Array<() => Promise<void>> = [];
+
+/** Runs fn before a retiring daemon exits when its work is done (the smtp agent hands its idle sessions on). */
+export function beforeRetiredExit(fn: () => Promise<void>): void {
+  exitHooks.push(fn);
+}
 const RETIRE_GRACE_MS = 30_000;
 
 /** Parses master's arguments into the context. */
@@ -136,6 +144,7 @@ class Skeleton {
   readonly ctx: ServerContext;
   #active = 0;
   #retiring = false;
+  #exiting = false;
   #watchdogMs: number;
 
   constructor(ctx: ServerContext) {
@@ -173,9 +182,12 @@ class Skeleton {
     this.#maybeExit();
   }
 
-  /** Exits when retiring and no work is left. */
+  /** Exits when retiring and no work is left (after the exit hooks, at most EXIT_HOOKS_MS). */
   #maybeExit(): void {
-    if (this.#retiring && this.#active === 0) process.exit(0);
+    if (!this.#retiring || this.#active !== 0 || this.#exiting) return;
+    this.#exiting = true;
+    const limit = new Promise((r) => setTimeout(r, EXIT_HOOKS_MS).unref());
+    void Promise.race([Promise.allSettled(exitHooks.map((h) => h())), limit]).then(() => process.exit(0));
   }
 }
 

@@ -38,8 +38,8 @@
 import type { Socket } from "node:net";
 import type { Config } from "../global/config.js";
 import { DEL_REQ_FLAG } from "../global/deliver-proto.js";
-import { ScacheClient } from "../global/scache-client.js";
-import { onCacheSocket, sendCacheSocket } from "../master/mail-server.js";
+import { ScacheClient, type ScacheSaveResult } from "../global/scache-client.js";
+import { beforeRetiredExit, onCacheSocket, sendCacheSocket } from "../master/mail-server.js";
 import { msg } from "../util/msg.js";
 import type { Server } from "./smtp-addr.js";
 import { SmtpSession, type Features, type SessionOptions } from "./smtp-session.js";
@@ -139,6 +139,19 @@ export class SessionCache {
     if (e === undefined) return null;
     this.#drop(key, session);
     return { session: e.session, needsReset: e.needsReset };
+  }
+
+  /** Takes every parked session, with its next hop. */
+  takeAll(): Array<Reused & { key: string }> {
+    const out: Array<Reused & { key: string }> = [];
+    for (const [key, list] of this.#idle)
+      for (const e of list) {
+        clearTimeout(e.timer);
+        out.push({ key, session: e.session, needsReset: e.needsReset });
+      }
+    this.#idle.clear();
+    this.#count = 0;
+    return out;
   }
 
   /** How many sessions are parked. */
@@ -250,6 +263,33 @@ export class AgentCache {
     this.#remote = ScacheClient.fromConfig(cfg, (sock, token) => sendCacheSocket(sock, token));
     const remote = this.#remote;
     onCacheSocket((token, sock) => remote.received(token, sock));
+    beforeRetiredExit(() => this.#flush());
+  }
+
+  /** Before the process exits: parked sessions go to scache now, or end with QUIT. */
+  async #flush(): Promise<void> {
+    const all = this.#local.takeAll();
+    await Promise.allSettled(
+      all.map(async ({ key, session, needsReset }) => {
+        if (!isTls(session) && this.#shared()) {
+          const r = await this.#save(key, session, needsReset, this.#st.idleMs);
+          if (r === "sent") return;
+          if (r === "lost") return session.close();
+        }
+        await session.quit(false);
+      }),
+    );
+  }
+
+  /** Offers a session to scache under its endpoint and next hop labels. */
+  #save(nexthop: string, s: SmtpSession, needsReset: boolean, ttlMs: number): Promise<ScacheSaveResult> {
+    const st = this.#st;
+    return this.#remote.save(() => s.handOff(), {
+      ttl: Math.max(1, Math.ceil(ttlMs / 1000)),
+      endpLabel: endpointLabel(st.service, s.server, s.opts.heloName),
+      endpProp: encodeProps(s, needsReset),
+      destLabel: destinationLabel(st.service, nexthop),
+    });
   }
 
   /** What qmgr's request (and smtp_connection_cache_destinations) allow for a next hop. */
@@ -326,12 +366,7 @@ export class AgentCache {
     const e = this.#local.remove(key, s);
     if (e === null) return;
     const st = this.#st;
-    const r = await this.#remote.save(() => s.handOff(), {
-      ttl: Math.max(1, Math.ceil((st.idleMs - HANDOFF_MS) / 1000)),
-      endpLabel: endpointLabel(st.service, s.server, s.opts.heloName),
-      endpProp: encodeProps(s, e.needsReset),
-      destLabel: destinationLabel(st.service, nexthop),
-    });
+    const r = await this.#save(nexthop, s, e.needsReset, st.idleMs - HANDOFF_MS);
     if (r === "sent") return;
     if (r === "lost") return s.close();
     const left = st.idleMs - HANDOFF_MS;
