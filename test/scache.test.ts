@@ -45,8 +45,8 @@ async function world(
       ...(opts.main ?? []),
     ].join("\n"),
     [
-      `scsmtp unix - - n - ${opts.procs ?? 4} smtp -o postern_process_client_limit=1 ${opts.agent ?? ""}`,
-      "scache unix - - n - 1 scache",
+      `scsmtp unix - - y - ${opts.procs ?? 4} smtp -o postern_process_client_limit=1 ${opts.agent ?? ""}`,
+      "scache unix - - y - 1 scache",
     ].join("\n"),
   );
   return { aio, inst };
