@@ -16,7 +16,10 @@
  *   scache loses no mail (the agents go on with new connections); a
  *   cached connection that the server closes is replaced without a failed
  *   delivery; with on-demand caching a lone message's connection is not
- *   kept, while a backlog is delivered over kept connections.
+ *   kept, while a backlog is delivered over kept connections. Without a
+ *   scache service in master.cf, sessions are kept in the agent process
+ *   (logged once). The agents and scache run jailed, as in the stock
+ *   master.cf.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -250,4 +253,22 @@ test("on demand: a lone message's connection is not kept; a backlog is delivered
   for (let i = 1; i <= 12; i++) await sent(inst, ids[i - 1] ?? "", i);
   const conns = new Set([...portsByMessage(aio)].filter(([i]) => i > 0).map(([, p]) => p));
   assert.ok(conns.size < 12, `12 messages over ${conns.size} connections`);
+});
+
+test("without a scache service the agent keeps its sessions in its own process, and says so once", async (t) => {
+  const aio = await startAiosmtpd(t, { addr: "127.0.0.3" });
+  const inst = await relayInstance(
+    t,
+    [`relayhost = [127.0.0.3]:${aio.port}`, "smtp_connection_cache_time_limit = 5s"].join("\n"),
+  );
+  for (let i = 0; i < 4; i++) {
+    await sent(inst, await send(inst, i), i);
+    await sleep(300);
+  }
+  const conns = new Set([1, 2, 3].map((i) => portsByMessage(aio).get(i)));
+  assert.equal(conns.size, 1, "the back-to-back messages shared one connection");
+  const said = inst
+    .log()
+    .match(/connection cache service \S+ is not available: idle sessions stay in this process/g);
+  assert.equal(said?.length, 1, inst.log());
 });
