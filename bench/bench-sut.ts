@@ -35,7 +35,8 @@ export type SystemName = "Postern" | "Postfix";
 export { POSTFIX };
 
 /** A service both systems can run, by its master.cf name. */
-export type Service = "smtpd" | "cleanup" | "rewrite" | "qmgr" | "local" | "pickup" | "smtp" | "bounce";
+export type Service =
+  "smtpd" | "cleanup" | "rewrite" | "qmgr" | "local" | "pickup" | "smtp" | "bounce" | "scache";
 
 export interface SutSpec {
   main: string[];
@@ -79,6 +80,8 @@ function serviceLines(s: Service, port: number): [string, string] {
       return ["smtp unix - - n - - smtp", "smtp unix - - n - - smtp"];
     case "bounce":
       return ["bounce unix - - n - 0 bounce\ndefer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce", ""];
+    case "scache":
+      return ["scache unix - - n - 1 scache", "scache unix - - n - 1 scache"];
   }
 }
 

@@ -370,7 +370,7 @@ const relay: Workload = {
     const sink = await startSink();
     try {
       const main = [...COMMON, `relayhost = [127.0.0.1]:${sink.port}`];
-      const services: Service[] = ["smtpd", "cleanup", "rewrite", "qmgr", "smtp", "bounce"];
+      const services: Service[] = ["smtpd", "cleanup", "rewrite", "qmgr", "smtp", "bounce", "scache"];
       return await withSut(system, o, { main, services }, async (sut, measure) => {
         const n = o.messages;
         const ms = await measure(async () => {
@@ -409,7 +409,7 @@ const fanout: Workload = {
       writeFileSync(map, domains.map((d) => `${d} smtp:[127.0.0.1]:${sink.port}\n`).join(""));
       chmodSync(map, 0o644);
       const main = [...COMMON, `transport_maps = texthash:${map}`];
-      const services: Service[] = ["smtpd", "cleanup", "rewrite", "qmgr", "smtp", "bounce"];
+      const services: Service[] = ["smtpd", "cleanup", "rewrite", "qmgr", "smtp", "bounce", "scache"];
       return await withSut(system, o, { main, services }, async (sut, measure) => {
         const rcpts = Array.from({ length: 1000 }, (_, i) => `u${i}@${domains[i % 100] ?? ""}`);
         const ms = await measure(async () => {

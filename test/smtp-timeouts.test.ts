@@ -102,6 +102,7 @@ test("a parked session that went stale is replaced by a fresh one", async (t) =>
     t,
     [
       `relayhost = [127.0.0.4]:${srv.port}`,
+      `smtp_connection_cache_destinations = [127.0.0.4]:${srv.port}`,
       "smtp_mail_timeout = 1s",
       "smtp_connection_cache_time_limit = 10s",
     ].join("\n"),

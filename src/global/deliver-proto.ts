@@ -22,8 +22,16 @@ export const DELIVER_PROTOCOL = "deliver";
 export const DELIVER_FRAME_MAX = 1 << 20;
 export const DELIVER_MAX_RCPT = 1000;
 
-/** Request flag bits: MTA_VRFY for a verify-service probe, USR_VRFY for sendmail -bv, RECORD for sendmail -v. */
-export const DEL_REQ_FLAG = { MTA_VRFY: 1, USR_VRFY: 2, RECORD: 4 } as const;
+/**
+ * Request flag bits: MTA_VRFY for a verify-service probe, USR_VRFY for
+ * sendmail -bv, RECORD for sendmail -v; CONN_LOAD and CONN_STORE are
+ * qmgr's word for on-demand connection caching (Postfix's
+ * DEL_REQ_FLAG_CONN_*): look for a cached connection first, and keep the
+ * connection afterwards because more mail waits for the destination.
+ */
+export const DEL_REQ_FLAG = { MTA_VRFY: 1, USR_VRFY: 2, RECORD: 4, CONN_LOAD: 8, CONN_STORE: 16 } as const;
+/** Both connection-cache bits. */
+export const DEL_REQ_CONN_MASK = DEL_REQ_FLAG.CONN_LOAD | DEL_REQ_FLAG.CONN_STORE;
 export const DEL_REQ_VERIFY = DEL_REQ_FLAG.MTA_VRFY | DEL_REQ_FLAG.USR_VRFY;
 /** All trace flag bits. */
 export const DEL_REQ_TRACE_MASK = DEL_REQ_VERIFY | DEL_REQ_FLAG.RECORD;
@@ -152,7 +160,7 @@ export function parseRequest(a: AttrList): DeliveryRequest | string {
     recipients.push(rc);
   }
   const flags = attrInt(a, "flags");
-  if (flags !== undefined && (flags < 0 || flags > 7)) return "bad flags";
+  if (flags !== undefined && (flags < 0 || flags > 31)) return "bad flags";
   const req: DeliveryRequest = { queueName, queueId, nexthop, sender, arrival, active, attrs, recipients };
   if (flags !== undefined && flags !== 0) req.flags = flags;
   return req;

@@ -218,6 +218,12 @@ export const SMTP_PARAMS: readonly ParamDef[] = [
     "no",
     "never convert 8-bit mail to 7-bit for a server without 8BITMIME",
   ),
+  p(
+    "lmtp_assume_final",
+    "bool",
+    "no",
+    "treat an LMTP server that announces no DSN as the final destination (success notices say delivered)",
+  ),
   p("connection_cache_service_name", "str", "scache", "the name of the connection cache service"),
   p("connection_cache_ttl_limit", "time", "2s", "the longest time an idle session may be cached", {
     unit: "s",

@@ -63,6 +63,14 @@ export interface AgentResult extends DeliveryReply {
    * NOTIFY=SUCCESS (it was passed on), so no success notice is sent here.
    */
   successPassedOn?: boolean[];
+  /**
+   * Recipients delivered by a server that does final delivery (an LMTP
+   * server without DSN, with lmtp_assume_final): their success notice
+   * says "delivered" even from an agent that relays.
+   */
+  successFinal?: boolean[];
+  /** How many transactions the connection has carried when it was reused (conn_use= in the log). */
+  connUse?: number;
 }
 
 export interface AgentOptions {
@@ -96,8 +104,9 @@ function logResult(
     .map(secs)
     .join("/");
   const orig = rc.original !== "" && rc.original !== rc.address ? ` orig_to=<${rc.original}>,` : "";
+  const use = r.connUse !== undefined && r.connUse > 1 ? ` conn_use=${r.connUse},` : "";
   msg.info(
-    `${req.queueId}: to=<${rc.address}>,${orig} relay=${r.relay ?? "none"}, delay=${secs(now - req.arrival)}, delays=${delays}, dsn=${res.dsn}, status=${word} (${res.text})`,
+    `${req.queueId}: to=<${rc.address}>,${orig} relay=${r.relay ?? "none"},${use} delay=${secs(now - req.arrival)}, delays=${delays}, dsn=${res.dsn}, status=${word} (${res.text})`,
   );
 }
 
@@ -202,8 +211,8 @@ async function handle(
   const path = paths.path(req.queueName as QueueName, req.queueId);
   if (traceOnly(req.flags)) return handleTraceOnly(venv, path, req, r, started);
   const soft = ctx.config.bool("soft_bounce");
-  const relayed = opts.relays === true;
   for (let i = 0; i < r.results.length; i++) {
+    const relayed = opts.relays === true && r.successFinal?.[i] !== true;
     const passedOn = r.successPassedOn?.[i] === true;
     const res = await report(bounce, req, i, r.results[i] as RcptResult, r.relay, soft, relayed, passedOn);
     await recordTrace(venv, req, i, res, r.relay, relayed);

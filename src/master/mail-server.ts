@@ -31,6 +31,11 @@
  *   named the real client (PROXY protocol), the endpoints go along too,
  *   and the socket reports them as its remote and local address.
  *
+ *   The connection cache moves idle SMTP connections between processes
+ *   the same way (sendCacheSocket, onCacheSocket): a delivery agent hands
+ *   one to master for the scache service, and scache hands it back to the
+ *   agent process that asked for it (master-proto.ts, cachefd).
+ *
  *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
  */
 import type { Socket } from "node:net";
@@ -83,6 +88,14 @@ export interface TriggerServerOptions extends CommonOptions {
 }
 
 const TRIGGER_MAX = 1024;
+/** How long a retiring daemon's exit hooks may take. */
+const EXIT_HOOKS_MS = 2000;
+const exitHooks: Array<() => Promise<void>> = [];
+
+/** Runs fn before a retiring daemon exits when its work is done (the smtp agent hands its idle sessions on). */
+export function beforeRetiredExit(fn: () => Promise<void>): void {
+  exitHooks.push(fn);
+}
 const RETIRE_GRACE_MS = 30_000;
 
 /** Parses master's arguments into the context. */
@@ -131,6 +144,7 @@ class Skeleton {
   readonly ctx: ServerContext;
   #active = 0;
   #retiring = false;
+  #exiting = false;
   #watchdogMs: number;
 
   constructor(ctx: ServerContext) {
@@ -168,9 +182,12 @@ class Skeleton {
     this.#maybeExit();
   }
 
-  /** Exits when retiring and no work is left. */
+  /** Exits when retiring and no work is left (after the exit hooks, at most EXIT_HOOKS_MS). */
   #maybeExit(): void {
-    if (this.#retiring && this.#active === 0) process.exit(0);
+    if (!this.#retiring || this.#active !== 0 || this.#exiting) return;
+    this.#exiting = true;
+    const limit = new Promise((r) => setTimeout(r, EXIT_HOOKS_MS).unref());
+    void Promise.race([Promise.allSettled(exitHooks.map((h) => h())), limit]).then(() => process.exit(0));
   }
 }
 
@@ -207,7 +224,12 @@ async function start(
     if (m.t === "retire") sk.retire("master asked");
     else if (m.t === "trigger") handlers.trigger(sk, Buffer.from(m.data, "latin1"));
     else if (m.t === "passq") opts.onPassQueue?.(m.service, m.waiting);
-    else if (isSocket(handle)) {
+    else if (m.t === "cachefd") {
+      if (!isSocket(handle)) return;
+      handle.on("error", () => undefined);
+      if (cacheSocketHandler === null) handle.destroy();
+      else cacheSocketHandler(m.token, handle, m.from);
+    } else if (isSocket(handle)) {
       if (m.peer !== undefined) showPeer(handle, m.peer);
       handlers.conn(sk, handle, m.data !== undefined ? Buffer.from(m.data, "base64") : undefined);
     }
@@ -294,6 +316,42 @@ export function multiServer(opts: ConnectionServerOptions): Promise<void> {
 }
 
 const handedOver = new WeakSet<Socket>();
+
+type CacheSocketHandler = (token: string, socket: Socket, from: number | undefined) => void;
+let cacheSocketHandler: CacheSocketHandler | null = null;
+
+/** Takes the connection-cache sockets that master hands this process (without a handler they are closed). */
+export function onCacheSocket(fn: CacheSocketHandler): void {
+  cacheSocketHandler = fn;
+}
+
+/**
+ * Hands an idle connection to master for the connection cache: to scache
+ * (from an agent), or to the agent process `to` (from scache). The socket
+ * must have nothing unread: its reading is stopped first, and a socket
+ * with bytes nobody consumed is not sent (false; the caller closes it).
+ * Resolves true once master has it; the local socket is then closed.
+ */
+export function sendCacheSocket(socket: Socket, token: string, to?: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (
+      takeBuffered(socket).length > 0 ||
+      socket.destroyed ||
+      !process.connected ||
+      process.send === undefined
+    )
+      return resolve(false);
+    const m: ChildMessage = to === undefined ? { t: "cachefd", token } : { t: "cachefd", token, to };
+    process.send(m, socket, { keepOpen: false }, (err: Error | null) => {
+      if (err !== null) {
+        msg.warn(`cannot hand a cached connection to master: ${err.message}`);
+        return resolve(false);
+      }
+      socket.destroy();
+      resolve(true);
+    });
+  });
+}
 
 /**
  * Hands a live client connection to the pass service `service` through

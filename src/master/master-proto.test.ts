@@ -74,3 +74,20 @@ test("fuzz: no value makes the checks throw, and only well-formed messages pass"
     { numRuns: 2000 },
   );
 });
+
+test("cachefd messages: a 128-bit hex token and an optional pid, nothing else", () => {
+  const token = "0123456789abcdef0123456789abcdef";
+  assert.deepEqual(parseChildMessage({ t: "cachefd", token }), { t: "cachefd", token });
+  assert.deepEqual(parseChildMessage({ t: "cachefd", token, to: 4242 }), { t: "cachefd", token, to: 4242 });
+  assert.deepEqual(parseMasterMessage({ t: "cachefd", token, from: 7 }), { t: "cachefd", token, from: 7 });
+  for (const bad of [
+    { t: "cachefd" },
+    { t: "cachefd", token: token.toUpperCase() },
+    { t: "cachefd", token: token + "0" },
+    { t: "cachefd", token, to: -1 },
+    { t: "cachefd", token, to: 1.5 },
+    { t: "cachefd", token, to: "12" },
+  ])
+    assert.equal(parseChildMessage(bad), null, JSON.stringify(bad));
+  assert.equal(parseMasterMessage({ t: "cachefd", token, from: 0 }), null);
+});

@@ -15,8 +15,17 @@
  *                           server sees it; peer names the real endpoints
  *                           when they are not the socket's own (a PROXY
  *                           protocol header named them)
+ *     cachefd { token, to? }  with a socket: an idle SMTP connection for the
+ *                           connection cache. From a delivery agent (no
+ *                           "to"): master hands it to the scache service's
+ *                           process, saying which pid it came from. From
+ *                           the scache service only, "to" names the agent
+ *                           process that asked for it. The token pairs the
+ *                           socket with the request sent to scache over its
+ *                           own service socket (global/scache-proto.ts).
  *   master to child
  *     conn   { data?, peer? }  with a socket: serve this client (as for pass)
+ *     cachefd { token, from? }  with a socket: see above (from: the sending pid)
  *     trigger { data }      a wakeup or other trigger (a few bytes)
  *     retire                take no more work; exit when the current work is done
  *     passq  { service, waiting }  how many handed-over connections wait for a
@@ -39,14 +48,32 @@ export interface PeerInfo {
 export type ChildMessage =
   | { t: "ready"; capacity: number }
   | { t: "done" }
-  | { t: "pass"; service: string; data?: string; peer?: PeerInfo };
+  | { t: "pass"; service: string; data?: string; peer?: PeerInfo }
+  | { t: "cachefd"; token: string; to?: number };
 export type MasterMessage =
+  | { t: "cachefd"; token: string; from?: number }
   | { t: "conn"; data?: string; peer?: PeerInfo }
   | { t: "trigger"; data: string }
   | { t: "retire" }
   | { t: "passq"; service: string; waiting: number };
 
 const MAX_CAPACITY = 100_000;
+/** The form of a connection-cache token: 128 random bits in hex. */
+export const CACHE_TOKEN_RE = /^[0-9a-f]{32}$/;
+
+/** Validates an optional process id: undefined when absent, null when bad. */
+function pidField(p: unknown): number | undefined | null {
+  if (p === undefined) return undefined;
+  return typeof p === "number" && Number.isInteger(p) && p > 0 && p < 2 ** 31 ? p : null;
+}
+
+/** Validates a cachefd message's token and optional pid (named `to` or `from`): the two, or null when bad. */
+function cacheFd(f: Record<string, unknown>, pidName: "to" | "from"): { token: string; pid?: number } | null {
+  const token = f["token"];
+  const pid = pidField(f[pidName]);
+  if (typeof token !== "string" || !CACHE_TOKEN_RE.test(token) || pid === null) return null;
+  return pid === undefined ? { token } : { token, pid };
+}
 /** The most bytes a connection may carry along when it is handed over (as base64 text). */
 export const PASS_DATA_MAX = 8192;
 const B64_MAX = Math.ceil(PASS_DATA_MAX / 3) * 4;
@@ -126,6 +153,13 @@ export function parseChildMessage(m: unknown): ChildMessage | null {
         return null;
       return withExtras({ t: "pass" as const, service: s }, data, peer);
     }
+    case "cachefd": {
+      const c = cacheFd(f, "to");
+      if (c === null) return null;
+      return c.pid === undefined
+        ? { t: "cachefd", token: c.token }
+        : { t: "cachefd", token: c.token, to: c.pid };
+    }
     default:
       return null;
   }
@@ -144,6 +178,13 @@ export function parseMasterMessage(m: unknown): MasterMessage | null {
     }
     case "retire":
       return { t: "retire" };
+    case "cachefd": {
+      const c = cacheFd(f, "from");
+      if (c === null) return null;
+      return c.pid === undefined
+        ? { t: "cachefd", token: c.token }
+        : { t: "cachefd", token: c.token, from: c.pid };
+    }
     case "passq": {
       const { service, waiting } = f;
       return typeof service === "string" &&

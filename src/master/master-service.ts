@@ -48,7 +48,13 @@ import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
 import { endpoints, listen } from "./master-listen.js";
-import { PASS_DATA_MAX, parseChildMessage, takeBuffered, type PeerInfo } from "./master-proto.js";
+import {
+  PASS_DATA_MAX,
+  parseChildMessage,
+  takeBuffered,
+  type MasterMessage,
+  type PeerInfo,
+} from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
 
 export interface MasterEnv {
@@ -62,6 +68,13 @@ export interface MasterEnv {
   passTo: (service: string, socket: Socket, data: Buffer | undefined, peer: PeerInfo | undefined) => boolean;
   /** Tells the screening services how many handed-over connections wait for a pass service. */
   passQueue: (service: string, waiting: number) => void;
+  /** Routes a connection-cache socket (cachefd) from a child of the service `command` runs. */
+  cacheFd: (
+    from: { pid: number; command: string },
+    token: string,
+    to: number | undefined,
+    sock: Socket,
+  ) => void;
 }
 
 interface Child {
@@ -419,8 +432,10 @@ export class Service {
   /** Handles a status message from a child. */
   #onMessage(c: Child, raw: unknown, handle: unknown): void {
     const m = parseChildMessage(raw);
-    if (m === null)
+    if (m === null) {
+      if (isSocket(handle)) handle.destroy();
       return msg.warn(`service ${this.spec.key}: pid ${c.pid}: malformed status message ignored`);
+    }
     if (m.t === "ready") {
       c.ready = true;
       c.capacity = m.capacity;
@@ -434,8 +449,41 @@ export class Service {
       if (sock === undefined || typeof sock.destroy !== "function") return;
       const data = m.data !== undefined ? Buffer.from(m.data, "base64") : undefined;
       if (!this.#env.passTo(m.service, sock, data, m.peer)) sock.destroy();
+    } else if (m.t === "cachefd") {
+      if (!isSocket(handle))
+        return msg.warn(`service ${this.spec.key}: pid ${c.pid}: cachefd without a socket ignored`);
+      this.#env.cacheFd({ pid: c.pid, command: this.spec.entry.command }, m.token, m.to, handle);
     }
     this.#dispatch();
+  }
+
+  /**
+   * Sends a message with a socket to a ready process of this service: the
+   * one with that pid, or any when none is named. False when there is no
+   * such process (the caller closes the socket).
+   */
+  sendSocket(m: MasterMessage, sock: Socket, pid?: number): boolean {
+    let to: Child | undefined;
+    for (const c of this.#children) {
+      if (!c.ready || !c.proc.connected || (pid !== undefined && c.pid !== pid)) continue;
+      if (to === undefined || (to.retiring && !c.retiring)) to = c;
+    }
+    if (to === undefined) return false;
+    const child = to;
+    child.proc.send(m, sock, { keepOpen: false }, (err: Error | null) => {
+      if (err === null) return;
+      msg.warn(
+        `service ${this.spec.key}: could not hand a cached connection to pid ${child.pid}: ${err.message}`,
+      );
+      sock.destroy();
+    });
+    return true;
+  }
+
+  /** True when a process of this service has this pid. */
+  hasPid(pid: number): boolean {
+    for (const c of this.#children) if (c.pid === pid) return true;
+    return false;
   }
 
   /** Handles a child's exit: logs trouble, throttles a broken command, replaces as needed. */
@@ -507,4 +555,9 @@ export class Service {
     });
     proc.on("exit", finish);
   }
+}
+
+/** True for a net.Socket handle that came with a child's message. */
+function isSocket(h: unknown): h is Socket {
+  return typeof h === "object" && h !== null && typeof (h as Socket).destroy === "function";
 }

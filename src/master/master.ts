@@ -22,6 +22,7 @@
  *   SIGINT and SIGQUIT stop at once. With -w, master writes "ready" to file
  *   descriptor 3 once it serves, so "postern start" knows it is up.
  */
+import type { Socket } from "node:net";
 import { chownSync, closeSync, writeSync } from "node:fs";
 import { getopt } from "../util/getopt.js";
 import { StderrSink, msg, msgInit, type MsgSink } from "../util/msg.js";
@@ -33,6 +34,7 @@ import { configDirectory, installRoot } from "../global/install-paths.js";
 import { makeQueueTree } from "../global/queue-dirs.js";
 import { lockInstance, unlockInstance } from "../global/master-pid.js";
 import { endpoints } from "./master-listen.js";
+import { takeBuffered } from "./master-proto.js";
 import { Service, type MasterEnv } from "./master-service.js";
 import { serviceSpec } from "./master-spec.js";
 
@@ -123,6 +125,7 @@ class Master {
       passQueue: (name, waiting) => {
         for (const svc of this.#services.values()) svc.tellPassQueue(name, waiting);
       },
+      cacheFd: (from, token, to, sock) => this.#cacheFd(from, token, to, sock),
     };
   }
 
@@ -164,6 +167,41 @@ class Master {
     }
     svc.accept(sock, data, peer);
     return true;
+  }
+
+  /**
+   * Routes an idle SMTP connection between the delivery agents and the
+   * connection cache (scache): from an agent to the process of the service
+   * connection_cache_service_name, with the agent's pid; from scache only,
+   * to the agent process it names. A socket from which master read bytes
+   * (the server spoke while it was idle) is not worth keeping: closed.
+   */
+  #cacheFd(
+    from: { pid: number; command: string },
+    token: string,
+    to: number | undefined,
+    sock: Socket,
+  ): void {
+    sock.on("error", () => undefined);
+    const refuse = (why: string): void => {
+      msg.warn(`cached connection from pid ${from.pid} refused: ${why}`);
+      sock.destroy();
+    };
+    if (takeBuffered(sock).length > 0) return refuse("the server sent data while the connection was idle");
+    if (to === undefined) {
+      const name = this.#cfg.get("connection_cache_service_name");
+      const svc = this.#services.get(`${name}/unix`);
+      if (svc === undefined || !svc.sendSocket({ t: "cachefd", token, from: from.pid }, sock))
+        return refuse(`no running ${name} service`);
+      return;
+    }
+    if (from.command !== "scache") return refuse("only the scache service may hand connections to agents");
+    for (const svc of this.#services.values())
+      if (svc.hasPid(to)) {
+        if (!svc.sendSocket({ t: "cachefd", token }, sock, to)) refuse(`pid ${to} is not ready`);
+        return;
+      }
+    refuse(`no process with pid ${to}`);
   }
 
   /** Re-reads both files: unchanged services get fresh processes, changed ones restart, removed ones stop. */

@@ -66,7 +66,7 @@ import {
   readEnvelope,
   type Envelope,
 } from "../global/queue-file.js";
-import { DEL_REQ_FLAG, traceFlags, traceOnly } from "../global/deliver-proto.js";
+import { DEL_REQ_FLAG, DEL_REQ_TRACE_MASK, traceFlags, traceOnly } from "../global/deliver-proto.js";
 import type { BounceClient } from "../global/bounce-client.js";
 import type { QueuePaths, QueueName } from "../global/queue-path.js";
 import type { Config } from "../global/config.js";
@@ -112,7 +112,10 @@ const LOAD_PARALLEL = 32;
 
 /** True when a delivery request may make the agent write a trace log (NOTIFY=SUCCESS, verify or record flags). */
 function mayLog(req: DeliveryRequest): boolean {
-  return (req.flags ?? 0) !== 0 || req.recipients.some((rc) => ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) !== 0);
+  return (
+    ((req.flags ?? 0) & DEL_REQ_TRACE_MASK) !== 0 ||
+    req.recipients.some((rc) => ((rc.notify ?? 0) & DSN_NOTIFY.SUCCESS) !== 0)
+  );
 }
 
 export class QueueManager {
@@ -374,6 +377,7 @@ export class QueueManager {
   async #deliver(b: Batch): Promise<void> {
     const m = this.#messages.get(b.msg.id);
     if (m === undefined) return;
+    const connFlags = b.dest.connCacheFlags(Date.now());
     const req = {
       queueName: "active",
       queueId: m.id,
@@ -383,10 +387,11 @@ export class QueueManager {
       active: m.activeAt,
       attrs: Object.fromEntries(m.env.attrs),
       recipients: b.rcpts.map(({ msg: _m, ...r }) => r),
-      ...(m.flags !== 0 ? { flags: m.flags } : {}),
+      ...(m.flags !== 0 || connFlags !== 0 ? { flags: m.flags | connFlags } : {}),
     };
     if (!m.mayHaveLogs) m.mayHaveLogs = mayLog(req);
     const out = await deliverOnce(this.#paths.root, b.transport.name, req, b.transport.timeLimitMs);
+    b.dest.lastDone = Date.now();
     b.dest.active--;
     b.transport.active--;
     const now = Date.now();

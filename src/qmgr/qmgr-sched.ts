@@ -21,9 +21,20 @@
  *   _destination_recipient_limit, _initial_destination_concurrency,
  *   _destination_rate_delay, _destination_concurrency_failed_cohort_limit,
  *   _time_limit, with the default_* parameters as defaults.
+ *
+ *   On-demand connection caching (Postfix's DEL_REQ_FLAG_CONN_*): a
+ *   delivery request tells the agent to keep its connection (CONN_STORE)
+ *   while more mail waits for the destination or deliveries to it come
+ *   back to back (one ended within the last second), and to look for a
+ *   kept connection (CONN_LOAD); a destination is remembered for that
+ *   second after its last delivery. Once on, LOAD stays on, so that no new
+ *   connection is made while kept ones may exist; STORE goes off when the
+ *   destination has no backlog, no other delivery running and no
+ *   back-to-back delivery. Mail to a destination that gets one message
+ *   now and then is delivered without the agent keeping anything.
  */
 import type { Config } from "../global/config.js";
-import type { DeliveryRecipient } from "../global/deliver-proto.js";
+import { DEL_REQ_CONN_MASK, DEL_REQ_FLAG, type DeliveryRecipient } from "../global/deliver-proto.js";
 
 export interface QRcpt extends DeliveryRecipient {
   msg: QMessageRef;
@@ -61,6 +72,9 @@ function transportParam(
   return Number.isInteger(n) && n > 0 ? n : 1;
 }
 
+/** A delivery that starts within this time of the previous one's end is back to back. */
+const BACK_TO_BACK_MS = 1000;
+
 export class Destination {
   readonly name: string;
   readonly transport: Transport;
@@ -74,6 +88,10 @@ export class Destination {
   notBefore = 0;
   lastReason = "";
   lastUsed = Date.now();
+  /** The connection-cache bits of this destination's requests (connCacheFlags). */
+  connFlags = 0;
+  /** When the last delivery to this destination ended (ms since the epoch). */
+  lastDone = 0;
 
   constructor(name: string, transport: Transport) {
     this.name = name;
@@ -99,6 +117,17 @@ export class Destination {
       if (rcpts.length > 0) return { msg, rcpts };
     }
     return null;
+  }
+
+  /** The DEL_REQ_FLAG.CONN_* bits for a request just taken (see the header). */
+  connCacheFlags(now: number): number {
+    const backToBack = this.lastDone + BACK_TO_BACK_MS >= now;
+    if ((this.connFlags & DEL_REQ_FLAG.CONN_STORE) === 0) {
+      if (this.waiting > 0 || backToBack) this.connFlags = DEL_REQ_CONN_MASK;
+    } else if (this.waiting === 0 && this.active <= 1 && !backToBack) {
+      this.connFlags &= ~DEL_REQ_FLAG.CONN_STORE;
+    }
+    return this.connFlags;
   }
 
   /** Removes and returns everything waiting (a dead destination's recipients). */
@@ -208,7 +237,9 @@ export class Transport {
     for (const [name, d] of this.destinations) {
       if (d.waiting > 0 || d.active > 0 || d.deadUntil > now) continue;
       const healthy = d.failures === 0 && d.window >= this.initial;
-      if (healthy || now - d.lastUsed > memoryMs) this.destinations.delete(name);
+      // A destination just used stays a moment, so that the next delivery is seen as back to back.
+      const recent = now - d.lastDone <= BACK_TO_BACK_MS;
+      if ((healthy && !recent) || now - d.lastUsed > memoryMs) this.destinations.delete(name);
     }
   }
 }

@@ -18,21 +18,20 @@
  *   final. What is left when the list runs out is deferred with the last
  *   reason. site_fail goes to qmgr only when no server could be talked to.
  *
- *   Connection reuse (smtp_connection_cache_on_demand,
- *   smtp_connection_cache_destinations): qmgr keeps its connections to an
- *   agent process open and sends that process request after request, so
- *   sessions are kept in the process that made them. After a transaction
- *   the session is parked under its next hop for at most
- *   smtp_connection_cache_time_limit (idle) and is retired after
- *   smtp_connection_reuse_time_limit (age) or
- *   smtp_connection_reuse_count_limit (uses); the next request for the
- *   same next hop in this process takes it (after an RSET when the last
- *   transaction did not end cleanly). An open socket cannot be handed to
- *   another Node process except through its parent, so there is no
- *   cross-process cache: with on-demand caching every agent process keeps
- *   at most a few idle sessions per destination for a couple of seconds,
- *   which is where Postfix's scache gets most of its gain (back-to-back
- *   deliveries to one busy destination).
+ *   Connection reuse (smtp-cache.ts): with on-demand caching the agent
+ *   keeps a session only when qmgr says that more mail waits for the
+ *   destination (the request's DEL_REQ_FLAG.CONN_STORE) or the next hop is
+ *   in smtp_connection_cache_destinations, and looks for a kept one when
+ *   qmgr says so (CONN_LOAD). Kept sessions go to the scache service,
+ *   through master, so that any agent process can carry the next message
+ *   over a connection another one opened (a TLS session, or every session
+ *   when master.cf has no scache, stays parked in this process), within
+ *   smtp_connection_cache_time_limit, smtp_connection_reuse_time_limit and
+ *   smtp_connection_reuse_count_limit. A reused connection shows as
+ *   conn_use=N in the delivery log line.
+ *
+ *   With lmtp_assume_final, a recipient that an LMTP server without DSN
+ *   accepted counts as delivered, not relayed, in its success notice.
  */
 import { stat } from "node:fs/promises";
 import type { ServerContext } from "../master/mail-server.js";
@@ -53,6 +52,7 @@ import {
 } from "./smtp-addr.js";
 import { SessionError, SmtpSession, type SessionOptions, type SessionTls } from "./smtp-session.js";
 import { clientTlsSettings, policyFor, policyKey, type ClientTlsSettings } from "./smtp-tls.js";
+import { SaslClient } from "./smtp-sasl.js";
 import {
   ContentError,
   transaction,
@@ -61,7 +61,7 @@ import {
   type TransSettings,
 } from "./smtp-trans.js";
 import { OutputFilter } from "./smtp-output.js";
-import { SaslClient } from "./smtp-sasl.js";
+import { AgentCache, type CacheSettings, type CachePolicy } from "./smtp-cache.js";
 
 interface Settings {
   lmtp: boolean;
@@ -71,12 +71,9 @@ interface Settings {
   defaultPort: number;
   sessionLimit: number;
   fallback: string[];
-  cacheOnDemand: boolean;
-  cacheDestinations: Set<string>;
-  cacheIdleMs: number;
-  reuseAgeMs: number;
-  reuseCount: number;
-  skipQuitResponse: boolean;
+  cache: CacheSettings;
+  /** lmtp_assume_final: a server without DSN does final delivery ("delivered", not "relayed"). */
+  assumeFinal: boolean;
   sendXforward: boolean;
   trans: Omit<TransSettings, "verify">;
   dns: DnsLookup;
@@ -89,7 +86,7 @@ interface Settings {
 }
 
 /** Reads the settings of one mode (smtp_* or lmtp_*). */
-function settings(cfg: Config, lmtp: boolean): Settings {
+function settings(cfg: Config, lmtp: boolean, service: string): Settings {
   const x = lmtp ? "lmtp" : "smtp";
   const p = (n: string): string => `${x}_${n}`;
   const protos = cfg.list("inet_protocols").map((s) => s.toLowerCase());
@@ -138,13 +135,17 @@ function settings(cfg: Config, lmtp: boolean): Settings {
     defaultPort: port,
     sessionLimit: cfg.int(p("mx_session_limit")),
     fallback: cfg.list(p("fallback_relay")),
-    cacheOnDemand: cfg.bool(p("connection_cache_on_demand")),
-    cacheDestinations: new Set(cfg.list(p("connection_cache_destinations")).map((d) => d.toLowerCase())),
-    cacheIdleMs:
-      Math.min(cfg.time(p("connection_cache_time_limit")), cfg.time("connection_cache_ttl_limit")) * 1000,
-    reuseAgeMs: cfg.time(p("connection_reuse_time_limit")) * 1000,
-    reuseCount: cfg.int(p("connection_reuse_count_limit")),
-    skipQuitResponse: cfg.bool(p("skip_quit_response")),
+    cache: {
+      service,
+      onDemand: cfg.bool(p("connection_cache_on_demand")),
+      destinations: new Set(cfg.list(p("connection_cache_destinations")).map((d) => d.toLowerCase())),
+      idleMs:
+        Math.min(cfg.time(p("connection_cache_time_limit")), cfg.time("connection_cache_ttl_limit")) * 1000,
+      reuseAgeMs: cfg.time(p("connection_reuse_time_limit")) * 1000,
+      reuseCount: cfg.int(p("connection_reuse_count_limit")),
+      skipQuitResponse: cfg.bool(p("skip_quit_response")),
+    },
+    assumeFinal: lmtp && cfg.bool("lmtp_assume_final"),
     sendXforward: cfg.bool(p("send_xforward_command")),
     trans: {
       lmtp,
@@ -170,70 +171,6 @@ function outputFilter(cfg: Config, prefix: string): OutputFilter | null {
     return msg.fatal((err as Error).message);
   }
 }
-
-interface Parked {
-  session: SmtpSession;
-  needsReset: boolean;
-  timer: NodeJS.Timeout;
-}
-
-/** The most idle sessions one process keeps. */
-const PARKED_MAX = 500;
-
-/** Idle sessions of this process, by next hop. */
-class SessionCache {
-  #idle = new Map<string, Parked[]>();
-  #count = 0;
-  #hooked = new WeakSet<SmtpSession>();
-
-  /** Parks a session (false when the cache is full); it is closed when it stays idle too long. */
-  park(key: string, session: SmtpSession, needsReset: boolean, idleMs: number, quit: () => void): boolean {
-    if (this.#count >= PARKED_MAX) return false;
-    const list = this.#idle.get(key) ?? [];
-    const entry: Parked = {
-      session,
-      needsReset,
-      timer: setTimeout(() => {
-        this.#drop(key, session);
-        quit();
-      }, idleMs),
-    };
-    entry.timer.unref();
-    if (!this.#hooked.has(session)) {
-      this.#hooked.add(session);
-      session.onClose(() => this.#drop(key, session));
-    }
-    list.push(entry);
-    this.#idle.set(key, list);
-    this.#count++;
-    return true;
-  }
-
-  /** Takes an idle session for a next hop, if any. */
-  take(key: string): Parked | null {
-    const list = this.#idle.get(key);
-    const e = list?.pop();
-    if (e === undefined) return null;
-    if (list?.length === 0) this.#idle.delete(key);
-    this.#count--;
-    clearTimeout(e.timer);
-    return e;
-  }
-
-  /** Forgets a parked session (closed, or idle too long). */
-  #drop(key: string, session: SmtpSession): void {
-    const list = this.#idle.get(key);
-    if (list === undefined) return;
-    const i = list.findIndex((e) => e.session === session);
-    if (i < 0) return;
-    clearTimeout(list[i]?.timer);
-    list.splice(i, 1);
-    this.#count--;
-    if (list.length === 0) this.#idle.delete(key);
-  }
-}
-
-const cache = new SessionCache();
 
 const ENVELOPES_MAX = 200;
 const envelopes = new Map<string, Promise<EnvelopeResult>>();
@@ -307,17 +244,31 @@ async function fallbackServers(st: Settings, req: DeliveryRequest): Promise<Serv
   return out;
 }
 
-/** A cached session for the next hop (and TLS policy) that is still fit, or a new one to this server (logged in, with SASL). */
+/** How a server attempt may use a kept session: by next hop then server, by server only, or not at all. */
+type Reuse = "dest" | "endp" | "none";
+
+/**
+ * A kept session that is still fit (by next hop and/or this server, under the
+ * same TLS policy and SASL identity), or a new one to this server: STARTTLS
+ * as the policy asks (tls null: plaintext), then the SASL login.
+ */
 async function sessionFor(
   st: Settings,
-  key: string,
+  cache: AgentCache,
+  run: Run,
   server: Server,
-  first: boolean,
+  reuse: Reuse,
   tls: SessionTls | null,
-  req: DeliveryRequest,
 ): Promise<SmtpSession> {
-  if (first) {
-    for (let e = cache.take(key); e !== null; e = cache.take(key)) {
+  const lookups =
+    reuse === "none"
+      ? []
+      : [
+          ...(reuse === "dest" ? [() => cache.takeDest(run.key, run.policy, st.session)] : []),
+          () => cache.takeEndp(server, run.key, run.policy, st.session),
+        ];
+  for (const lookup of lookups) {
+    for (let e = await lookup(); e !== null; e = await lookup()) {
       if (!e.session.usable || (e.needsReset && !(await e.session.reset()))) {
         e.session.close();
         continue;
@@ -326,27 +277,8 @@ async function sessionFor(
     }
   }
   const sasl = st.sasl;
-  const ctx = { sender: req.sender, dest: server.dest ?? req.nexthop, queueId: req.queueId };
+  const ctx = { sender: run.req.sender, dest: server.dest ?? run.req.nexthop, queueId: run.req.queueId };
   return SmtpSession.open(server, st.session, tls, sasl === null ? undefined : (s) => sasl.login(s, ctx));
-}
-
-/** Parks the session for reuse, or ends it. */
-async function release(
-  st: Settings,
-  key: string,
-  s: SmtpSession,
-  reusable: boolean,
-  needsReset: boolean,
-): Promise<void> {
-  // The key is the next hop, then the TLS policy; a TLS session stays only with smtp_tls_connection_reuse.
-  const wanted =
-    (st.cacheOnDemand || st.cacheDestinations.has(key.split("\0")[0] ?? key)) &&
-    (s.tls === null || st.tls.connectionReuse);
-  const young = Date.now() - s.created < st.reuseAgeMs;
-  const fresh = st.reuseCount === 0 || s.uses < st.reuseCount;
-  if (reusable && wanted && young && fresh && s.usable)
-    if (cache.park(key, s, needsReset, st.cacheIdleMs, () => void s.quit(false))) return;
-  await s.quit(!st.skipQuitResponse);
 }
 
 /** What the transaction sends: the message (with generic maps and output checks) and the recipients on the wire. */
@@ -377,21 +309,28 @@ async function transInput(
 /** The state of one request's delivery across servers. */
 interface Run {
   req: DeliveryRequest;
+  /** The cache key: the next hop, the TLS policy, and the sender with sender-dependent SASL. */
+  key: string;
+  tls: SessionTls;
   message: TransMessage;
   wire: TransRecipient[];
   verify: boolean;
-  key: string;
   /** Final results (2xx, 5xx) by recipient. */
   results: (RcptResult | undefined)[];
   /** The last temporary result of a recipient without a final one. */
   soft: RcptResult[];
   /** Sent to a server that announced DSN (which then owns NOTIFY=SUCCESS). */
   passedOn: boolean[];
+  /** Delivered by a server that does final delivery (lmtp_assume_final): "delivered", not "relayed". */
+  final: boolean[];
   relay: string;
   sessions: number;
   talked: boolean;
   connectMs: number;
-  tls: SessionTls;
+  /** What qmgr's request allows of the connection cache. */
+  policy: CachePolicy;
+  /** How many transactions the session of the last attempt has carried (conn_use=). */
+  connUse: number;
 }
 
 /**
@@ -401,16 +340,17 @@ interface Run {
  */
 async function tryServer(
   st: Settings,
+  cache: AgentCache,
   run: Run,
   server: Server,
-  mayReuse: boolean,
+  reuse: Reuse,
   plain = false,
 ): Promise<"next" | "stop" | "fresh" | "plain"> {
   const todo = run.results.flatMap((r, i) => (r === undefined ? [i] : []));
   let s: SmtpSession;
   const t0 = Date.now();
   try {
-    s = await sessionFor(st, run.key, server, mayReuse && !plain, plain ? null : run.tls, run.req);
+    s = await sessionFor(st, cache, run, server, plain ? "none" : reuse, plain ? null : run.tls);
     run.connectMs += Date.now() - t0;
   } catch (err) {
     if (!(err instanceof SessionError)) throw err;
@@ -436,8 +376,12 @@ async function tryServer(
       if (o.final) run.results[i] = o.result;
       else run.soft[i] = o.result;
       if (o.final && o.result.status === "sent" && s.features.dsn) run.passedOn[i] = true;
+      else if (o.final && o.result.status === "sent" && st.assumeFinal) run.final[i] = true;
     });
-    await release(st, run.key, s, tr.reusable && !plain, tr.needsReset || run.verify);
+    run.connUse = s.uses;
+    // A TLS session is kept only with smtp_tls_connection_reuse (and then in this process only).
+    const keep = tr.reusable && !plain && (s.tls === null || st.tls.connectionReuse);
+    await cache.release(run.key, s, keep, tr.needsReset || run.verify, run.policy);
     return "next";
   } catch (err) {
     s.close();
@@ -453,7 +397,7 @@ async function tryServer(
     }
     if (!(err instanceof SessionError)) throw err;
     for (const i of todo) run.soft[i] = { status: "deferred", dsn: err.dsn, text: err.message };
-    if (s.uses > 1 && mayReuse) {
+    if (s.uses > 1 && reuse !== "none") {
       run.sessions--;
       return "fresh";
     }
@@ -462,7 +406,7 @@ async function tryServer(
 }
 
 /** Delivers one request. */
-async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult> {
+async function deliver(st: Settings, cache: AgentCache, req: DeliveryRequest): Promise<AgentResult> {
   const path = st.paths.path(req.queueName as QueueName, req.queueId);
   const e = await envelopeOf(path);
   if (!e.ok) {
@@ -480,21 +424,28 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
   const { message, wire } = await transInput(st, req, path, e.env);
   const run: Run = {
     req,
+    key: `${req.nexthop.toLowerCase()}\0${policyKey(policy)}${st.sasl?.cacheKey(req.sender) ?? ""}`,
+    tls: { settings: st.tls, policy, nexthop: req.nexthop },
     message,
     wire,
     verify: ((req.flags ?? 0) & DEL_REQ_VERIFY) !== 0,
-    key: `${req.nexthop.toLowerCase()}\0${policyKey(policy)}${st.sasl?.cacheKey(req.sender) ?? ""}`,
     results: req.recipients.map(() => undefined),
     soft: [],
     passedOn: req.recipients.map(() => false),
+    final: req.recipients.map(() => false),
     relay: "none",
     sessions: 0,
     talked: false,
     connectMs: 0,
-    tls: { settings: st.tls, policy, nexthop: req.nexthop },
+    policy: cache.policy(req.nexthop, req.flags),
+    connUse: 0,
   };
-  // The first attempt may take a parked session; one that turns out stale is retried once, fresh.
-  const attempts = c.servers.map((server, n) => ({ server, mayReuse: n === 0, plain: false }));
+  // Attempts may take a kept session (the first by next hop); one that turns out stale is retried once, fresh.
+  const attempts = c.servers.map((server, n): { server: Server; reuse: Reuse; plain: boolean } => ({
+    server,
+    reuse: n === 0 ? "dest" : "endp",
+    plain: false,
+  }));
   let fallbackAdded = c.fallback;
   for (let a = 0; run.results.includes(undefined); a++) {
     const limited = st.sessionLimit > 0 && run.sessions >= st.sessionLimit;
@@ -505,15 +456,19 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
       run.sessions = 0;
       attempts.length = a;
       attempts.push(
-        ...(await fallbackServers(st, req)).map((server) => ({ server, mayReuse: false, plain: false })),
+        ...(await fallbackServers(st, req)).map((server) => ({
+          server,
+          reuse: "endp" as const,
+          plain: false,
+        })),
       );
       if (a >= attempts.length) break;
     }
-    const { server, mayReuse, plain } = attempts[a] as (typeof attempts)[number];
-    const next = await tryServer(st, run, server, mayReuse, plain);
+    const { server, reuse, plain } = attempts[a] as (typeof attempts)[number];
+    const next = await tryServer(st, cache, run, server, reuse, plain);
     if (next === "stop") break;
-    if (next === "fresh") attempts.splice(a + 1, 0, { server, mayReuse: false, plain });
-    if (next === "plain") attempts.splice(a + 1, 0, { server, mayReuse: false, plain: true });
+    if (next === "fresh") attempts.splice(a + 1, 0, { server, reuse: "none", plain });
+    if (next === "plain") attempts.splice(a + 1, 0, { server, reuse: "none", plain: true });
   }
   const final = run.results.map(
     (r, i) =>
@@ -523,6 +478,8 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
     relay: run.relay,
     connectMs: run.connectMs,
     successPassedOn: run.passedOn,
+    successFinal: run.final,
+    ...(run.connUse > 1 ? { connUse: run.connUse } : {}),
     siteFail: !run.talked && final.every((r) => r.status === "deferred"),
     results: final,
   };
@@ -531,15 +488,17 @@ async function deliver(st: Settings, req: DeliveryRequest): Promise<AgentResult>
 /** Runs the agent as smtp or lmtp. */
 export function runAgent(mode: "smtp" | "lmtp"): Promise<void> {
   let st: Settings | null = null;
+  let cache: AgentCache | null = null;
   return agentServer({
     name: mode,
     relays: true,
     onStart(ctx: ServerContext) {
-      st = settings(ctx.config, mode === "lmtp");
+      st = settings(ctx.config, mode === "lmtp", ctx.service);
+      cache = new AgentCache(ctx.config, st.cache);
     },
     deliver(req) {
-      if (st === null) throw new Error(`${mode} agent not initialized`);
-      return deliver(st, req);
+      if (st === null || cache === null) throw new Error(`${mode} agent not initialized`);
+      return deliver(st, cache, req);
     },
   });
 }

@@ -143,6 +143,7 @@ export function parseReply(lines: string[]): Reply {
 
 /** Reads reply lines from a socket, with a time limit per reply. */
 class ReplyReader {
+  #sock: Socket;
   #buf = "";
   #lines: string[] = [];
   #closed = false;
@@ -161,6 +162,7 @@ class ReplyReader {
       if (this.#buf.length > REPLY_LINE_MAX * 4) this.#buf = this.#buf.slice(0, REPLY_LINE_MAX);
       this.#wake?.();
     };
+    this.#sock = sock;
     const end = (): void => {
       this.#closed = true;
       this.#wake?.();
@@ -182,6 +184,11 @@ class ReplyReader {
     this.#detach();
     this.#lines = [];
     this.#buf = "";
+  }
+
+  /** True when nothing the server sent is left unread (here or in the socket). */
+  get drained(): boolean {
+    return this.#buf === "" && this.#lines.length === 0 && this.#sock.readableLength === 0;
   }
 
   /** One line, or why there is none. */
@@ -234,7 +241,7 @@ export class SmtpSession {
     starttls: false,
     auth: null,
   };
-  readonly created = Date.now();
+  readonly created: number;
   readonly id = ++connectionCounter;
   /** How many transactions this session has carried. */
   uses = 0;
@@ -254,7 +261,14 @@ export class SmtpSession {
   #reader: ReplyReader;
   #broken = false;
 
-  private constructor(sock: Socket, server: Server, opts: SessionOptions, tls: SessionTls | null) {
+  private constructor(
+    sock: Socket,
+    server: Server,
+    opts: SessionOptions,
+    tls: SessionTls | null,
+    created = Date.now(),
+  ) {
+    this.created = created;
     this.#sock = sock;
     this.#reader = new ReplyReader(sock);
     this.server = server;
@@ -298,6 +312,45 @@ export class SmtpSession {
       s.close();
       throw err;
     }
+  }
+
+  /**
+   * Continues a session that was set up elsewhere (another agent process,
+   * through the connection cache): no greeting and no EHLO, the server's
+   * extensions as they were recorded.
+   */
+  static adopt(
+    sock: Socket,
+    server: Server,
+    opts: SessionOptions,
+    saved: { features: Features; created: number; uses: number; mailAuth?: string | null },
+  ): SmtpSession {
+    sock.setNoDelay(true);
+    const s = new SmtpSession(sock, server, opts, null, saved.created);
+    Object.assign(s.features, saved.features, { xforward: new Set(saved.features.xforward) });
+    s.uses = saved.uses;
+    s.mailAuth = saved.mailAuth ?? null;
+    return s;
+  }
+
+  /**
+   * Stops reading and gives up the socket, for another process to go on
+   * with: null (and the session stays as it is) when the server sent
+   * something that was not read yet, which the next owner would miss.
+   */
+  handOff(): Socket | null {
+    if (!this.usable) return null;
+    type Handle = { readStop?: () => number; readStart?: () => number; reading?: boolean };
+    const handle = (this.#sock as unknown as { _handle?: Handle })._handle;
+    handle?.readStop?.();
+    if (handle !== undefined) handle.reading = false;
+    if (!this.#reader.drained) {
+      handle?.readStart?.();
+      if (handle !== undefined) handle.reading = true;
+      return null;
+    }
+    this.#broken = true;
+    return this.#sock;
   }
 
   /** Greeting and EHLO/HELO/LHLO. */

@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 # aio-sink - an aiosmtpd (Debian python3-aiosmtpd) SMTP server for Postern's tests.
 #
-# usage: /usr/bin/python3 aio-sink.py HOST PORT DIR [SIZE-LIMIT]
+# usage: /usr/bin/python3 aio-sink.py HOST PORT DIR [SIZE-LIMIT [IDLE-TIMEOUT]]
+#
+# Also logs each connection to DIR/conns.log: "open PORT MS", "mail PORT SENDER",
+# "close PORT MS" (PORT: the client's port, MS: the time in milliseconds since the
+# epoch). IDLE-TIMEOUT (seconds, default 300) is how long a silent client may stay.
 #
 # Logs every command it receives to DIR/commands.log (one line each) and writes
 # each accepted message to DIR/msg-N.eml with X-Mail-From/X-Rcpt-To lines in front.
@@ -17,6 +21,7 @@ import asyncio
 import os
 import ssl
 import sys
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
@@ -24,11 +29,26 @@ from aiosmtpd.smtp import SMTP
 
 host, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 size_limit = int(sys.argv[4]) if len(sys.argv) > 4 else 33554432
+idle_timeout = float(sys.argv[5]) if len(sys.argv) > 5 else 300
 log = open(os.path.join(out, "commands.log"), "a", buffering=1)
+conns = open(os.path.join(out, "conns.log"), "a", buffering=1)
 count = 0
 
 
+def now_ms():
+    return int(time.time() * 1000)
+
+
 class LoggingSMTP(LMTP if os.environ.get("AIO_LMTP") == "1" else SMTP):
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.conn_port = transport.get_extra_info("peername")[1]
+        conns.write(f"open {self.conn_port} {now_ms()}\n")
+
+    def connection_lost(self, error):
+        conns.write(f"close {getattr(self, 'conn_port', 0)} {now_ms()}\n")
+        super().connection_lost(error)
+
     # The DATA command itself is logged, before any content arrives.
     async def smtp_DATA(self, arg):
         log.write("DATA-COMMAND\n")
@@ -59,6 +79,7 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         log.write(f"MAIL {address} {' '.join(mail_options)}\n")
+        conns.write(f"mail {session.peer[1]} {address}\n")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -98,7 +119,8 @@ class Handler:
 class Ctl(Controller):
     def factory(self):
         return LoggingSMTP(self.handler, hostname="aio.example.test", decode_data=False, enable_SMTPUTF8=True,
-            data_size_limit=size_limit, tls_context=None if wrapper else tls_context, require_starttls=False)
+            data_size_limit=size_limit, tls_context=None if wrapper else tls_context, require_starttls=False,
+            timeout=idle_timeout)
 
 
 tls_context = None

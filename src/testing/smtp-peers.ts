@@ -152,6 +152,8 @@ export interface Aiosmtpd {
   commands(): string[];
   /** The messages it accepted (X-Mail-From and X-Rcpt-To lines, then the content). */
   messages(): string[];
+  /** Its connection log: "open PORT MS", "mail PORT SENDER", "close PORT MS" (PORT: the client's). */
+  connections(): string[];
 }
 
 /** Starts aiosmtpd (package python3-aiosmtpd) with Postern's test handler. */
@@ -161,6 +163,7 @@ export async function startAiosmtpd(
     addr?: string;
     port?: number;
     sizeLimit?: number;
+    idleTimeout?: number;
     /** Offer STARTTLS with this certificate (maxVersion caps the protocol; wrapper: implicit TLS instead; refusal: answer STARTTLS with this reply). */
     tls?: { cert: string; key: string; maxVersion?: "TLSv1.2"; wrapper?: boolean; refusal?: string };
     /** Speak LMTP (one reply after DATA: one recipient per message). */
@@ -176,7 +179,7 @@ export async function startAiosmtpd(
   const script = join(installRoot(), "src", "testing", "aio-sink.py");
   const child = spawn(
     "/usr/bin/python3",
-    [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432)],
+    [script, addr, String(port), dir, String(opts.sizeLimit ?? 33554432), String(opts.idleTimeout ?? 300)],
     {
       stdio: ["pipe", "pipe", "inherit"],
       env: {
@@ -203,6 +206,10 @@ export async function startAiosmtpd(
     dir,
     commands: () =>
       read("commands.log")
+        .split("\n")
+        .filter((l) => l !== ""),
+    connections: () =>
+      read("conns.log")
         .split("\n")
         .filter((l) => l !== ""),
     messages: () =>
