@@ -24,10 +24,13 @@ const PROPS = {
     dsn: false,
     smtputf8: false,
     xforward: ["NAME", "ADDR"],
+    starttls: false,
+    auth: ["PLAIN", "LOGIN"],
   },
   created: 1_700_000_000_000,
   uses: 2,
   needsReset: false,
+  mailAuth: "<>",
 };
 
 test("endpoint properties: a faithful round trip; anything malformed is refused", () => {
@@ -36,6 +39,7 @@ test("endpoint properties: a faithful round trip; anything malformed is refused"
   assert.deepEqual(p.server, PROPS.server);
   assert.deepEqual({ ...p.features, xforward: [...p.features.xforward] }, PROPS.features);
   assert.equal(p.uses, 2);
+  assert.equal(p.mailAuth, "<>");
   const withPath = decodeProps(JSON.stringify({ ...PROPS, server: { ...PROPS.server, path: "/run/lmtp" } }));
   assert.equal(withPath?.server.path, "/run/lmtp");
   const bad: unknown[] = [
@@ -44,6 +48,8 @@ test("endpoint properties: a faithful round trip; anything malformed is refused"
     { ...PROPS, server: { ...PROPS.server, port: 70000 } },
     { ...PROPS, server: { ...PROPS.server, host: 5 } },
     { ...PROPS, features: { ...PROPS.features, dsn: "yes" } },
+    { ...PROPS, features: { ...PROPS.features, auth: "PLAIN" } },
+    { ...PROPS, mailAuth: 7 },
     { ...PROPS, features: { ...PROPS.features, size: -1 } },
     { ...PROPS, features: { ...PROPS.features, xforward: "NAME" } },
     { ...PROPS, uses: 1.5 },
