@@ -39,6 +39,7 @@ import { relayInstance, startSmtpSink, submitMessage } from "../src/testing/smtp
 import { smtpdInstance, type SmtpdInstance } from "../src/testing/smtpd-instance.js";
 import { BOUNCE_SERVICES } from "../src/testing/local-world.js";
 import { startDovecot } from "../src/testing/dovecot.js";
+import { makeTestCerts } from "../src/testing/tls-certs.js";
 
 type T = TestContext;
 
@@ -389,4 +390,50 @@ test("smtp_send_dummy_mail_auth: AUTH=<> on MAIL FROM after logging in (Postfix'
 test("postconf -A lists the built-in SASL client type", async () => {
   const r = await runCli("postconf", ["-A"]);
   assert.equal(r.stdout, "postern\n");
+});
+
+test("AUTH after STARTTLS: PLAIN is used under smtp_sasl_tls_security_options once the session is verified TLS", async (t) => {
+  const dir = tempDir(t);
+  const certs = makeTestCerts(dir);
+  for (const f of readdirSync(dir)) chmodSync(join(dir, f), 0o644);
+  // The server offers AUTH only after STARTTLS (smtpd_tls_auth_only).
+  const server = await smtpdInstance(
+    t,
+    [
+      "smtpd_sasl_auth_enable = yes",
+      "smtpd_sasl_type = postern",
+      `postern_sasl_password_maps = texthash:${dir}/sasl_passwd`,
+      "smtpd_tls_security_level = may",
+      "smtpd_tls_auth_only = yes",
+      `smtpd_tls_cert_file = ${certs.rsaCert}`,
+      `smtpd_tls_key_file = ${certs.rsaKey}`,
+      REQUIRE_AUTH,
+    ].join("\n"),
+  );
+  const r = await runCli("postern", ["-c", server.etc, "sasl-passwd", "add", "alice@example.org"], {
+    input: "s3cret-Alice\n",
+  });
+  assert.equal(r.code, 0, r.stderr);
+  chmodSync(join(dir, "sasl_passwd"), 0o644);
+  const hop = `[127.0.0.1]:${server.port}`;
+  // Postfix's default smtp_sasl_security_options (noplaintext) would refuse PLAIN; the TLS options allow it.
+  const c = await client(
+    t,
+    server.port,
+    `${hop} alice@example.org:s3cret-Alice\n`,
+    [
+      "smtp_tls_security_level = verify",
+      `smtp_tls_CAfile = ${certs.ca}`,
+      "smtp_tls_loglevel = 1",
+      "smtp_sasl_tls_security_options = noanonymous",
+    ].join("\n"),
+  );
+  const id = await submitMessage(c, { rcpts: ["x@remote.test"], content: "Subject: tls auth\n\nhi\n" });
+  await c.waitLog(
+    new RegExp(`Verified TLS connection established to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${server.port}`),
+    20_000,
+  );
+  await c.waitLog(new RegExp(`${id}: to=<x@remote\\.test>, relay=127\\.0\\.0\\.1\\[.*status=sent`), 20_000);
+  await server.waitLog(/sasl_method=PLAIN, sasl_username=alice@example\.org\n/);
+  assertNoPasswords(c.log(), server.log());
 });
