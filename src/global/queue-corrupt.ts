@@ -70,6 +70,12 @@ export async function checkQueueFile(path: string): Promise<QueueFileCheck> {
   if (!walk.ok) return walk;
   const r = await readEnvelope(path);
   if (!r.ok) return r;
+  if (walk.xOffset !== r.env.xOffset)
+    return {
+      ok: false,
+      offset: walk.xOffset,
+      reason: "the end of the content is not where the size record says",
+    };
   if (walk.contentSize !== r.env.contentSize)
     return {
       ok: false,
@@ -79,12 +85,14 @@ export async function checkQueueFile(path: string): Promise<QueueFileCheck> {
   return { ok: true, env: r.env };
 }
 
-type WalkResult = { ok: true; contentSize: number } | { ok: false; offset: number; reason: string };
+type WalkResult =
+  { ok: true; contentSize: number; xOffset: number } | { ok: false; offset: number; reason: string };
 
 /** Reads every record: envelope records, M, content (N and L only), X, envelope records, E, end of file. */
 async function walkRecords(scan: RecordScanner): Promise<WalkResult> {
   let part: "envelope" | "content" | "extracted" = "envelope";
   let size = 0;
+  let xOffset = 0;
   for (let first = true; ; first = false) {
     const r = await scan.next();
     if (!r.ok) return r;
@@ -96,14 +104,16 @@ async function walkRecords(scan: RecordScanner): Promise<WalkResult> {
     if (part === "content") {
       if (type === REC.LINE) size += payload.length + 1;
       else if (type === REC.PART) size += payload.length;
-      else if (type === REC.XTRA) part = "extracted";
-      else return bad(`unexpected record type ${String.fromCharCode(type)} in the content`);
+      else if (type === REC.XTRA) {
+        part = "extracted";
+        xOffset = offset;
+      } else return bad(`unexpected record type ${String.fromCharCode(type)} in the content`);
     } else if (type === REC.MESSAGE && part === "envelope") part = "content";
     else if (type === REC.END && part === "extracted") {
       const after = await scan.next();
       if (!after.ok || after.rec !== null)
         return { ok: false, offset: scan.offset, reason: "data after the end record" };
-      return { ok: true, contentSize: size };
+      return { ok: true, contentSize: size, xOffset };
     } else if (CONTENT_TYPES.has(type) || (type === REC.SIZE && !first))
       return bad(`unexpected record type ${String.fromCharCode(type)} in the envelope`);
   }

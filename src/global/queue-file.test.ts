@@ -25,6 +25,7 @@ import { Config } from "./config.js";
 import { checkQueueFile } from "./queue-corrupt.js";
 import { QueueFileWriter, contentLines, readEnvelope, type Envelope, type Recipient } from "./queue-file.js";
 import { QueuePaths } from "./queue-path.js";
+import { REC, RecordScanner } from "./rec-codec.js";
 
 const LIMITS = { interruptAfterTimeLimit: 8000, timeout: 10_000 };
 const CALL_LIMIT_MS = 5000;
@@ -243,4 +244,34 @@ void test("every strict prefix of a queue file (a crash mid-write) is rejected",
     await rm(path);
   });
   await fc.assert(prop, { numRuns: 40, ...LIMITS });
+});
+
+void test("a file whose content lost a whole record (the end of content moved) is rejected by every reader", async () => {
+  const path = await writeMessage({
+    long: false,
+    filter: null,
+    sender: "s@example.org",
+    attrs: [],
+    rcpts: [{ address: "r@example.org" }],
+    extracted: ["x@example.org"],
+    lines: [[Buffer.from("a")], [Buffer.from("")], [Buffer.from("b")]],
+  });
+  const data = await readFile(path);
+  const r = await readEnvelope(path);
+  assert.ok(r.ok);
+  // Find the empty line's record and cut it out: the record stream stays well formed.
+  const scan = new RecordScanner(data, r.env.contentOffset, 1 << 20);
+  let cut: [number, number] | null = null;
+  while (cut === null) {
+    const x = await scan.next();
+    assert.ok(x.ok && x.rec !== null);
+    if (x.rec.type === REC.LINE && x.rec.payload.length === 0) cut = [x.rec.offset, scan.offset];
+  }
+  const broken = join(dir, `moved-x-${++serial}`);
+  await writeFile(broken, Buffer.concat([data.subarray(0, cut[0]), data.subarray(cut[1])]));
+  const e = await readEnvelope(broken);
+  assert.equal(e.ok, false, "readEnvelope notices that the end of content is not where the size record says");
+  assert.equal((await checkQueueFile(broken)).ok, false);
+  await rm(broken);
+  await rm(path);
 });

@@ -475,11 +475,17 @@ async function parseEnvelope(scan: RecordScanner, fileSize: number): Promise<Env
   let pending: Recipient = { address: "" };
   let sawSender = false;
   let sawTime = false;
+  let sawContent = false;
+  let wantXtra = false;
   for (;;) {
     const r = await scan.next();
     if (!r.ok) return r;
     if (r.rec === null) return bad(scan.offset, "file ends without an end record (truncated)");
     const { type, payload, offset } = r.rec;
+    // The record where the size record says the content ends must be the end-of-content record.
+    if (wantXtra && type !== REC.XTRA)
+      return bad(offset, "no end-of-content record where the size record says");
+    wantXtra = false;
     const text = payload.toString("utf8");
     switch (type) {
       case REC.TIME: {
@@ -520,8 +526,10 @@ async function parseEnvelope(scan: RecordScanner, fileSize: number): Promise<Env
         pending = { address: "" };
         break;
       case REC.MESSAGE:
-        if (scan.offset !== contentOffset)
+        if (scan.offset !== contentOffset || sawContent)
           return bad(offset, "content offset does not match the size record");
+        sawContent = true;
+        wantXtra = true;
         scan.seek(xOffset);
         break;
       case REC.XTRA:
@@ -531,6 +539,7 @@ async function parseEnvelope(scan: RecordScanner, fileSize: number): Promise<Env
         const after = await scan.next();
         if (!after.ok || after.rec !== null) return bad(scan.offset, "data after the end record");
         if (!sawSender || !sawTime) return bad(offset, "no sender or arrival time");
+        if (!sawContent) return bad(offset, "no content record");
         if (env.recipients.length !== rcptCount)
           return bad(0, "recipient count does not match the size record");
         return { ok: true, env };
