@@ -21,83 +21,25 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fork } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BounceClient } from "../src/global/bounce-client.js";
-import { CleanupClient } from "../src/global/cleanup-client.js";
 import { Config } from "../src/global/config.js";
 import { installRoot } from "../src/global/install-paths.js";
 import { readMasterPid } from "../src/global/master-pid.js";
 import { QUEUE_MODE_SCHEDULED, readEnvelope } from "../src/global/queue-file.js";
 import { QueuePaths, type QueueName } from "../src/global/queue-path.js";
 import { QueueManager } from "../src/qmgr/qmgr-manager.js";
-import { startInstance, sleep, type Instance } from "../src/testing/instance.js";
+import { sleep, until, type Instance } from "../src/testing/instance.js";
+import { queueMessage, sinkCount, sinkInstance } from "../src/testing/sink-instance.js";
 import { daemonPids, processTree } from "../src/testing/proc-tree.js";
 
-/** How often the sink delivered to a recipient. */
-function count(record: string, rcpt: string): number {
-  if (!existsSync(record)) return 0;
-  return readFileSync(record, "utf8")
-    .split("\n")
-    .filter((l) => l.split(" ")[2] === rcpt).length;
-}
-
-/** Queues a message through cleanup; its queue ID. */
-async function queue(inst: Instance, sender: string, rcpts: string[]): Promise<string> {
-  const c = await CleanupClient.open(inst.spool);
-  assert.ok(c.ok);
-  await c.client.sender(sender);
-  for (const r of rcpts) await c.client.rcpt({ address: r });
-  await c.client.data(Buffer.from(`Subject: recovery\n\nto ${rcpts.join(", ")}\n`));
-  const r = await c.client.end();
-  assert.equal(r.status, "ok");
-  return r.status === "ok" ? r.queueId : "";
-}
-
-/** Waits until cond() holds (bounded). */
-async function until(what: string, cond: () => boolean, inst: Instance, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; log:\n${inst.log().slice(-4000)}`);
-    await sleep(50);
-  }
-}
-
-/** An instance whose default transport is the recording sink (test-agent.ts). */
+/** The recording-sink instance, and its queue paths. */
 async function instance(
   t: { after: (fn: () => Promise<void>) => void },
   backoff: string,
 ): Promise<{ inst: Instance; record: string; paths: QueuePaths }> {
-  const rec = mkdtempSync(join(tmpdir(), "postern-recovery-"));
-  chmodSync(rec, 0o1777);
-  const record = join(rec, "sink.log");
-  const inst = await startInstance(
-    t,
-    {
-      main: [
-        "myhostname = mx.example.org",
-        "mydestination =",
-        "default_transport = sink",
-        `minimal_backoff_time = ${backoff}`,
-        `maximal_backoff_time = ${backoff}`,
-        "queue_run_delay = 1s",
-        "service_throttle_time = 1s",
-        "",
-      ].join("\n"),
-      master: [
-        "cleanup unix - - n - 0 cleanup",
-        "rewrite unix - - n - - trivial-rewrite",
-        "qmgr unix n - n 300 1 qmgr",
-        "bounce unix - - n - 0 bounce",
-        "defer unix - - n - 0 bounce",
-        "trace unix - - n - 0 bounce",
-        `sink unix - - n - 20 test-agent.js ${record}`,
-        "",
-      ].join("\n"),
-    },
-    () => rmSync(rec, { recursive: true, force: true }),
-  );
+  const { inst, record } = await sinkInstance(t, { backoff });
   return { inst, record, paths: new QueuePaths(Config.load(inst.etc)) };
 }
 
@@ -113,7 +55,7 @@ async function crash(inst: Instance): Promise<void> {
       return false;
     }
   };
-  await until("the killed processes to go", () => !pids.some(alive), inst, 10_000);
+  await until("the killed processes to go", () => !pids.some(alive), { inst, timeoutMs: 10_000 });
 }
 
 /** The recovery of a queue manager that dies before it loads anything (what qmgr does first at start). */
@@ -136,7 +78,7 @@ async function leaveInActive(
   rcpts: string[],
   log: RegExp,
 ): Promise<string> {
-  const id = await queue(inst, "snd@notice.example", rcpts);
+  const id = await queueMessage(inst, "snd@notice.example", rcpts, "recovery");
   await inst.waitLog(new RegExp(`${id}: to=<${log.source}`), 20_000);
   await crash(inst);
   assert.deepEqual(where(paths, id), ["active"], "the message is left in the active queue");
@@ -159,11 +101,17 @@ test("a message recovered by a queue manager that died at once still draws its n
   writeFileSync(`${record}.release`, "");
   const r = await inst.start();
   assert.equal(r.code, 0, r.stderr);
-  await until("the hanging recipient's delivery", () => count(record, "hang-1@hang.example") >= 1, inst);
-  await until("the notice to the sender", () => count(record, "snd@notice.example") >= 1, inst);
-  await until("the message to go", () => where(paths, id).length === 0, inst);
+  await until("the hanging recipient's delivery", () => sinkCount(record, "hang-1@hang.example") >= 1, {
+    inst,
+    timeoutMs: 20_000,
+  });
+  await until("the notice to the sender", () => sinkCount(record, "snd@notice.example") >= 1, {
+    inst,
+    timeoutMs: 20_000,
+  });
+  await until("the message to go", () => where(paths, id).length === 0, { inst, timeoutMs: 20_000 });
   await sleep(1500);
-  assert.equal(count(record, "snd@notice.example"), 1, "one notice");
+  assert.equal(sinkCount(record, "snd@notice.example"), 1, "one notice");
   assert.match(inst.log(), new RegExp(`${id}: sender non-delivery notification: `));
   for (const log of ["bounce", "defer", "trace"] as const)
     assert.ok(!existsSync(paths.path(log, id)), `no ${log} log outlives the message`);
@@ -184,22 +132,31 @@ test("the defer log of a recovered message holds the reasons of the last attempt
   writeFileSync(`${record}.release`, "");
   const r = await inst.start();
   assert.equal(r.code, 0, r.stderr);
-  await until("the hanging recipient's delivery", () => count(record, "hang-2@hang.example") >= 1, inst);
-  await until("the message to be deferred", () => where(paths, id).join() === "deferred", inst);
+  await until("the hanging recipient's delivery", () => sinkCount(record, "hang-2@hang.example") >= 1, {
+    inst,
+    timeoutMs: 20_000,
+  });
+  await until("the message to be deferred", () => where(paths, id).join() === "deferred", {
+    inst,
+    timeoutMs: 20_000,
+  });
   assert.equal(entries(), 1, "the second attempt's entry alone");
 });
 
 test("a second queue manager waits until the first is gone, even when it was killed with SIGKILL", async (t) => {
   const { inst, paths } = await instance(t, "1s");
   const master = readMasterPid(inst.lib) ?? 0;
-  await until("qmgr", () => daemonPids(master, "qmgr").length === 1, inst);
+  await until("qmgr", () => daemonPids(master, "qmgr").length === 1, { inst, timeoutMs: 20_000 });
   const first = daemonPids(master, "qmgr")[0] ?? 0;
   const lock = join(inst.lib, "qmgr.lock");
   const holder = (): string => (existsSync(lock) ? readFileSync(lock, "latin1") : "");
-  await until("the lock", () => holder() === `${first}\n`, inst);
+  await until("the lock", () => holder() === `${first}\n`, { inst, timeoutMs: 20_000 });
   // A file left in active/ that the second qmgr must not touch while the first runs.
-  const id = await queue(inst, "snd@notice.example", ["hang-3@hang.example"]);
-  await until("the message in active/", () => where(paths, id).join() === "active", inst);
+  const id = await queueMessage(inst, "snd@notice.example", ["hang-3@hang.example"], "recovery");
+  await until("the message in active/", () => where(paths, id).join() === "active", {
+    inst,
+    timeoutMs: 20_000,
+  });
   const second = fork(join(installRoot(), "dist", "src", "qmgr", "qmgr.js"), ["-n", "qmgr", "-t", "unix"], {
     env: { MAIL_CONFIG: inst.etc },
     stdio: ["ignore", "ignore", "pipe", "ipc"],
@@ -213,13 +170,19 @@ test("a second queue manager waits until the first is gone, even when it was kil
   second.on("message", (m: { t?: string }) => {
     if (m.t === "ready") ready = true;
   });
-  await until("the second qmgr to wait", () => stderr.includes("waiting for another queue manager"), inst);
+  await until("the second qmgr to wait", () => stderr.includes("waiting for another queue manager"), {
+    inst,
+    timeoutMs: 20_000,
+  });
   await sleep(1500);
   assert.equal(ready, false, "the second qmgr does not start while the first runs");
   assert.deepEqual(where(paths, id), ["active"], "the second qmgr left the active queue alone");
   await crash(inst);
-  await until("the second qmgr to start", () => ready, inst, 15_000);
+  await until("the second qmgr to start", () => ready, { inst, timeoutMs: 15_000 });
   assert.equal(holder(), `${second.pid}\n`);
-  await until("its recovery", () => where(paths, id).join() !== "active" || stderr.includes("moved 1"), inst);
+  await until("its recovery", () => where(paths, id).join() !== "active" || stderr.includes("moved 1"), {
+    inst,
+    timeoutMs: 20_000,
+  });
   second.kill("SIGKILL");
 });
