@@ -35,13 +35,10 @@ import {
   closeSync,
   constants,
   fstatSync,
-  fsync,
   ftruncateSync,
   mkdirSync,
-  open as openCb,
   openSync,
   readSync,
-  rename as renameCb,
   renameSync,
   statSync,
   unlinkSync,
@@ -278,61 +275,9 @@ export class QueueFileWriter {
   }
 }
 
-/** Runs synchronous work for a caller that awaits it: a throw becomes a rejection. */
-function asPromise<T>(f: () => T): Promise<T> {
-  try {
-    return Promise.resolve(f());
-  } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-  }
-}
+import { asPromise, fsyncFd, ignoreErrors, openFd, renameFile, syncDir, writeAll } from "./queue-fs.js";
 
-/** Writes a whole buffer at a file position (a short write goes on where it stopped). */
-function writeAll(fd: number, data: Buffer, position: number): void {
-  for (let done = 0; done < data.length;) {
-    const n = writeSync(fd, data, done, data.length - done, position + done);
-    if (n <= 0) throw new Error(`short write (${done} of ${data.length} bytes)`);
-    done += n;
-  }
-}
-
-/** open(2) in libuv's thread pool. */
-function openFd(path: string, flags: number, mode: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    openCb(path, flags, mode, (err, fd) => (err === null ? resolve(fd) : reject(err))),
-  );
-}
-
-/** rename(2) in libuv's thread pool. */
-function renameFile(from: string, to: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    renameCb(from, to, (err) => (err === null ? resolve() : reject(err))),
-  );
-}
-
-/** fsync(2) in libuv's thread pool. */
-function fsyncFd(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fsync(fd, (err) => (err === null ? resolve() : reject(err))));
-}
-
-/** Runs a clean-up call whose failure does not matter. */
-function ignoreErrors(f: () => void): void {
-  try {
-    f();
-  } catch {
-    /* already gone */
-  }
-}
-
-/** Makes a directory's entries durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const fd = await openFd(dir, constants.O_RDONLY, 0);
-  try {
-    await fsyncFd(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
+export { syncDir };
 
 export interface EnvRecipient extends Recipient {
   /** File offset of the R/D record (for markDone). */
