@@ -311,10 +311,10 @@ export class QueueManager {
       return;
     }
     msg.warn(`${id}: requeue failed (${r.reason}); will retry`);
-    if (this.#paths.move(id, "active", "deferred")) {
-      const at = Date.now() / 1000 + this.#cfg.time("minimal_backoff_time");
-      await utimes(this.#paths.path("deferred", id), at, at).catch(() => undefined);
-    }
+    // The retry time goes on the file before it enters deferred/, as Postfix does: never seen there without it.
+    const at = Date.now() / 1000 + this.#cfg.time("minimal_backoff_time");
+    await utimes(this.#paths.path("active", id), at, at).catch(() => undefined);
+    this.#paths.move(id, "active", "deferred");
   }
 
   /** Resolves one recipient and queues it, or records its deferral. */
@@ -483,10 +483,10 @@ export class QueueManager {
         Math.max(age, this.#cfg.time("minimal_backoff_time")),
         this.#cfg.time("maximal_backoff_time"),
       );
-      if (this.#paths.move(m.id, "active", "deferred")) {
-        const at = Date.now() / 1000 + wait;
-        await utimes(this.#paths.path("deferred", m.id), at, at).catch(() => undefined);
-      }
+      // The retry time goes on the file before it enters deferred/, so a scan never sees it there without it.
+      const at = Date.now() / 1000 + wait;
+      await utimes(this.#paths.path("active", m.id), at, at).catch(() => undefined);
+      this.#paths.move(m.id, "active", "deferred");
     }
     const memory = this.#cfg.time("minimal_backoff_time") * 1000;
     for (const t of this.#transports.values()) t.prune(Date.now(), memory);
