@@ -1,45 +1,25 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { constants } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { TLSSocket, connect, createSecureContext } from "node:tls";
+import { makeTestCerts } from "../testing/tls-certs.js";
 import { isTls13Session, ticketCipherAllows } from "./smtpd-tlsmgr.js";
 
 /** The sessions a TLS server saves for a client of each protocol version (Node's newSession event). */
 async function serverSessions(version: "TLSv1.2" | "TLSv1.3"): Promise<Buffer[]> {
   const dir = mkdtempSync(join(tmpdir(), "postern-tls13-"));
   try {
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        join(dir, "k.pem"),
-        "-out",
-        join(dir, "c.pem"),
-      ],
-      { stdio: "ignore" },
-    );
+    const certs = makeTestCerts(dir);
     const context = createSecureContext({
       sessionIdContext: "test",
       // Stateful sessions: the server saves them (with tickets, TLS 1.2 sessions are not saved).
       secureOptions: constants.SSL_OP_NO_TICKET,
-      key: readFileSync(join(dir, "k.pem")),
-      cert: readFileSync(join(dir, "c.pem")),
+      key: readFileSync(certs.ecKey),
+      cert: readFileSync(certs.ecCert),
     });
     const events = createServer();
     const saved: Buffer[] = [];
