@@ -130,17 +130,15 @@ export async function startTlsSink(): Promise<TlsSink> {
 }
 
 /** What bench-workloads.ts lends the workload (its shared run harness). */
+/** What a workload does with a running system: measure() times its work (CPU and peak RSS included). */
+export type SutBody = (
+  sut: Sut,
+  measure: <T>(timed: () => Promise<T>) => Promise<T>,
+) => Promise<Omit<RunResult, "cpuPer1000" | "peakRssKiB"> & { count: number }>;
+
 export interface Harness {
   common: readonly string[];
-  withSut(
-    system: SystemName,
-    o: Options,
-    spec: SutSpec,
-    fn: (
-      sut: Sut,
-      measure: <T>(timed: () => Promise<T>) => Promise<T>,
-    ) => Promise<Omit<RunResult, "cpuPer1000" | "peakRssKiB"> & { count: number }>,
-  ): Promise<RunResult>;
+  withSut(system: SystemName, o: Options, spec: SutSpec, fn: SutBody): Promise<RunResult>;
   /** Sends n messages through the system under test to the relay; the milliseconds until all are sent. */
   relaySend(sut: Sut, n: number, budgetMs: number): Promise<number>;
 }

@@ -48,7 +48,7 @@ import {
 } from "./bench-common.js";
 import { CLK_TCK, RssSampler, cpuTicks, reapedChildTicks, treeMemory } from "./bench-proc.js";
 import { startSut, type Service, type Sut, type SutSpec, type SystemName } from "./bench-sut.js";
-import { relayTlsWorkload } from "./bench-relay-tls.js";
+import { relayTlsWorkload, type SutBody } from "./bench-relay-tls.js";
 
 export interface Latency {
   p50: number;
@@ -107,15 +107,7 @@ function latency(samples: number[]): Latency | null {
 }
 
 /** Runs fn with an instance, measuring CPU and peak RSS over what fn times; the instance is stopped after. */
-async function withSut(
-  system: SystemName,
-  o: Options,
-  spec: SutSpec,
-  fn: (
-    sut: Sut,
-    measure: <T>(timed: () => Promise<T>) => Promise<T>,
-  ) => Promise<Omit<RunResult, "cpuPer1000" | "peakRssKiB"> & { count: number }>,
-): Promise<RunResult> {
+async function withSut(system: SystemName, o: Options, spec: SutSpec, fn: SutBody): Promise<RunResult> {
   const sut = await startSut(system, join(o.dir, `postfix-${Date.now()}`), spec);
   let cpu = 0;
   let peak = 0;

@@ -172,6 +172,21 @@ function order(addrs: string[], pref: AddrSettings["preference"]): string[] {
 }
 
 /** The servers for a next hop, in the order to try them. */
+/** The next hop's own addresses as servers (no MX lookup, or no MX records). */
+async function directServers(
+  hop: Exclude<Nexthop, { kind: "unix" }>,
+  st: AddrSettings,
+  dns: DnsLookup,
+  loopCheck: boolean,
+): Promise<ServerListResult> {
+  const a = await hostAddrs(hop.host, st, dns);
+  if (!a.ok) return fail(a.temp, a.temp ? "4.4.3" : "5.4.4", a.text);
+  if (loopCheck && a.addrs.some((x) => st.self.has(x)))
+    return fail(false, "5.4.6", `mail for ${hop.host} loops back to myself`);
+  const servers = a.addrs.map((addr) => ({ host: hop.host, addr, port: hop.port, pref: 0 }));
+  return { ok: true, servers: limit(servers, st) };
+}
+
 export async function serverList(hop: Nexthop, st: AddrSettings, dns: DnsLookup): Promise<ServerListResult> {
   if (hop.kind === "unix")
     return {
@@ -180,17 +195,7 @@ export async function serverList(hop: Nexthop, st: AddrSettings, dns: DnsLookup)
     };
   const loopCheck = !st.lmtp && hop.port === 25;
   if (!hop.mx) {
-    const a = await hostAddrs(hop.host, st, dns);
-    if (!a.ok) return fail(a.temp, a.temp ? "4.4.3" : "5.4.4", a.text);
-    if (loopCheck && a.addrs.some((x) => st.self.has(x)))
-      return fail(false, "5.4.6", `mail for ${hop.host} loops back to myself`);
-    return {
-      ok: true,
-      servers: limit(
-        a.addrs.map((addr) => ({ host: hop.host, addr, port: hop.port, pref: 0 })),
-        st,
-      ),
-    };
+    return directServers(hop, st, dns, loopCheck);
   }
   const mx = st.hostLookup.dns ? await dns.mx(hop.host) : ({ status: "notfound", nxdomain: false } as const);
   if (mx.status === "tempfail")
@@ -200,17 +205,7 @@ export async function serverList(hop: Nexthop, st: AddrSettings, dns: DnsLookup)
       `Host or domain name not found. Name service error for name=${hop.host} type=MX: Host not found, try again`,
     );
   if (mx.status === "notfound") {
-    const a = await hostAddrs(hop.host, st, dns);
-    if (!a.ok) return fail(a.temp, a.temp ? "4.4.3" : "5.4.4", a.text);
-    if (loopCheck && a.addrs.some((x) => st.self.has(x)))
-      return fail(false, "5.4.6", `mail for ${hop.host} loops back to myself`);
-    return {
-      ok: true,
-      servers: limit(
-        a.addrs.map((addr) => ({ host: hop.host, addr, port: hop.port, pref: 0 })),
-        st,
-      ),
-    };
+    return directServers(hop, st, dns, loopCheck);
   }
   if (mx.hosts.some((h) => h.exchange === "" && h.preference === 0) && mx.hosts.length === 1)
     return fail(false, "5.1.0", `Domain ${hop.host} does not accept mail (nullMX)`);
