@@ -7,12 +7,12 @@
  *   sockets, and checks what an administrator would see: processes started
  *   on demand, replaced, recycled and retired; a broken service throttled;
  *   reload adding and removing listeners without dropping a session; stop
- *   leaving nothing behind; services running as mail_owner; the jail.
+ *   leaving nothing behind; services running as mail_owner (the jail: jail.test.ts).
  *   The tests run as root (CI does) so that privilege separation is real.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chownSync, readFileSync, writeFileSync } from "node:fs";
+import { chownSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
@@ -246,32 +246,6 @@ test("an unknown mail_owner stops master with a message that names the fix", asy
   assert.equal(r.code, 1);
   assert.match(r.stderr, /mail_owner: unknown user "no-such-user-postern"; create the account/);
   inst.cleanup();
-});
-
-test("chroot=y jails the daemon: no reads outside the queue and configuration, no child processes", async (t) => {
-  const inst = await started(
-    t,
-    "",
-    "jail unix - - y - 1 test-daemon.js readfile /etc/passwd\nqjail unix - - y - 1 test-daemon.js readfile QFILE\nfree unix - - n - 1 test-daemon.js readfile /etc/passwd\n".replace(
-      "QFILE",
-      "QFILE",
-    ),
-  );
-  const inQueue = join(inst.spool, "saved", "x");
-  writeFileSync(inQueue, "x");
-  inst.writeMaster(
-    `jail unix - - y - 1 test-daemon.js readfile /etc/passwd\nqjail unix - - y - 1 test-daemon.js readfile ${inQueue}\nfree unix - - n - 1 test-daemon.js readfile /etc/passwd\n`,
-  );
-  await inst.postern("reload");
-  await inst.waitLog(/reload -- version/);
-  const ask = async (svc: string): Promise<string> =>
-    (await LineClient.connect(join(inst.spool, "private", svc))).line();
-  assert.match(
-    await ask("jail"),
-    /^read=denied ERR_ACCESS_DENIED spawn=denied ERR_ACCESS_DENIED addon=denied /,
-  );
-  assert.match(await ask("qjail"), /^read=ok spawn=denied ERR_ACCESS_DENIED addon=denied /);
-  assert.equal(await ask("free"), "read=ok spawn=ok addon=ok");
 });
 
 test("a broken main.cf stops start with every problem listed", async () => {

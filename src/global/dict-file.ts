@@ -38,6 +38,17 @@ import {
 import { errorText, tempFail, type DictImpl, type DictResult } from "./dict-types.js";
 
 let recheckMs = 1000;
+let restartHook: ((why: string) => void) | null = null;
+
+/**
+ * Names what to do when a changed table can no longer be read by this
+ * process (it was opened as root, before the daemon dropped its
+ * privileges): the daemon skeleton retires the process, and its successor
+ * opens the new version as root, as Postfix's daemons restart.
+ */
+export function onUnreadableChange(fn: (why: string) => void): void {
+  restartHook = fn;
+}
 
 /** Sets how often (ms) file tables look for a changed file; 0 checks on every lookup. */
 export function dictSetRecheckInterval(ms: number): void {
@@ -63,7 +74,8 @@ function sameStamp(a: FileStamp, b: FileStamp): boolean {
 }
 
 type State<T> =
-  { ok: true; data: T; stamp: FileStamp } | { ok: false; reason: string; stamp: FileStamp | null };
+  | { ok: true; data: T; stamp: FileStamp }
+  | { ok: false; reason: string; stamp: FileStamp | null; code?: string };
 
 /** A table backed by one file, reloaded when the file changes. */
 export abstract class FileDict<T> implements DictImpl {
@@ -136,10 +148,14 @@ export abstract class FileDict<T> implements DictImpl {
     if (stamp !== null && old !== null && sameStamp(stamp, old)) return;
     if (stamp === null && old === null && !this.#state.ok) return;
     const next = this.#load();
+    const wasOk = this.#state.ok;
     if (this.#state.ok) this.release(this.#state.data);
     this.#state = next;
     if (next.ok) msg.info(`${this.type}:${this.name}: table file changed, reloaded`);
-    else msg.warn(`${this.type}:${this.name}: ${next.reason}`);
+    else if (wasOk && next.code === "EACCES" && restartHook !== null) {
+      msg.info(`table ${this.type}:${this.name} has changed -- restarting`);
+      restartHook(`table ${this.type}:${this.name} changed`);
+    } else msg.warn(`${this.type}:${this.name}: ${next.reason}`);
   }
 
   /** Opens, checks and parses the file. */
@@ -148,7 +164,8 @@ export abstract class FileDict<T> implements DictImpl {
     try {
       fd = openSync(this.path, "r");
     } catch (err) {
-      return { ok: false, reason: errorText(err), stamp: null };
+      const code = (err as NodeJS.ErrnoException).code;
+      return { ok: false, reason: errorText(err), stamp: null, ...(code !== undefined ? { code } : {}) };
     }
     let kept = false;
     let st: Stats | null = null;

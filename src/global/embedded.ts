@@ -6,7 +6,8 @@
  *   root (./var by default) that needs no root privileges and no outside
  *   services: root/etc holds main.cf and master.cf (from conf/, with the
  *   queue in root/spool, master's state in root/lib, log lines on standard
- *   output, and the SMTP service on 127.0.0.1:2525). An instance that
+ *   output, mailboxes in Maildir form under root/mail, and the SMTP service
+ *   on 127.0.0.1:2525). An instance that
  *   already exists is left as it is, so edits made with postconf stay.
  *
  *   On first start (when main.cf names no server certificate and
@@ -53,8 +54,12 @@ mydestination = $myhostname, localhost
 inet_interfaces = 127.0.0.1
 mynetworks = 127.0.0.0/8 [::1]/128
 alias_maps =
+# Mailboxes (Maildir) inside the instance: a normal user cannot write /var/mail.
+mail_spool_directory = ${join(root, "mail")}/
 ${process.getuid?.() === 0 ? "# Started as root: the daemons run as this unprivileged account.\nmail_owner = nobody\n" : ""}`;
     writeFileSync(mainPath, main);
+    mkdirSync(join(root, "mail"), { recursive: true });
+    chmodSync(join(root, "mail"), 0o1777);
   }
   addSelfSignedTls(etc, mainPath);
   if (!existsSync(masterPath)) {
@@ -118,10 +123,10 @@ function addSelfSignedTls(etc: string, mainPath: string): void {
     );
     return;
   }
+  // The key stays root's (mode 600): smtpd reads it before it drops its privileges.
+  chmodSync(chain, 0o600);
   const owner =
     process.getuid?.() === 0 ? getUser(/^\s*mail_owner\s*=\s*(\S+)/m.exec(main)?.[1] ?? "nobody") : null;
-  if (owner !== null) chownSync(chain, owner.uid, owner.gid);
-  chmodSync(chain, 0o600);
   const passwd = join(etc, "sasl_passwd");
   if (!existsSync(passwd))
     writeFileSync(passwd, "# user  scrypt hash (postern -c DIR sasl-passwd add USER)\n");

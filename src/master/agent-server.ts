@@ -77,6 +77,8 @@ export interface AgentOptions {
   name: string;
   /** The agent hands mail on to another MTA: success notices say "relayed", not "delivered". */
   relays?: boolean;
+  /** As root, before the privilege drop (mail-server.ts): client keys, root-only password tables. */
+  preInit?: (ctx: ServerContext) => void;
   onStart?: (ctx: ServerContext) => void | Promise<void>;
   deliver: (req: DeliveryRequest, ctx: ServerContext) => Promise<AgentResult>;
 }
@@ -252,6 +254,7 @@ export function agentServer(opts: AgentOptions): Promise<void> {
   let venv: VerifyEnv | null = null;
   return multiServer({
     name: opts.name,
+    ...(opts.preInit !== undefined ? { preInit: opts.preInit } : {}),
     async onStart(ctx) {
       paths = new QueuePaths(ctx.config);
       venv = {

@@ -36,15 +36,26 @@
  *   one to master for the scache service, and scache hands it back to the
  *   agent process that asked for it (master-proto.ts, cachefd).
  *
- *   Arguments from master: -n service -t type [-o name=value]... [-u] [-c] [-v]
+ *   Privileges, as in Postfix: master starts every daemon as root (when it
+ *   runs as root) and, for a chroot=y service, already inside the jail
+ *   (global/jail.ts). The daemon's preInit runs first, still as root: it
+ *   reads what only root may read (TLS keys, root-only tables) and must
+ *   create no file. Then, when master said so, the daemon closes the
+ *   jail's program directory (-X dir) and becomes mail_owner for good
+ *   (-U uid:gid; a failure is fatal). onStart runs after that.
+ *
+ *   Arguments from master: -n service -t type [-o name=value]... [-U uid:gid]
+ *   [-X dir] [-u] [-c] [-v]
  */
 import type { Socket } from "node:net";
 import { getopt } from "../util/getopt.js";
 import { msg, msgInit } from "../util/msg.js";
 import { openFileLimit } from "../util/open-files.js";
+import { closeDirectory, dropPrivileges, parseIds, type Ids } from "../util/privs.js";
 import { RecordSink } from "../util/msg-sinks.js";
 import { Config, ConfigError } from "../global/config.js";
 import { configDirectory } from "../global/install-paths.js";
+import { onUnreadableChange } from "../global/dict-file.js";
 import { splitNameValue } from "../global/main-cf.js";
 import type { ServiceType } from "../global/master-cf.js";
 import {
@@ -70,7 +81,9 @@ interface CommonOptions {
   name: string;
   /** Master's word on how many handed-over connections wait for a pass service (see passConnection). */
   onPassQueue?: (service: string, waiting: number) => void;
-  /** Called once before the first client; may read configuration and open tables. */
+  /** Called first, as root when master runs as root: read keys, open root-only tables; create no files. */
+  preInit?: (ctx: ServerContext) => void;
+  /** Called once before the first client, after the privilege drop; may read configuration and open tables. */
   onStart?: (ctx: ServerContext) => void | Promise<void>;
 }
 
@@ -98,16 +111,25 @@ export function beforeRetiredExit(fn: () => Promise<void>): void {
 }
 const RETIRE_GRACE_MS = 30_000;
 
+/** What master asked of the daemon's privileges: the IDs to become, the jail directory to close. */
+interface PrivilegeOrders {
+  ids: Ids | null;
+  closeDir: string | null;
+}
+
 /** Parses master's arguments into the context. */
-function parseArgs(name: string, argv: string[]): ServerContext {
-  const r = getopt(argv, "n:t:o:ucvs");
+function parseArgs(name: string, argv: string[]): { ctx: ServerContext; privs: PrivilegeOrders } {
+  const r = getopt(argv, "n:t:o:U:X:ucvs");
   if (!r.ok) return msg.fatal(`${name}: ${r.error}`);
   let service = name;
   let type: ServiceType = "unix";
   const overrides: Array<[string, string]> = [];
+  const privs: PrivilegeOrders = { ids: null, closeDir: null };
   for (const [k, v] of r.opts) {
     if (k === "n") service = v;
     else if (k === "t") type = v as ServiceType;
+    else if (k === "U") privs.ids = parseIds(v) ?? msg.fatal(`-U ${v}: expected uid:gid`);
+    else if (k === "X") privs.closeDir = v;
     else if (k === "o") {
       const nv = splitNameValue(v);
       if ("error" in nv) return msg.fatal(`-o ${v}: ${nv.error}`);
@@ -118,7 +140,17 @@ function parseArgs(name: string, argv: string[]): ServerContext {
   const config = base.withOverrides(overrides, `${base.masterPath}: service ${service}/${type}`);
   config.setRuntime("process_name", name);
   config.setRuntime("service_name", service);
-  return { config, service, type, name, args: r.args };
+  return { ctx: { config, service, type, name, args: r.args }, privs };
+}
+
+/** Closes the jail's program directory and becomes mail_owner, as master asked; fatal on failure. */
+function giveUpPrivileges(privs: PrivilegeOrders): void {
+  try {
+    if (privs.closeDir !== null) closeDirectory(privs.closeDir);
+    if (privs.ids !== null) dropPrivileges(privs.ids);
+  } catch (err) {
+    msg.fatal(`cannot give up privileges: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** Checks the configuration the daemon reads; a broken file stops it with a clear message. */
@@ -205,14 +237,17 @@ async function start(
     process.exit(1);
   }
   msgInit({ tag: `postern/${opts.name}`, sink: new RecordSink() });
-  const ctx = parseArgs(opts.name, process.argv.slice(2));
+  const { ctx, privs } = parseArgs(opts.name, process.argv.slice(2));
   checkConfig(ctx);
   let sk: Skeleton;
   try {
     sk = new Skeleton(ctx);
+    opts.preInit?.(ctx);
   } catch (err) {
     return msg.fatal(err instanceof Error ? err.message : String(err));
   }
+  giveUpPrivileges(privs);
+  if (privs.ids !== null) onUnreadableChange((why) => sk.retire(why));
   try {
     await opts.onStart?.(ctx);
   } catch (err) {

@@ -56,13 +56,14 @@ import {
   type PeerInfo,
 } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
+import { JAIL_EXEC_DIR, jailArgv, type Jail } from "../global/jail.js";
 
 export interface MasterEnv {
   cfg: Config;
   owner: { uid: number; gid: number } | null;
   sink: MsgSink;
-  /** execArgv for chroot=y services (the permission-model jail). */
-  jailArgs: string[];
+  /** The jail of chroot=y services (global/jail.ts); null when they run without one. */
+  jail: Jail | null;
   env: NodeJS.ProcessEnv;
   /** Hands a connection (and the bytes already read from it) to a pass service; false when there is none. */
   passTo: (service: string, socket: Socket, data: Buffer | undefined, peer: PeerInfo | undefined) => boolean;
@@ -137,6 +138,7 @@ export class Service {
   #timers: NodeJS.Timeout[] = [];
   #external = 0;
   #cfgCache: { base: Config; spec: ServiceSpec; cfg: Config } | null = null;
+  #jailCache: { cfg: Config; jail: Jail; argv: string[] } | null = null;
   #reportedWaiting = 0;
   /** Connections closed because the waiting bound was reached, not yet logged. */
   #dropped = 0;
@@ -387,19 +389,44 @@ export class Service {
       this.#stressUntil = now + STRESS_HOLD_MS;
   }
 
-  /** Starts one daemon process. */
+  /** The bwrap arguments of this service's jail (computed once per configuration). */
+  #jailArgv(jail: Jail): string[] {
+    const cfg = this.#cfg();
+    const c = this.#jailCache;
+    if (c !== null && c.cfg === cfg && c.jail === jail) return c.argv;
+    const argv = jailArgv(jail, cfg, this.spec.entry.command);
+    this.#jailCache = { cfg, jail, argv };
+    return argv;
+  }
+
+  /**
+   * Starts one daemon process: as root when master is root, in the jail
+   * for chroot=y; the daemon itself closes the jail's program directory
+   * (-X) and becomes mail_owner (-U) once its pre-init is done.
+   */
   #spawn(): void {
     if (this.spec.exec.kind !== "node") return;
     const stress = Date.now() < this.#stressUntil ? ["-o", "stress=yes"] : [];
-    const args = ["-n", this.spec.entry.service, "-t", this.spec.type, ...stress, ...this.spec.args];
+    const owner = this.#env.owner;
+    const jail = this.spec.chroot ? this.#env.jail : null;
+    const privs = [
+      ...(owner !== null && this.spec.unpriv ? ["-U", `${owner.uid}:${owner.gid}`] : []),
+      ...(jail !== null ? ["-X", JAIL_EXEC_DIR] : []),
+    ];
+    const args = [
+      "-n",
+      this.spec.entry.service,
+      "-t",
+      this.spec.type,
+      ...stress,
+      ...privs,
+      ...this.spec.args,
+    ];
     const proc = fork(this.spec.exec.module, args, {
-      execArgv: this.spec.chroot ? this.#env.jailArgs : [],
+      ...(jail !== null ? { execPath: jail.program, execArgv: this.#jailArgv(jail) } : { execArgv: [] }),
       env: this.#env.env,
       stdio: ["ignore", "ignore", "pipe", "ipc"],
       detached: true,
-      ...(this.#env.owner !== null && this.spec.unpriv
-        ? { uid: this.#env.owner.uid, gid: this.#env.owner.gid }
-        : {}),
     });
     if (proc.pid === undefined) {
       msg.warn(`service ${this.spec.key}: cannot start ${this.spec.exec.module}`);

@@ -11,10 +11,12 @@
  *   the services' processes on demand (master-service.ts). It is the single
  *   writer of the log: children send their log records to it.
  *   Started as root, it runs each service as mail_owner unless the unpriv
- *   column says n; chroot=y services run in Node's permission-model jail,
- *   able to read only Postern's code, the configuration and the queue, and
- *   to write only the queue, with child processes and native add-ons denied.
- *   Started as another user, everything runs as that user.
+ *   column says n: each daemon starts as root, does its pre-init (keys,
+ *   root-only tables) and then drops to mail_owner itself. chroot=y
+ *   services run in a jail, a private mount namespace made by bubblewrap
+ *   that shows the queue and little else (global/jail.ts). Started as
+ *   another user, everything runs as that user, jailed where bwrap can
+ *   make a user namespace.
  *
  *   Signals: SIGHUP reloads both files (new processes get the new settings,
  *   busy ones finish their work); SIGTERM stops gracefully (stop accepting,
@@ -30,38 +32,31 @@ import { FileSink } from "../util/msg-sinks.js";
 import { SyslogSink } from "../util/msg-sinks-syslog.js";
 import { getUser } from "../util/unix-users.js";
 import { Config, ConfigError } from "../global/config.js";
-import { configDirectory, installRoot } from "../global/install-paths.js";
+import { configDirectory } from "../global/install-paths.js";
 import { makeQueueTree } from "../global/queue-dirs.js";
 import { lockInstance, unlockInstance } from "../global/master-pid.js";
 import { endpoints } from "./master-listen.js";
 import { takeBuffered } from "./master-proto.js";
 import { Service, type MasterEnv } from "./master-service.js";
 import { serviceSpec } from "./master-spec.js";
-
-/** The permission-model flag of this Node version (renamed in Node 22). */
-export function permissionFlag(): string {
-  return process.allowedNodeEnvironmentFlags.has("--permission")
-    ? "--permission"
-    : "--experimental-permission";
-}
+import { probeJail, type Jail } from "../global/jail.js";
 
 /**
- * Node options that jail a chroot=y daemon. Files that Postfix reads before entering its
- * chroot (bounce_template_file), or copies into it (/etc/hosts, for smtpd's client names),
- * stay readable.
+ * The jail of chroot=y services, probed when the first such service is
+ * configured. Without a working jail, root refuses to run them (a chroot
+ * column that protects nothing must not look as if it did); a normal
+ * user, whose every service runs with the same rights anyway, runs them
+ * unjailed after a warning.
  */
-function jailArgs(cfg: Config): string[] {
-  const q = cfg.get("queue_directory");
-  const preJail = [cfg.get("bounce_template_file"), "/etc/hosts"].filter((f) => f.startsWith("/"));
-  return [
-    permissionFlag(),
-    `--allow-fs-read=${installRoot()}`,
-    `--allow-fs-read=${cfg.dir}`,
-    `--allow-fs-read=${q}`,
-    ...preJail.map((f) => `--allow-fs-read=${f}`),
-    `--allow-fs-write=${q}`,
-    "--disable-warning=ExperimentalWarning",
-  ];
+function jailFor(specs: ReturnType<typeof serviceSpec>[], prev: Jail | null): Jail | null | string {
+  if (prev !== null || !specs.some((s) => s.chroot)) return prev;
+  const jail = probeJail();
+  if (typeof jail !== "string") return jail;
+  const names = specs.filter((s) => s.chroot).map((s) => s.entry.service);
+  if (process.getuid?.() === 0)
+    return `chroot=y services (${names.join(", ")}) need a jail: ${jail}; or set their chroot column to n`;
+  msg.warn(`chroot=y services run without a jail: ${jail}`);
+  return null;
 }
 
 /** The environment children get: MAIL_CONFIG plus import_environment. */
@@ -119,7 +114,7 @@ class Master {
       cfg,
       owner,
       sink,
-      jailArgs: jailArgs(cfg),
+      jail: null,
       env: childEnv(cfg),
       passTo: (name, sock, data, peer) => this.#passTo(name, sock, data, peer),
       passQueue: (name, waiting) => {
@@ -144,7 +139,11 @@ class Master {
 
   /** Starts every service; returns the first error. */
   async start(): Promise<string | null> {
-    for (const spec of this.#specs(this.#cfg)) {
+    const specs = this.#specs(this.#cfg);
+    const jail = jailFor(specs, null);
+    if (typeof jail === "string") return jail;
+    this.#env.jail = jail;
+    for (const spec of specs) {
       const svc = new Service(spec, this.#env);
       const err = await svc.start();
       if (err !== null) return err;
@@ -212,9 +211,15 @@ class Master {
       msg.error("reload refused: the configuration has errors; the running configuration stays");
       return;
     }
+    const specs = this.#specs(loaded);
+    const jail = jailFor(specs, this.#env.jail);
+    if (typeof jail === "string") {
+      msg.error(`reload refused: ${jail}; the running configuration stays`);
+      return;
+    }
     this.#cfg = loaded;
-    Object.assign(this.#env, { cfg: loaded, jailArgs: jailArgs(loaded), env: childEnv(loaded) });
-    const next = new Map(this.#specs(loaded).map((s) => [s.key, s]));
+    Object.assign(this.#env, { cfg: loaded, jail, env: childEnv(loaded) });
+    const next = new Map(specs.map((s) => [s.key, s]));
     for (const [key, svc] of this.#services) {
       const spec = next.get(key);
       if (spec !== undefined && sameEndpoints(svc.spec, spec, loaded)) {

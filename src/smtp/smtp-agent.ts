@@ -492,9 +492,12 @@ export function runAgent(mode: "smtp" | "lmtp"): Promise<void> {
   return agentServer({
     name: mode,
     relays: true,
-    onStart(ctx: ServerContext) {
+    preInit(ctx: ServerContext) {
+      // Client certificates and keys, and password tables, are read while root, as in Postfix.
       st = settings(ctx.config, mode === "lmtp", ctx.service);
-      cache = new AgentCache(ctx.config, st.cache);
+    },
+    onStart(ctx: ServerContext) {
+      if (st !== null) cache = new AgentCache(ctx.config, st.cache);
     },
     deliver(req) {
       if (st === null || cache === null) throw new Error(`${mode} agent not initialized`);

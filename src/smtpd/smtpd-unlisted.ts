@@ -18,9 +18,10 @@
  *   and smtpd_reject_unlisted_sender apply the check after the restriction
  *   lists unless a list already did (see smtpd-session.ts).
  *
- *   proxy: tables in these parameters are opened directly (NO_PROXY):
- *   smtpd runs without a file-system jail here, and so does not depend on
- *   a proxymap service being in master.cf.
+ *   proxy: tables in these parameters really go through proxymap: a
+ *   jailed smtpd (chroot=y) cannot read /etc/passwd, and the default
+ *   local_recipient_maps is proxy:unix:passwd.byname $alias_maps, as in
+ *   Postfix.
  */
 import { dictOpen } from "../global/dict.js";
 import { AddrFind, addrFind, mapsLookup, type SearchResult } from "../global/dict-search.js";
@@ -58,7 +59,7 @@ async function inMaps(
 ): Promise<SearchResult> {
   const names = ctx.cfg.list(param);
   if (names.length === 0) return { status: "notfound" };
-  const dicts = names.map((n) => dictOpen(n, { flags: DictFlag.FOLD_FIX | DictFlag.NO_PROXY }));
+  const dicts = names.map((n) => dictOpen(n, { flags: DictFlag.FOLD_FIX }));
   return addrFind(mapsLookup(dicts, param), address, {
     strategy: AddrFind.DEFAULT,
     recipientDelimiter: ctx.cfg.get("recipient_delimiter"),

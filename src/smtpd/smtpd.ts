@@ -24,8 +24,11 @@ let env: SmtpdEnv | null = null;
 
 await multiServer({
   name: "smtpd",
-  onStart(ctx) {
+  preInit(ctx) {
+    // TLS keys and certificates, and the tables, are opened while root, as in Postfix.
     env = smtpdEnv(ctx.config);
+  },
+  onStart(ctx) {
     const advice = spaceWarning(spaceSettings(ctx.config));
     if (advice !== null) msg.warn(advice);
   },

@@ -261,3 +261,35 @@ export function processUid(pid: number): number {
   const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? -1);
 }
+
+/**
+ * conf/master.cf as shipped, with one change: the SMTP listener is on the
+ * test's port (inet_interfaces keeps it on loopback). Extra entries for the
+ * test's own services are appended.
+ */
+export function shippedMaster(port: number, extra = ""): string {
+  const stock = readFileSync(join(installRoot(), "conf", "master.cf"), "utf8");
+  return withListener(stock, port) + extra;
+}
+
+/** Where Debian's postfix package keeps its stock master.cf (the name changed between releases). */
+const DEBIAN_MASTER_CF = ["/usr/share/postfix/master.cf.proto", "/usr/share/postfix/master.cf.dist"];
+
+/** Debian's stock master.cf (package postfix) with the SMTP listener on the test's port; null without it. */
+export function debianMaster(port: number): string | null {
+  for (const path of DEBIAN_MASTER_CF) {
+    try {
+      return withListener(readFileSync(path, "utf8"), port);
+    } catch {
+      /* try the next name */
+    }
+  }
+  return null;
+}
+
+/** Moves a master.cf's "smtp inet" listener to a port. */
+function withListener(text: string, port: number): string {
+  const out = text.replace(/^smtp(\s+)inet /m, `${port}$1inet `);
+  if (out === text) throw new Error("master.cf has no smtp inet service");
+  return out;
+}

@@ -15,11 +15,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs bin/<tool> with arguments, optional environment additions, standard input and user. */
+/** Runs bin/<tool> with arguments, optional environment additions, standard input, user and directory. */
 export function runCli(
   tool: string,
   args: string[],
-  opts: { env?: Record<string, string>; input?: string; timeoutMs?: number; uid?: number; gid?: number } = {},
+  opts: {
+    env?: Record<string, string>;
+    input?: string;
+    timeoutMs?: number;
+    uid?: number;
+    gid?: number;
+    cwd?: string;
+  } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(installRoot(), "bin", tool), ...args], {
@@ -27,6 +34,7 @@ export function runCli(
       stdio: ["pipe", "pipe", "pipe"],
       timeout: opts.timeoutMs ?? 30_000,
       ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
+      ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
     });
     let stdout = "";
     let stderr = "";

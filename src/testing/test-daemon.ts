@@ -3,7 +3,7 @@
  *
  * SYNOPSIS
  *   master.cf: NAME inet n - n - 2 test-daemon.js echo        (daemon_directory = dist/src/testing)
- *              NAME unix - - y - 1 test-daemon.js readfile /etc/passwd
+ *              NAME unix - - y - 1 test-daemon.js probe /root-only/file
  *              NAME unix - - n 1 1 test-daemon.js trigger
  *              NAME unix - - n - 1 test-daemon.js crash
  *
@@ -11,13 +11,24 @@
  *   echo      greets with "220 pid=P uid=U stress=S max_idle=I", then echoes
  *             each line; "SLOW n" waits n ms before it answers; "QUIT" ends
  *   single    as echo, one client at a time
- *   readfile  answers whether it could read the named file, start a child
- *             process and load a native add-on (the jail test), then closes
+ *   probe     answers, in one line of JSON, what the daemon could read,
+ *             write and start (the jail test), then closes
  *   trigger   logs each trigger it receives
  *   crash     exits before it is ready (the throttle test)
  */
 import type { Socket } from "node:net";
-import { readFileSync } from "node:fs";
+import {
+  closeSync,
+  fdatasyncSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { msg } from "../util/msg.js";
@@ -38,35 +49,60 @@ async function echo(sock: Socket, ctx: ServerContext): Promise<void> {
   sock.end("221 bye\r\n");
 }
 
-/** Reports what the jail allows. */
-function readfile(sock: Socket, ctx: ServerContext): void {
-  const path = ctx.args[1] ?? "/etc/passwd";
-  let read = "ok";
+/** "ok", or the error code of what fn threw. */
+function attempt(fn: () => void): string {
   try {
-    readFileSync(path);
+    fn();
+    return "ok";
   } catch (err) {
-    read = `denied ${(err as NodeJS.ErrnoException).code ?? "?"}`;
+    return (err as NodeJS.ErrnoException).code ?? "error";
   }
-  let child = "ok";
-  try {
-    const r = spawnSync("true");
-    if (r.error) child = `denied ${(r.error as NodeJS.ErrnoException).code ?? "?"}`;
-  } catch (err) {
-    child = `denied ${(err as NodeJS.ErrnoException).code ?? "?"}`;
-  }
-  let addon = "ok";
-  try {
-    process.dlopen({ exports: {} }, "/nonexistent/postern-test.node");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "?";
-    addon = code === "ERR_DLOPEN_DISABLED" || code === "ERR_ACCESS_DENIED" ? `denied ${code}` : "ok";
-  }
-  sock.end(`read=${read} spawn=${child} addon=${addon}\r\n`);
+}
+
+/** "ok" when the program ran, else the error code of the attempt. */
+function run(program: string): string {
+  const r = spawnSync(program, ["-e", "0"], { stdio: "ignore", timeout: 10_000 });
+  return r.error === undefined ? "ok" : ((r.error as NodeJS.ErrnoException).code ?? "error");
+}
+
+/**
+ * Reports, as one line of JSON, what the daemon may do: its uid; reading
+ * the file named as its argument (a root-only file the configuration
+ * names), /etc/passwd, /etc/shadow and /proc; writing outside the queue
+ * (the configuration directory, /tmp); writing and fsyncing a file in the
+ * queue; starting /bin/sh and another Node.
+ */
+function probe(sock: Socket, ctx: ServerContext): void {
+  const queue = ctx.config.get("queue_directory");
+  const inQueue = join(queue, "incoming", `probe.${process.pid}`);
+  const report = {
+    uid: process.getuid?.(),
+    secret: attempt(() => readFileSync(ctx.args[1] ?? "/nonexistent")),
+    passwd: attempt(() => readFileSync("/etc/passwd")),
+    shadow: attempt(() => readFileSync("/etc/shadow")),
+    proc: attempt(() => readFileSync("/proc/self/status")),
+    writeConfig: attempt(() => writeFileSync(join(ctx.config.dir, "probe.out"), "x")),
+    writeTmp: attempt(() => writeFileSync(join(tmpdir(), `probe.${process.pid}`), "x")),
+    fsync: attempt(() => {
+      const fd = openSync(inQueue, "w", 0o600);
+      try {
+        writeSync(fd, "durable");
+        fsyncSync(fd);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+        unlinkSync(inQueue);
+      }
+    }),
+    shell: run("/bin/sh"),
+    node: run(process.execPath),
+  };
+  sock.end(`${JSON.stringify(report)}\r\n`);
 }
 
 const mode = process.argv
   .slice(2)
-  .find((a, i, all) => !a.startsWith("-") && !["-n", "-t", "-o"].includes(all[i - 1] ?? ""));
+  .find((a, i, all) => !a.startsWith("-") && !["-n", "-t", "-o", "-U", "-X"].includes(all[i - 1] ?? ""));
 switch (mode) {
   case "crash":
     process.exit(1);
@@ -77,8 +113,8 @@ switch (mode) {
       onTrigger: (data) => msg.info(`trigger: ${data.toString("latin1")}`),
     });
     break;
-  case "readfile":
-    await singleServer({ name: "test-daemon", onConnection: readfile });
+  case "probe":
+    await singleServer({ name: "test-daemon", onConnection: probe });
     break;
   case "single":
     await singleServer({ name: "test-daemon", onConnection: echo });

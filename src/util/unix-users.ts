@@ -7,7 +7,7 @@
  *   other name services are found too. Only programs that may run child
  *   processes (master, command-line tools) call them.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 
 export interface UnixUser {
@@ -61,4 +61,26 @@ export function getGroupId(name: string): number | null {
   const f = findEntry("group", "/etc/group", name);
   const gid = Number(f?.[2]);
   return f !== null && Number.isInteger(gid) ? gid : null;
+}
+
+/**
+ * Creates a system account with its own group, no home directory and no
+ * login shell (useradd, as distributions' packages do for their daemons).
+ * Returns null on success, else why it failed.
+ */
+export function createSystemAccount(name: string, home: string): string | null {
+  const useradd = ["/usr/sbin/useradd", "/sbin/useradd"].find((p) => existsSync(p));
+  if (useradd === undefined) return "useradd was not found";
+  const shell = ["/usr/sbin/nologin", "/sbin/nologin"].find((p) => existsSync(p)) ?? "/bin/false";
+  try {
+    execFileSync(
+      useradd,
+      ["--system", "--user-group", "--home-dir", home, "--no-create-home", "--shell", shell, name],
+      { timeout: 30_000, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    return null;
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    return e.stderr?.toString().trim() || e.message;
+  }
 }

@@ -5,11 +5,14 @@
  *   Reports, without stopping at the first, every problem in main.cf and
  *   master.cf (syntax, parameter values, -o overrides), unknown parameters
  *   (as warnings), services whose daemon this build lacks, a missing
- *   mail_owner account when run as root, and queue directories with wrong
- *   owners or modes. Returns the problems and the warnings.
+ *   mail_owner account when run as root, chroot=y services that cannot get
+ *   their jail (a problem as root; as another user a warning, together
+ *   with what that mode does not protect), and queue directories with
+ *   wrong owners or modes. Returns the problems and the warnings.
  */
 import { Config, ConfigError } from "../../global/config.js";
 import { daemonAvailable, isPosternDaemon } from "../../global/daemons.js";
+import { probeJail } from "../../global/jail.js";
 import { checkQueueTree } from "../../global/queue-dirs.js";
 import { getUser } from "../../util/unix-users.js";
 import { existsSync } from "node:fs";
@@ -17,6 +20,25 @@ import { existsSync } from "node:fs";
 export interface CheckReport {
   problems: string[];
   warnings: string[];
+}
+
+/** Says whether the chroot=y services get their jail, and what it protects in this mode. */
+function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
+  const jailed = cfg.master.entries.filter((e) => (e.chroot === "-" ? "n" : e.chroot) === "y");
+  if (jailed.length === 0) return;
+  const names = [...new Set(jailed.map((e) => e.service))].join(", ");
+  const jail = probeJail();
+  const root = process.getuid?.() === 0;
+  if (typeof jail === "string") {
+    if (root)
+      problems.push(`chroot=y services (${names}) need a jail: ${jail}; or set their chroot column to n`);
+    else warnings.push(`chroot=y services (${names}) would run without a jail: ${jail}`);
+    return;
+  }
+  if (!root)
+    warnings.push(
+      `chroot=y services (${names}) run in a jail (a bwrap user namespace): they see only the queue, the configuration and Postern's code, but as the same uid as every other service, which could undo the jail's closing of its program directory`,
+    );
 }
 
 /** Checks an instance's configuration and queue tree. */
@@ -50,16 +72,19 @@ export function checkInstance(dir: string): CheckReport {
   let owner: { uid: number; gid: number } | null = null;
   if (process.getuid?.() === 0) {
     const u = getUser(cfg.get("mail_owner"));
-    if (u === null)
+    if (u === null && cfg.get("mail_owner") !== "postern")
       problems.push(
         `mail_owner: unknown user "${cfg.get("mail_owner")}"; create the account or set mail_owner`,
       );
+    else if (u === null)
+      warnings.push(`mail_owner: the account postern does not exist yet; postern start creates it`);
     else owner = u;
   } else {
     warnings.push(
-      `privilege separation is off: not running as root, so every service would run as uid ${process.getuid?.()}`,
+      `privilege separation is off: not running as root, so every service would run as uid ${process.getuid?.()}: the daemons are not protected from each other, and local delivery writes every mailbox as that uid`,
     );
   }
+  checkJail(cfg, problems, warnings);
   problems.push(
     ...checkQueueTree(cfg.get("queue_directory"), owner).filter(
       (p) => !/missing directory/.test(p) || existsSync(cfg.get("queue_directory")),

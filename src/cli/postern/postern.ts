@@ -26,6 +26,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { getopt } from "../../util/getopt.js";
 import { msg, msgInit } from "../../util/msg.js";
+import { createSystemAccount, getUser } from "../../util/unix-users.js";
 import { Config, ConfigError } from "../../global/config.js";
 import { makeEmbeddedInstance } from "../../global/embedded.js";
 import { configDirectory, daemonModule } from "../../global/install-paths.js";
@@ -37,6 +38,8 @@ import { saslPasswd } from "./postern-sasl.js";
 const USAGE =
   "usage: postern [-c config_dir] start | start-fg [--embedded] | stop | abort | reload | status | check | flush | sasl-passwd add|delete USER";
 const START_TIMEOUT_MS = 30_000;
+/** The account conf/main.cf names as mail_owner. */
+const DEFAULT_ACCOUNT = "postern";
 
 /** Prints an informational line as Postfix's control script does. */
 function say(text: string): void {
@@ -58,6 +61,19 @@ function masterPid(cfg: Config): number | null {
   return readMasterPid(cfg.get("data_directory"));
 }
 
+/**
+ * Started as root, creates Postern's own account (mail_owner = postern)
+ * when it does not exist yet, as a distribution's package would. Any other
+ * mail_owner is the admin's choice: "postern check" reports it if missing.
+ */
+function ensureMailOwner(cfg: Config): void {
+  const name = cfg.get("mail_owner");
+  if (process.getuid?.() !== 0 || name !== DEFAULT_ACCOUNT || getUser(name) !== null) return;
+  const err = createSystemAccount(name, cfg.get("queue_directory"));
+  if (err === null) say(`created the system account ${name} (mail_owner)`);
+  else msg.error(`cannot create the system account ${name} (mail_owner): ${err}`);
+}
+
 /** Starts master in the background and waits until it serves. */
 async function start(dir: string): Promise<number> {
   const cfg = config(dir);
@@ -65,6 +81,7 @@ async function start(dir: string): Promise<number> {
     msg.error("the Postern mail system is already running");
     return 1;
   }
+  ensureMailOwner(cfg);
   const report = checkInstance(dir);
   for (const p of report.problems) msg.error(p);
   if (report.problems.length > 0) return 1;
@@ -101,6 +118,7 @@ async function start(dir: string): Promise<number> {
 
 /** Runs master in the foreground, passing signals on; returns its exit status. */
 function startForeground(dir: string): Promise<number> {
+  ensureMailOwner(config(dir));
   const child = spawn(process.execPath, [daemonModule("master"), "-c", dir], { stdio: "inherit" });
   for (const sig of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT"] as const)
     process.on(sig, () => child.kill(sig));
