@@ -23,6 +23,7 @@ import {
   runSetup,
   serverDir,
   startDaemon,
+  succeeds,
   type Daemon,
 } from "./dict-server-testkit.js";
 import {
@@ -88,7 +89,7 @@ before(async () => {
       .concat([`--pid-file=${join(dataDir, "pid")}`, "--bind-address=127.0.0.1", `--port=${port}`])
       .concat(["--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin"])
       .concat(["--innodb-buffer-pool-size=16M", `--log-error=${join(dataDir, "error.log")}`]),
-    { port, as, cwd: dataDir, timeoutMs: 60000 },
+    { port, as, cwd: dataDir, timeoutMs: 60000, ready: () => succeeds(() => admin(["SELECT 1"], "mysql")) },
   );
   await admin(["CREATE DATABASE mail"], "mysql");
   await admin([

@@ -22,6 +22,7 @@ import {
   runSetup,
   serverDir,
   startDaemon,
+  succeeds,
   type Daemon,
 } from "./dict-server-testkit.js";
 import { QUOTED_QUERY, SQL_TEST_DATA, show, sqlCommonTests, withTable } from "./dict-sql-testcases.js";
@@ -35,6 +36,18 @@ let port = 0;
 let deadPort = 0;
 
 /** Runs SQL as the superuser over the private socket. */
+/** Runs one statement in the postgres database (fails while the server is still starting up). */
+async function query(sql: string): Promise<void> {
+  const c = new pg.Client({ host: dataDir, port, user: "postgres", database: "postgres" });
+  c.on("error", () => undefined);
+  try {
+    await c.connect();
+    await c.query(sql);
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+}
+
 async function admin(sql: string[]): Promise<string[][]> {
   const c = new pg.Client({ host: dataDir, port, user: "postgres", database: "mail" });
   await c.connect();
@@ -85,12 +98,9 @@ before(async () => {
       "-c",
       "listen_addresses=127.0.0.1",
     ].concat(["-c", "fsync=off", "-c", "full_page_writes=off"]),
-    { port, as, cwd: dataDir, stopSignal: "SIGINT" },
+    { port, as, cwd: dataDir, stopSignal: "SIGINT", ready: () => succeeds(() => query("SELECT 1")) },
   );
-  const c = new pg.Client({ host: dataDir, port, user: "postgres", database: "postgres" });
-  await c.connect();
-  await c.query("CREATE DATABASE mail");
-  await c.end();
+  await query("CREATE DATABASE mail");
   await admin([
     ...SQL_TEST_DATA,
     "CREATE ROLE mta LOGIN PASSWORD 'mta-pw'",

@@ -150,6 +150,16 @@ export function runSetup(
   return r.stdout;
 }
 
+/** True when fn resolves; false when it throws (a server that is not ready yet). */
+export async function succeeds(fn: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A running server. */
 export interface Daemon {
   readonly name: string;
@@ -160,14 +170,18 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Starts a server in the foreground and waits until `port` (or `ready()`) says it is up. */
+/**
+ * Starts a server in the foreground and waits until it is ready: `ready()`
+ * when given (a real request, such as a query: a database opens its port
+ * while it still says "starting up"), else until `port` accepts.
+ */
 export async function startDaemon(
   name: string,
   cmd: string,
   args: string[],
   opts: {
     port?: number;
-    ready?: () => boolean;
+    ready?: () => boolean | Promise<boolean>;
     as?: { uid: number; gid: number } | null;
     cwd?: string;
     timeoutMs?: number;
@@ -215,8 +229,9 @@ export async function startDaemon(
   const deadline = Date.now() + (opts.timeoutMs ?? 30000);
   for (;;) {
     if (exited) throw new Error(`${name} exited during start-up:\n${out}`);
-    if (opts.port !== undefined && (await portOpen(opts.port))) return d;
-    if (opts.ready !== undefined && opts.ready()) return d;
+    if (opts.ready !== undefined) {
+      if (await opts.ready()) return d;
+    } else if (opts.port !== undefined && (await portOpen(opts.port))) return d;
     if (Date.now() > deadline) {
       await d.stop();
       throw new Error(`${name} did not start in time:\n${out}`);

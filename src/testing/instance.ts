@@ -293,3 +293,33 @@ function withListener(text: string, port: number): string {
   if (out === text) throw new Error("master.cf has no smtp inet service");
   return out;
 }
+
+/**
+ * The entries of conf/master.cf as shipped for the named services
+ * ("cleanup", "qmgr", "smtp/unix", ...; a bare name means its unix entry),
+ * each with its continuation lines: a test that runs only part of the mail
+ * system still runs that part with the shipped columns (chroot, unpriv,
+ * maxproc). An unknown name is an error.
+ */
+export function shippedEntries(...names: string[]): string {
+  const text = readFileSync(join(installRoot(), "conf", "master.cf"), "utf8");
+  const entries = new Map<string, string>();
+  let key = "";
+  for (const line of text.split("\n")) {
+    if (/^\s*(#|$)/.test(line)) continue;
+    if (/^\s/.test(line)) {
+      if (key !== "") entries.set(key, `${entries.get(key) ?? ""}${line}\n`);
+      continue;
+    }
+    const [service, type] = line.split(/\s+/);
+    key = `${service}/${type}`;
+    entries.set(key, `${line}\n`);
+  }
+  return names
+    .map((n) => {
+      const e = entries.get(n.includes("/") ? n : `${n}/unix`);
+      if (e === undefined) throw new Error(`conf/master.cf has no ${n} service`);
+      return e;
+    })
+    .join("");
+}

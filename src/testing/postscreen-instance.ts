@@ -14,7 +14,7 @@
  *   smtpd line may be replaced (a lower maxproc, -o settings).
  */
 import assert from "node:assert/strict";
-import { freePort, startInstance, type Instance } from "./instance.js";
+import { freePort, shippedEntries, startInstance, type Instance } from "./instance.js";
 import type { TestContext } from "./smtpd-instance.js";
 
 export interface PostscreenInstance extends Instance {
@@ -42,8 +42,7 @@ export async function postscreenInstance(
     master: [
       `${port} inet n - n - 1 postscreen`,
       smtpd,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
+      shippedEntries("cleanup", "rewrite"),
       extraMaster,
       "",
     ].join("\n"),

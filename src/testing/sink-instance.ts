@@ -18,7 +18,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CleanupClient } from "../global/cleanup-client.js";
-import { startInstance, type Instance } from "./instance.js";
+import { shippedEntries, startInstance, type Instance } from "./instance.js";
 
 /** The recipients the sink delivered, in order (one entry per delivery). */
 export function sinkDelivered(record: string): string[] {
@@ -73,13 +73,9 @@ export async function sinkInstance(
         "service_throttle_time = 1s",
         "",
       ].join("\n"),
+      // The shipped queue services, with their columns, and a recording agent as the default transport.
       master: [
-        "cleanup unix - - n - 0 cleanup",
-        "rewrite unix - - n - - trivial-rewrite",
-        "qmgr unix n - n 300 1 qmgr",
-        "bounce unix - - n - 0 bounce",
-        "defer unix - - n - 0 bounce",
-        "trace unix - - n - 0 bounce",
+        shippedEntries("cleanup", "rewrite", "qmgr", "bounce", "defer", "trace"),
         `sink unix - - n - 20 test-agent.js ${record}`,
         "",
       ].join("\n"),

@@ -22,7 +22,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getUser } from "../util/unix-users.js";
-import { makeInstance, sleep, type Instance } from "./instance.js";
+import { makeInstance, shippedEntries, sleep, type Instance } from "./instance.js";
 import { runCli, type CliResult } from "./run-cli.js";
 
 export interface Who {
@@ -84,13 +84,11 @@ export async function submitInstance(
   const record = join(recDir, "deliveries.log");
   const inst = makeInstance({
     main: `mail_owner = mail\ndefault_transport = sink\nmydestination =\nrelay_domains =\n${main}`,
+    // The shipped services of local submission, with their columns (pickupChroot: false is for the tests
+    // of tables that name login users, which a jailed pickup cannot look up), and a recording agent.
     master: [
-      `pickup unix n - ${opts.pickupChroot === false ? "n" : "y"} 60 1 pickup`,
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "showq unix n - y - - showq",
-      "flush unix n - y 1000? 0 flush",
+      opts.pickupChroot === false ? "pickup unix n - n 60 1 pickup\n" : shippedEntries("pickup"),
+      shippedEntries("cleanup", "qmgr", "rewrite", "showq", "flush"),
       `sink unix - - n - 20 flaky-agent.js ${record}`,
       "",
     ].join("\n"),
