@@ -14,7 +14,14 @@ import { readdirSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { createSocket } from "node:dgram";
 import { join } from "node:path";
-import { LineClient, freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
+import {
+  LineClient,
+  freePort,
+  shippedEntries,
+  sleep,
+  startInstance,
+  type Instance,
+} from "../src/testing/instance.js";
 import { contentLines, readEnvelope } from "../src/global/queue-file.js";
 import { HostsFile } from "../src/global/hosts-file.js";
 
@@ -27,13 +34,8 @@ async function instance(t: { after: (fn: () => Promise<void>) => void }, main = 
   const port = await freePort();
   const inst = await startInstance(t, {
     main: `myhostname = mx.example.org\nmydestination = $myhostname, example.org\nmynetworks = 192.0.2.0/24\nsmtpd_peername_lookup = no\nlocal_recipient_maps =\n${main}`,
-    master: [
-      `${port} inet n - n - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "flush unix n - n 1000? 0 flush",
-      "",
-    ].join("\n"),
+    // The shipped entries without qmgr: what smtpd queued stays in incoming/ for the test to read.
+    master: [`${port} inet n - n - - smtpd`, shippedEntries("cleanup", "rewrite", "flush")].join("\n"),
   });
   return Object.assign(inst, { port });
 }
@@ -231,6 +233,65 @@ test("BDAT chunks, with CRLF split across chunks", async (t) => {
   const id = /queued as ([0-9A-F]+)/.exec(done)?.[1];
   assert.ok(id, done);
   assert.match((await queued(inst, id)).text, /\nSubject: z\n\nbody\n$/);
+  c.close();
+});
+
+test("BDAT beyond message_size_limit: one chunk or several, 552 and nothing stored, never a cut-short message", async (t) => {
+  const inst = await instance(t, "message_size_limit = 100000\n");
+  const body = (n: number): string => `Subject: big\r\n\r\n${"y".repeat(70)}\r\n`.repeat(n);
+  const c = await session(inst.port);
+  const one = body(1375);
+  assert.ok(one.length > 100000);
+  await cmd(c, "MAIL FROM:<a@sender.example>");
+  await cmd(c, "RCPT TO:<b@example.org>");
+  c.sendRaw(`BDAT ${one.length} LAST\r\n${one}`);
+  assert.equal(await cmd(c, null), "552 5.3.4 Error: message file too big");
+  // Several chunks: the one that crosses the limit is refused, and so is LAST.
+  await cmd(c, "MAIL FROM:<a@sender.example>");
+  await cmd(c, "RCPT TO:<b@example.org>");
+  const part = body(700);
+  c.sendRaw(`BDAT ${part.length}\r\n${part}`);
+  assert.equal(await cmd(c, null), `250 2.0.0 Ok: ${part.length} bytes`);
+  c.sendRaw(`BDAT ${part.length}\r\n${part}`);
+  assert.equal(await cmd(c, null), "552 5.3.4 Error: message file too big");
+  c.sendRaw(`BDAT 2 LAST\r\n\r\n`);
+  assert.equal(await cmd(c, null), "552 5.3.4 Error: message file too big");
+  // The session goes on: a message within the limit is queued whole.
+  await cmd(c, "MAIL FROM:<a@sender.example>");
+  await cmd(c, "RCPT TO:<b@example.org>");
+  const fits = body(100);
+  c.sendRaw(`BDAT ${fits.length} LAST\r\n${fits}`);
+  const done = await cmd(c, null);
+  const id = /queued as ([0-9A-F]+)/.exec(done)?.[1];
+  assert.ok(id, done);
+  assert.equal(readdirSync(join(inst.spool, "incoming")).length, 1, "only the message that fits was queued");
+  assert.equal((await queued(inst, id)).text.split("y".repeat(70)).length - 1, 100);
+  c.close();
+});
+
+test("SMTPUTF8: UTF-8 in EHLO, MAIL and RCPT is taken and queued byte for byte; broken UTF-8 gets 500 5.5.2", async (t) => {
+  const inst = await instance(t);
+  const c = await LineClient.connect(inst.port);
+  await cmd(c, null);
+  const utf8 = (text: string): void => c.sendRaw(Buffer.from(`${text}\r\n`, "utf8"));
+  utf8("EHLO bücher.example");
+  assert.match(await cmd(c, null), /^250-mx\.example\.org[\s\S]*250-SMTPUTF8/);
+  utf8("MAIL FROM:<jörg@bücher.example> SMTPUTF8");
+  assert.equal(await cmd(c, null), "250 2.1.0 Ok");
+  utf8("RCPT TO:<zoë@example.org>");
+  assert.equal(await cmd(c, null), "250 2.1.5 Ok");
+  c.sendRaw(Buffer.from("MAIL FROM:<bad\xff\xfe@example.org>\r\n", "latin1"));
+  assert.equal(await cmd(c, null), "500 5.5.2 Error: bad UTF-8 syntax");
+  assert.equal(await cmd(c, "DATA"), "354 End data with <CR><LF>.<CR><LF>");
+  utf8("Subject: grüße\r\n\r\nhallo\r\n.");
+  const done = await cmd(c, null);
+  const id = /queued as ([0-9A-F]+)/.exec(done)?.[1];
+  assert.ok(id, done);
+  const q = await queued(inst, id);
+  assert.ok(q.env.ok);
+  const asUtf8 = (x: string): string => Buffer.from(x, "latin1").toString("utf8");
+  assert.equal(q.env.ok ? q.env.env.sender : "", "jörg@bücher.example");
+  assert.match(asUtf8(q.text), /Subject: grüße/);
   c.close();
 });
 

@@ -45,7 +45,20 @@ const LAST_IN_GROUP = new Set([
 const JUNK = new Set(["NOOP", "RSET", "VRFY", "ETRN", "HELP"]);
 const PRE_TLS = new Set(["EHLO", "HELO", "STARTTLS", "NOOP", "QUIT", "HELP", "XCLIENT"]);
 // eslint-disable-next-line no-control-regex
-const BINARY = /[\x00-\x08\x0e-\x1f\x7f-\xff]/;
+const BINARY = /[\x00-\x08\x0e-\x1f\x7f]/;
+/** Command lines are read as bytes (latin1 strings); 8-bit text in them must be UTF-8 (RFC 6531). */
+const EIGHT_BIT = /[\x80-\xff]/;
+
+/** True when bytes are well-formed UTF-8. */
+function validUtf8(bytes: Buffer): boolean {
+  try {
+    UTF8_STRICT.decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
 
 export class Session {
   #s: SessionState;
@@ -118,7 +131,10 @@ export class Session {
       if (s.r.timedOut) s.reply(`421 4.4.2 ${s.env.myhostname} Error: timeout exceeded`);
       throw new Quit();
     }
-    const text = line.text.toString("latin1");
+    // 8-bit text must be UTF-8 (checked below): addresses and names travel on as Unicode strings.
+    const eightBit = EIGHT_BIT.test(line.text.toString("latin1"));
+    const utf8 = eightBit && validUtf8(line.text);
+    const text = line.text.toString(utf8 ? "utf8" : "latin1");
     const m = /^\s*(\S+)\s*(.*)$/s.exec(text);
     const verb = (m?.[1] ?? "").toUpperCase();
     const arg = (m?.[2] ?? "").trimEnd();
@@ -129,6 +145,7 @@ export class Session {
       s.reply("221 2.7.0 Error: I can break rules, too. Goodbye.");
       throw new Quit();
     }
+    if (eightBit && !utf8) return s.error(verb, "500 5.5.2 Error: bad UTF-8 syntax");
     if (JUNK.has(verb) && ++s.junk > s.env.junkLimit)
       return s.error(verb, "421 4.7.0 Error: too many junk commands");
     if (s.env.tls.level === "encrypt" && s.tls === null && !PRE_TLS.has(verb))

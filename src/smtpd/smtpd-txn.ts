@@ -242,12 +242,13 @@ export async function bdatCmd(s: SessionState, arg: string): Promise<void> {
     msg.info(`lost connection after BDAT from ${s.client}`);
     throw new Quit();
   }
+  // Once too big, the message is refused from this chunk on, LAST included: never stored cut short.
+  if (got === "too-big" && s.bdatBad === null) s.bdatBad = "552 5.3.4 Error: message file too big";
   if (s.bdatBad !== null) {
     const bad = s.bdatBad;
     if (last) s.reset();
     return s.error("BDAT", bad);
   }
-  if (got === "too-big") s.bdatBad = "552 5.3.4 Error: message file too big";
   if (!last) {
     s.count("BDAT", true);
     return s.reply(`250 2.0.0 Ok: ${n} bytes`);
