@@ -12,7 +12,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chownSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
@@ -246,6 +246,26 @@ test("an unknown mail_owner stops master with a message that names the fix", asy
   assert.equal(r.code, 1);
   assert.match(r.stderr, /mail_owner: unknown user "no-such-user-postern"; create the account/);
   inst.cleanup();
+});
+
+test("an empty queue directory, or one with Postfix's modes, is taken over at start: check warns, master sets the tree", async (t) => {
+  const inst = makeInstance({ main: "", master: "" });
+  t.after(async () => {
+    await inst.postern("abort");
+    inst.cleanup();
+  });
+  mkdirSync(join(inst.spool, "maildrop"), { recursive: true });
+  mkdirSync(join(inst.spool, "public"));
+  chmodSync(join(inst.spool, "maildrop"), 0o1730);
+  chmodSync(join(inst.spool, "public"), 0o2710);
+  const check = await inst.postern("check");
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stderr, /maildrop: mode is 1730, expected 3733; postern start sets it/);
+  const r = await inst.start();
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(statSync(join(inst.spool, "maildrop")).mode & 0o7777, 0o3733);
+  assert.equal(statSync(join(inst.spool, "public")).mode & 0o7777, 0o755);
+  assert.equal(statSync(join(inst.spool, "incoming")).mode & 0o7777, 0o700);
 });
 
 test("a broken main.cf stops start with every problem listed", async () => {

@@ -10,6 +10,9 @@
  *                              or "#@ -# name" lines in, the edited file out.
  */
 import { test } from "node:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { goldenTests } from "../testing/golden.js";
 import { Config, ConfigError } from "./config.js";
@@ -129,4 +132,20 @@ test("every table entry has a description and a default that checks out", () => 
     PARAM_TABLE.length,
     "duplicate names in the table",
   );
+});
+
+test("myorigin = /etc/mailname (Debian's setting) takes the file's first word; a missing file is an error naming it", () => {
+  const dir = mkdtempSync(join(tmpdir(), "config-mailname-"));
+  try {
+    writeFileSync(join(dir, "mailname"), "mail.example.org\n");
+    const cfg = Config.fromText(dir, `myorigin = ${dir}/mailname\n`);
+    assert.equal(cfg.get("myorigin"), "mail.example.org");
+    const missing = Config.fromText(dir, `myorigin = ${dir}/nothing\n`);
+    assert.throws(
+      () => missing.get("myorigin"),
+      (e: unknown) => e instanceof ConfigError && /nothing/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

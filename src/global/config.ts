@@ -195,7 +195,26 @@ export class Config {
   get(name: string): string {
     const raw = this.raw(name);
     if (raw === undefined) return "";
-    return this.expand(raw, `${this.where(name)}: parameter ${name}`);
+    const value = this.expand(raw, `${this.where(name)}: parameter ${name}`);
+    return name === "myorigin" && value.startsWith("/") ? this.#fromFile(name, value) : value;
+  }
+
+  /**
+   * A value kept in a file, as Debian's "myorigin = /etc/mailname": the
+   * file's first word (a missing or empty file is an error naming it).
+   */
+  #fromFile(name: string, path: string): string {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      throw new ConfigError(
+        `${this.where(name)}: parameter ${name}: open ${path}: ${(err as Error).message}`,
+      );
+    }
+    const word = text.split(/\s+/).find((w) => w !== "" && !w.startsWith("#"));
+    if (word === undefined) throw new ConfigError(`${this.where(name)}: parameter ${name}: ${path} is empty`);
+    return word;
   }
 
   /** Throws a ConfigError naming where the value came from and what was expected. */

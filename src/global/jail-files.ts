@@ -19,7 +19,8 @@
  *     - every file-backed table named as type:/path anywhere in a value,
  *       with its compiled forms (path.db, path.lmdb, path.cdb); proxy:
  *       tables are left out, since proxymap opens those outside the jail;
- *     - the /file/name entries of list parameters that take them.
+ *     - the /file/name entries of list parameters that take them, and
+ *       the file of "myorigin = /etc/mailname" (Debian's setting).
  *   Only paths that exist are named; a regular file or, for *_CApath, a
  *   directory. Unix permissions still apply inside the jail: a daemon
  *   reads a root-only key while it is root (its pre-init step), and can no
@@ -88,6 +89,18 @@ export function jailReadFiles(cfg: Config): string[] {
     for (const p of tableFiles(value)) add(p, false);
     if (paramDef(name)?.fileEntries === true)
       for (const p of value.split(/[\s,]+/)) if (p.startsWith("/")) add(p, false);
+  }
+  // Debian's "myorigin = /etc/mailname": the value is read from the file.
+  const origin = cfg.raw("myorigin");
+  if (origin !== undefined) {
+    const path = (() => {
+      try {
+        return cfg.expand(origin);
+      } catch {
+        return "";
+      }
+    })();
+    if (path.startsWith("/")) add(path, false);
   }
   return [...found].sort();
 }

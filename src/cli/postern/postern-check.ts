@@ -8,14 +8,15 @@
  *   mail_owner account when run as root, chroot=y services that cannot get
  *   their jail (a problem as root; as another user a warning, together
  *   with what that mode does not protect), and queue directories with
- *   wrong owners or modes. Returns the problems and the warnings.
+ *   wrong owners or modes (warnings: master sets them at start, so a
+ *   Postfix spool or an empty queue directory is taken over as it is).
+ *   Returns the problems and the warnings.
  */
 import { Config, ConfigError } from "../../global/config.js";
 import { daemonAvailable, isPosternDaemon } from "../../global/daemons.js";
 import { probeJail } from "../../global/jail.js";
 import { checkQueueTree } from "../../global/queue-dirs.js";
 import { getUser } from "../../util/unix-users.js";
-import { existsSync } from "node:fs";
 
 export interface CheckReport {
   problems: string[];
@@ -85,10 +86,11 @@ export function checkInstance(dir: string): CheckReport {
     );
   }
   checkJail(cfg, problems, warnings);
-  problems.push(
-    ...checkQueueTree(cfg.get("queue_directory"), owner).filter(
-      (p) => !/missing directory/.test(p) || existsSync(cfg.get("queue_directory")),
-    ),
-  );
+  // Missing directories, and the owners and modes of an existing tree (an empty queue directory
+  // as a package leaves it, Postfix's own setgid-postdrop modes), are what master sets at start.
+  for (const p of checkQueueTree(cfg.get("queue_directory"), owner)) {
+    if (/not a directory/.test(p)) problems.push(p);
+    else if (!/missing directory/.test(p)) warnings.push(`${p}; postern start sets it`);
+  }
   return { problems, warnings };
 }

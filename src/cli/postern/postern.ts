@@ -136,11 +136,28 @@ async function signalMaster(cfg: Config, sig: NodeJS.Signals, wait: boolean): Pr
   }
   process.kill(pid, sig);
   if (!wait) return 0;
-  const deadline = Date.now() + (cfg.time("postern_stop_grace_time") + 15) * 1000;
-  while (masterPid(cfg) !== null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  if (masterPid(cfg) === null) return 0;
+  // As Postfix's stop: wait until the process is gone (not just its pid file), then force it.
+  const graceMs = (cfg.time("postern_stop_grace_time") + 15) * 1000;
+  if (await gone(pid, graceMs)) return 0;
+  msg.warn(`master pid ${pid} did not stop in time: killing it`);
+  process.kill(pid, "SIGKILL");
+  if (await gone(pid, 10_000)) return 0;
   msg.error(`master pid ${pid} did not stop`);
   return 1;
+}
+
+/** Waits until a process no longer exists; false when it still does after ms. */
+async function gone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") return true;
+    }
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Runs the check command. */
