@@ -481,3 +481,37 @@ test("postern reload: new sessions get the new certificate, open sessions go on"
   assert.equal(await smtpCmd(old.c, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");
   assert.equal(await smtpCmd(old.c, "QUIT"), "221 2.0.0 Bye");
 });
+
+test("a STARTTLS session ends with TLS close_notify; a pipelining violation over TLS still gets its 554", async (t) => {
+  const { inst } = await tlsInstance(t, "smtpd_tls_security_level = may\n");
+  const script = `
+import smtplib, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+def session():
+    s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)
+    s.starttls(context=ctx)
+    s.ehlo()
+    return s
+s = session()
+print(s.docmd("QUIT"))
+try:
+    print("eof", repr(s.sock.recv(100)))
+except ssl.SSLError as e:
+    print("tls error", e)
+s = session()
+s.sock.sendall(b"EHLO again\\r\\nNOOP\\r\\n")
+f = s.sock.makefile("rb")
+lines = [l for l in f.read().decode().split("\\r\\n") if l]
+print("last", lines[-1])
+`;
+  const r = spawnSync("/usr/bin/python3", ["-c", script, String(inst.port)], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^\(221, b'2\.0\.0 Bye'\)$/m);
+  assert.match(r.stdout, /^eof b''$/m, "the server closed TLS with close_notify");
+  assert.match(r.stdout, /^last 554 5\.5\.0 Error: SMTP protocol synchronization$/m);
+});

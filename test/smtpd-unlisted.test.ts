@@ -12,6 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
+import { shippedEntries } from "../src/testing/instance.js";
 
 const MAPS = [
   "virtual_alias_domains = valias.example",
@@ -25,7 +26,12 @@ const MAPS = [
 ].join("\n");
 
 test("unknown recipients get 550 5.1.1 naming the table of their address class", async (t) => {
-  const inst = await smtpdInstance(t, `${MAPS}local_recipient_maps = proxy:unix:passwd.byname\n`);
+  // proxy: tables go through proxymap, as in Postfix (a jailed smtpd cannot read /etc/passwd).
+  const inst = await smtpdInstance(
+    t,
+    `${MAPS}local_recipient_maps = proxy:unix:passwd.byname\n`,
+    shippedEntries("proxymap"),
+  );
   const c = await smtpHello(inst.port);
   assert.equal(await smtpCmd(c, "MAIL FROM:<someone@elsewhere.example>"), "250 2.1.0 Ok");
   for (const ok of [

@@ -56,6 +56,7 @@ import {
   type PeerInfo,
 } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
+import { onlyChild, signalName } from "./master-procs.js";
 import { JAIL_EXEC_DIR, jailArgv, type Jail } from "../global/jail.js";
 
 export interface MasterEnv {
@@ -80,7 +81,13 @@ export interface MasterEnv {
 
 interface Child {
   proc: ChildProcess;
+  /** The process master started (bwrap, for a jailed daemon). */
   pid: number;
+  /** The daemon's own pid (it names itself so to scache, and logs show it); pid until it is ready. */
+  selfPid: number;
+  jailed: boolean;
+  /** Who the relayed log lines are from (the pid becomes selfPid). */
+  logAs: { tag: string; pid: number };
   ready: boolean;
   capacity: number;
   active: number;
@@ -435,6 +442,9 @@ export class Service {
     const c: Child = {
       proc,
       pid: proc.pid,
+      selfPid: proc.pid,
+      jailed: jail !== null,
+      logAs: { tag: this.#tag(), pid: proc.pid },
       ready: false,
       capacity: 1,
       active: 0,
@@ -445,7 +455,7 @@ export class Service {
       retiring: false,
     };
     this.#children.add(c);
-    if (proc.stderr) relayChildLog(proc.stderr, { tag: this.#tag(), pid: proc.pid }, this.#env.sink);
+    if (proc.stderr) relayChildLog(proc.stderr, c.logAs, this.#env.sink);
     proc.on("message", (raw: unknown, handle: unknown) => this.#onMessage(c, raw, handle));
     proc.on("error", (err) => msg.warn(`service ${this.spec.key}: pid ${c.pid}: ${err.message}`));
     proc.on("exit", (code, signal) => this.#onExit(c, code, signal));
@@ -454,6 +464,15 @@ export class Service {
   /** The log tag of this service's processes. */
   #tag(): string {
     return `${this.#cfg().get("syslog_name")}/${this.spec.entry.command.replace(/\.m?js$/, "")}`;
+  }
+
+  /**
+   * Finds a jailed daemon's own pid: the one child of its bwrap process,
+   * read from /proc (not taken from the daemon's word).
+   */
+  #learnSelfPid(c: Child): void {
+    const pid = onlyChild(c.pid);
+    if (pid !== null) c.selfPid = c.logAs.pid = pid;
   }
 
   /** Handles a status message from a child. */
@@ -466,6 +485,7 @@ export class Service {
     if (m.t === "ready") {
       c.ready = true;
       c.capacity = m.capacity;
+      if (c.jailed) this.#learnSelfPid(c);
     } else if (m.t === "done") {
       c.sockets.shift();
       if (c.active > 0) c.active--;
@@ -479,7 +499,7 @@ export class Service {
     } else if (m.t === "cachefd") {
       if (!isSocket(handle))
         return msg.warn(`service ${this.spec.key}: pid ${c.pid}: cachefd without a socket ignored`);
-      this.#env.cacheFd({ pid: c.pid, command: this.spec.entry.command }, m.token, m.to, handle);
+      this.#env.cacheFd({ pid: c.selfPid, command: this.spec.entry.command }, m.token, m.to, handle);
     }
     this.#dispatch();
   }
@@ -492,7 +512,7 @@ export class Service {
   sendSocket(m: MasterMessage, sock: Socket, pid?: number): boolean {
     let to: Child | undefined;
     for (const c of this.#children) {
-      if (!c.ready || !c.proc.connected || (pid !== undefined && c.pid !== pid)) continue;
+      if (!c.ready || !c.proc.connected || (pid !== undefined && c.selfPid !== pid)) continue;
       if (to === undefined || (to.retiring && !c.retiring)) to = c;
     }
     if (to === undefined) return false;
@@ -507,9 +527,9 @@ export class Service {
     return true;
   }
 
-  /** True when a process of this service has this pid. */
+  /** True when a process of this service has this pid (as the daemon names itself). */
   hasPid(pid: number): boolean {
-    for (const c of this.#children) if (c.pid === pid) return true;
+    for (const c of this.#children) if (c.selfPid === pid) return true;
     return false;
   }
 
@@ -518,10 +538,12 @@ export class Service {
     this.#children.delete(c);
     for (const s of c.sockets) s.destroy();
     c.sockets = [];
-    const how = signal !== null ? `killed by signal ${signal}` : `exit status ${code}`;
+    // bwrap reports a daemon killed by a signal as exit status 128 + the signal's number.
+    const killedBy = signal ?? (c.jailed && code !== null && code > 128 ? signalName(code - 128) : null);
+    const how = killedBy !== null ? `killed by signal ${killedBy}` : `exit status ${code}`;
     if (this.#stopped || (c.retiring && code === 0)) return;
     msg.warn(
-      `process ${this.spec.exec.kind === "node" ? this.spec.exec.module : this.spec.entry.command} pid ${c.pid} ${how}`,
+      `process ${this.spec.exec.kind === "node" ? this.spec.exec.module : this.spec.entry.command} pid ${c.selfPid} ${how}`,
     );
     if (c.served === 0 && c.active === 0 && (code !== 0 || !c.ready)) this.#throttle();
     this.#dispatch();

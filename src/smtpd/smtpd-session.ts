@@ -60,6 +60,23 @@ function validUtf8(bytes: Buffer): boolean {
 }
 const UTF8_STRICT = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * Ends the session's socket once what was written has gone out: over TLS,
+ * the last reply and the close_notify alert are flushed before the
+ * connection underneath is closed (a client otherwise sees an unexpected
+ * EOF, and a last 554 may be lost).
+ */
+function endGracefully(sock: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (sock.destroyed) return resolve();
+    const timer = setTimeout(resolve, 2000);
+    sock.end(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export class Session {
   #s: SessionState;
 
@@ -106,7 +123,7 @@ export class Session {
       s.bqf.close();
       s.milter.quit();
       msg.info(sup.disconnectLine(s.client, s.counts));
-      s.sock.end();
+      await endGracefully(s.sock);
     }
   }
 

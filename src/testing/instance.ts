@@ -248,6 +248,8 @@ export function processesOf(etc: string): number[] {
     try {
       const env = readFileSync(`/proc/${name}/environ`, "latin1");
       const cmd = readFileSync(`/proc/${name}/cmdline`, "latin1");
+      // A jailed daemon's bwrap parent lives exactly as long as the daemon: count the daemon once.
+      if (/^[^\0]*\/bwrap\0/.test(cmd)) continue;
       if (env.includes(`MAIL_CONFIG=${etc}\0`) || cmd.includes(etc)) out.push(Number(name));
     } catch {
       /* gone, or not ours to read */
