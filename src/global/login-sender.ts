@@ -28,6 +28,7 @@ import type { Config } from "./config.js";
 import { DictFlag, dictOpen } from "./dict.js";
 import { mapsLookup, stripExtension } from "./dict-search.js";
 import { quote822Local } from "./quote-822-local.js";
+import { jailedLookup } from "./user-acl.js";
 
 export const LOGIN_SENDER_DEFAULT = "static:*";
 
@@ -79,12 +80,13 @@ async function loginOf(uid: number): Promise<{ name: string } | { error: string 
     const r = await pwByUid(uid);
     if (r.status === "found") return { name: r.pw.name };
     if (r.status === "notfound") return { name: `uid:${uid}` };
-    return { error: r.reason };
+    return {
+      error: jailedLookup(
+        `account lookup for uid ${uid}: ${r.reason}`,
+        "with local_login_sender_maps set, pickup needs chroot = n in master.cf",
+      ),
+    };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_ACCESS_DENIED")
-      return {
-        error: `account lookup for uid ${uid}: denied by the permission-model jail (with local_login_sender_maps set, pickup needs chroot = n in master.cf)`,
-      };
     return { error: `account lookup for uid ${uid}: ${(err as Error).message}` };
   }
 }

@@ -14,11 +14,12 @@
  *   without looking the uid up. A uid without an account is called
  *   "unknown", so "!unknown" refuses accounts that do not exist.
  *   A failing account or table lookup is a temporary failure, never a
- *   permission: a daemon that cannot tell (one that runs in the
- *   permission-model jail cannot read /etc/passwd) fails safe.
+ *   permission: a daemon that cannot tell (one in the chroot jail has no
+ *   /etc/passwd and no getent) fails safe.
  *   ownerOrRoot() is the exemption postqueue, showq and flush give root
  *   and mail_owner.
  */
+import { existsSync } from "node:fs";
 import { pwByName, pwByUid } from "../util/unix-passwd.js";
 import type { Config } from "./config.js";
 import { dictOpen } from "./dict.js";
@@ -37,14 +38,20 @@ export async function loginName(uid: number): Promise<{ name: string } | { error
     const r = await pwByUid(uid);
     if (r.status === "found") return { name: r.pw.name };
     if (r.status === "notfound") return { name: "unknown" };
-    return { error: r.reason };
+    return {
+      error: jailedLookup(
+        `account lookup for uid ${uid}: ${r.reason}`,
+        "a service that checks a user list naming users needs chroot = n in master.cf",
+      ),
+    };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_ACCESS_DENIED")
-      return {
-        error: `account lookup for uid ${uid}: denied by the permission-model jail (a service that checks a user list naming users needs chroot = n in master.cf)`,
-      };
     return { error: `account lookup for uid ${uid}: ${(err as Error).message}` };
   }
+}
+
+/** An account lookup error, with advice when the process runs in the jail (which has no /etc/passwd). */
+export function jailedLookup(error: string, advice: string): string {
+  return existsSync("/etc/passwd") ? error : `${error}: the chroot jail has no account database (${advice})`;
 }
 
 /** Checks a uid against one of the user access lists. */

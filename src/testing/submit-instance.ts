@@ -12,7 +12,7 @@
  *   as the default transport. Started as root, the daemons run as the
  *   "mail" account (mail_owner; the tests' unprivileged users are nobody
  *   and a uid without an account, so that neither owns the queue).
- *   pickup and showq run chrooted, in the permission-model jail, as the
+ *   pickup and showq run chrooted, in the jail, as the
  *   stock master.cf has them (pickupChroot: false runs pickup outside the
  *   jail, as a site must when pickup looks users up). as() runs a Postern command as a given
  *   uid/gid with MAIL_CONFIG set; script() runs a Node snippet as one.
