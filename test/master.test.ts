@@ -12,7 +12,15 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import {
@@ -266,6 +274,30 @@ test("an empty queue directory, or one with Postfix's modes, is taken over at st
   assert.equal(statSync(join(inst.spool, "maildrop")).mode & 0o7777, 0o3733);
   assert.equal(statSync(join(inst.spool, "public")).mode & 0o7777, 0o755);
   assert.equal(statSync(join(inst.spool, "incoming")).mode & 0o7777, 0o700);
+});
+
+test("a table file Postfix made (Berkeley DB) is reported by check and start, with the command that rebuilds it", async (t) => {
+  const inst = makeInstance({ main: "", master: "" });
+  t.after(async () => {
+    await inst.postern("abort");
+    inst.cleanup();
+  });
+  const aliases = join(inst.etc, "aliases");
+  const head = Buffer.alloc(4096);
+  head.writeUInt32LE(0x061561, 12); // Berkeley DB's hash magic, where Postfix's postalias leaves it
+  writeFileSync(`${aliases}.db`, head);
+  appendFileSync(
+    join(inst.etc, "main.cf"),
+    `alias_maps = hash:${aliases}\nalias_database = hash:${aliases}\n`,
+  );
+  const check = await inst.postern("check");
+  assert.match(
+    check.stderr,
+    /hash:\S+aliases: \S+aliases\.db is not a Postern table \(a Berkeley DB hash file, as Postfix makes them\): every lookup in it fails; rebuild it with "postalias hash:\S+aliases"/,
+  );
+  const r = await inst.start();
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /aliases\.db is not a Postern table/);
 });
 
 test("a broken main.cf stops start with every problem listed", async () => {

@@ -62,6 +62,28 @@ const DEAD = 0x80000000;
 /** Largest key or value accepted in a record (a sanity limit against corrupt files). */
 export const DB_MAX_FIELD = 64 * 1024 * 1024;
 
+/** True when a file's first bytes are those of a Postern table file. */
+export function isPosternTable(head: Buffer): boolean {
+  return head.length >= 8 && head.subarray(0, 8).equals(MAGIC);
+}
+
+/**
+ * What a table file that is not Postern's looks like, from its first
+ * bytes: Berkeley DB (what Postfix's postmap makes for hash: and btree:,
+ * magic at offset 12 in either byte order), LMDB, or unknown.
+ */
+export function foreignFormat(head: Buffer): string {
+  const at = (off: number, le: boolean): number =>
+    head.length >= off + 4 ? (le ? head.readUInt32LE(off) : head.readUInt32BE(off)) : -1;
+  const bdb: Record<number, string> = { 0x061561: "hash", 0x053162: "btree" };
+  for (const le of [true, false]) {
+    const kind = bdb[at(12, le)];
+    if (kind !== undefined) return `a Berkeley DB ${kind} file, as Postfix makes them`;
+  }
+  if (at(16, true) === 0xbeefc0de || at(0, true) === 0xbeefc0de) return "an LMDB file, as Postfix makes them";
+  return "bad magic";
+}
+
 /** The file name suffix of a table type. */
 export function dbSuffix(type: string): string {
   return type === "lmdb" ? ".lmdb" : ".db";
@@ -81,7 +103,7 @@ interface DbFile {
 export function dbReadHeader(fd: number, size: number): DbFile {
   if (size < HEADER) throw new Error("file too short for a table header");
   const h = readExact(fd, HEADER, 0);
-  if (!h.subarray(0, 8).equals(MAGIC)) throw new Error("not a Postern table file (bad magic)");
+  if (!h.subarray(0, 8).equals(MAGIC)) throw new Error(`not a Postern table file (${foreignFormat(h)})`);
   if (h.readUInt32LE(8) !== VERSION) throw new Error(`unsupported table format version ${h.readUInt32LE(8)}`);
   const records = Number(h.readBigUInt64LE(16));
   const slots = Number(h.readBigUInt64LE(24));

@@ -57,16 +57,19 @@ function valueOf(cfg: Config, name: string): string {
   }
 }
 
-/** The files behind the type:/path tables named in a value. */
-function tableFiles(value: string): string[] {
-  const out: string[] = [];
+/** The file-backed type:/path tables named in a value (proxy: ones left out). */
+export function fileTables(value: string): Array<{ type: string; path: string }> {
+  const out: Array<{ type: string; path: string }> = [];
   for (const m of value.matchAll(TABLE_RE)) {
     const type = m[2] ?? "";
-    const path = m[3] ?? "";
-    if (NOT_FILE_TYPES.has(type)) continue;
-    for (const suffix of COMPILED_SUFFIXES) out.push(path + suffix);
+    if (!NOT_FILE_TYPES.has(type)) out.push({ type, path: m[3] ?? "" });
   }
   return out;
+}
+
+/** The files behind the type:/path tables named in a value. */
+function tableFiles(value: string): string[] {
+  return fileTables(value).flatMap(({ path }) => COMPILED_SUFFIXES.map((suffix) => path + suffix));
 }
 
 /** The absolute paths named by a file-valued parameter. */

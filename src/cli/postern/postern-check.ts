@@ -14,7 +14,10 @@
  */
 import { Config, ConfigError } from "../../global/config.js";
 import { daemonAvailable, isPosternDaemon } from "../../global/daemons.js";
+import { closeSync, openSync, readSync } from "node:fs";
+import { dbSuffix, foreignFormat, isPosternTable } from "../../global/dict-db.js";
 import { probeJail } from "../../global/jail.js";
+import { fileTables } from "../../global/jail-files.js";
 import { checkQueueTree } from "../../global/queue-dirs.js";
 import { getUser } from "../../util/unix-users.js";
 
@@ -40,6 +43,42 @@ function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
     warnings.push(
       `chroot=y services (${names}) run in a jail (a bwrap user namespace): they see only the queue, the configuration and Postern's code, but as the same uid as every other service, which could undo the jail's closing of its program directory`,
     );
+}
+
+/**
+ * Indexed tables whose file another program made (Postfix's Berkeley DB or
+ * LMDB files): Postern cannot read them, so every lookup would fail. Says
+ * which command rebuilds each (postalias for alias tables).
+ */
+function checkTableFormats(cfg: Config, warnings: string[]): void {
+  const seen = new Set<string>();
+  for (const name of ["alias_maps", "alias_database", ...cfg.main.settings.keys()]) {
+    let value = "";
+    try {
+      value = cfg.get(name);
+    } catch {
+      continue;
+    }
+    for (const { type, path } of fileTables(value)) {
+      if (!["hash", "btree", "lmdb"].includes(type) || seen.has(`${type}:${path}`)) continue;
+      seen.add(`${type}:${path}`);
+      const file = path + dbSuffix(type);
+      const head = Buffer.alloc(64);
+      let n = 0;
+      try {
+        const fd = openSync(file, "r");
+        n = readSync(fd, head, 0, 64, 0);
+        closeSync(fd);
+      } catch {
+        continue;
+      }
+      if (isPosternTable(head.subarray(0, n))) continue;
+      const tool = name.startsWith("alias_") ? "postalias" : "postmap";
+      warnings.push(
+        `${type}:${path}: ${file} is not a Postern table (${foreignFormat(head.subarray(0, n))}): every lookup in it fails; rebuild it with "${tool} ${type}:${path}"`,
+      );
+    }
+  }
 }
 
 /** Checks an instance's configuration and queue tree. */
@@ -86,6 +125,7 @@ export function checkInstance(dir: string): CheckReport {
     );
   }
   checkJail(cfg, problems, warnings);
+  checkTableFormats(cfg, warnings);
   // Missing directories, and the owners and modes of an existing tree (an empty queue directory
   // as a package leaves it, Postfix's own setgid-postdrop modes), are what master sets at start.
   for (const p of checkQueueTree(cfg.get("queue_directory"), owner)) {

@@ -83,6 +83,7 @@ async function start(dir: string): Promise<number> {
   }
   ensureMailOwner(cfg);
   const report = checkInstance(dir);
+  for (const w of report.warnings) msg.warn(w);
   for (const p of report.problems) msg.error(p);
   if (report.problems.length > 0) return 1;
   say("starting the Postern mail system");
