@@ -53,31 +53,41 @@ function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
 function checkTableFormats(cfg: Config, warnings: string[]): void {
   const seen = new Set<string>();
   for (const name of ["alias_maps", "alias_database", ...cfg.main.settings.keys()]) {
-    let value = "";
-    try {
-      value = cfg.get(name);
-    } catch {
-      continue;
-    }
-    for (const { type, path } of fileTables(value)) {
+    for (const { type, path } of fileTables(expanded(cfg, name))) {
       if (!["hash", "btree", "lmdb"].includes(type) || seen.has(`${type}:${path}`)) continue;
       seen.add(`${type}:${path}`);
       const file = path + dbSuffix(type);
-      const head = Buffer.alloc(64);
-      let n = 0;
-      try {
-        const fd = openSync(file, "r");
-        n = readSync(fd, head, 0, 64, 0);
-        closeSync(fd);
-      } catch {
-        continue;
-      }
-      if (isPosternTable(head.subarray(0, n))) continue;
+      const head = fileHead(file);
+      if (head === null || isPosternTable(head)) continue;
       const tool = name.startsWith("alias_") ? "postalias" : "postmap";
       warnings.push(
-        `${type}:${path}: ${file} is not a Postern table (${foreignFormat(head.subarray(0, n))}): every lookup in it fails; rebuild it with "${tool} ${type}:${path}"`,
+        `${type}:${path}: ${file} is not a Postern table (${foreignFormat(head)}): every lookup in it fails; rebuild it with "${tool} ${type}:${path}"`,
       );
     }
+  }
+}
+
+/** A parameter's expanded value, or "" when it cannot be expanded (reported elsewhere). */
+function expanded(cfg: Config, name: string): string {
+  try {
+    return cfg.get(name);
+  } catch {
+    return "";
+  }
+}
+
+/** The first bytes of a file, or null when it cannot be read. */
+function fileHead(file: string): Buffer | null {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const head = Buffer.alloc(64);
+      return head.subarray(0, readSync(fd, head, 0, 64, 0));
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return null;
   }
 }
 
