@@ -60,7 +60,7 @@ test("a message is queued durably and read back intact, CRLF and LF alike", asyn
   assert.equal(m.text, "Subject: hi\nFrom: alice@example.com\n\nline one\nline two\n");
   assert.equal(m.sender, "alice@example.com");
   assert.deepEqual(m.rcpts, ["bob@example.net", "carol@example.net"], "duplicates are removed");
-  await inst.waitLog(new RegExp(`postern/cleanup\\[\\d+\\]: ${r.queueId}: message-id=`));
+  await inst.waitLog(new RegExp(`postfix/cleanup\\[\\d+\\]: ${r.queueId}: message-id=`));
 });
 
 test("a large message streams through without loss", async (t) => {

@@ -33,7 +33,7 @@ test("lmtp over TCP and over a Unix socket under queue_directory, per-recipient 
   for (const u of ["alice", "alice\\+box"])
     await inst.waitLog(
       new RegExp(
-        `postern/lmtp\\[\\d+\\]: ${a}: to=<${u}@example\\.test>, ${relay}, .*dsn=2\\.0\\.0, status=sent \\(250 2\\.0\\.0 <${u}@example\\.test> \\S+ Saved\\)`,
+        `postfix/lmtp\\[\\d+\\]: ${a}: to=<${u}@example\\.test>, ${relay}, .*dsn=2\\.0\\.0, status=sent \\(250 2\\.0\\.0 <${u}@example\\.test> \\S+ Saved\\)`,
       ),
       20_000,
     );

@@ -192,7 +192,7 @@ test("wakeup timers trigger the service; a conditional one waits until the servi
     "tick unix - - n 1 1 test-daemon.js trigger\nlazy unix - - n 1? 1 test-daemon.js trigger\n",
   );
   await inst.waitLog(/(trigger: W[\s\S]*){2}/);
-  const lazyPids = inst.log().match(/postern\/test-daemon\[(\d+)\]/g) ?? [];
+  const lazyPids = inst.log().match(/postfix\/test-daemon\[(\d+)\]/g) ?? [];
   assert.equal(new Set(lazyPids).size, 1, "only the unconditional service was started");
 });
 

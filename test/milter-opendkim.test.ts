@@ -101,7 +101,7 @@ test("opendkim signs mail from smtpd and from sendmail; an independent verifier 
     writeFileSync(tampered, text.replace("This is a test.", "This is a fake."), "latin1");
     assert.doesNotMatch(dkim.verify(tampered), /succeeded/, "the verifier notices a changed body");
   }
-  assert.match(inst.log(), /postern\/cleanup\[\d+\]: [0-9A-Z]+: message-id=<by-sendmail@example\.com>/);
+  assert.match(inst.log(), /postfix\/cleanup\[\d+\]: [0-9A-Z]+: message-id=<by-sendmail@example\.com>/);
 });
 
 test("a stopped milter follows milter_default_action (tempfail, then accept)", async (t) => {

@@ -195,7 +195,7 @@ test("a qmgr crash in the middle of a 1,000-recipient delivery loses nothing and
   const rcpts = Array.from({ length: 1000 }, (_, i) => `r${i}@slowcrash.example`);
   const id = await submit(inst, rcpts);
   await until("a third delivered", () => deliveries(inst.record).length >= 300, { timeoutMs: 60_000 });
-  const qmgrPid = Number(/postern\/qmgr\[(\d+)\]/.exec(inst.log())?.[1]);
+  const qmgrPid = Number(/postfix\/qmgr\[(\d+)\]/.exec(inst.log())?.[1]);
   assert.ok(qmgrPid > 0);
   process.kill(qmgrPid, "SIGKILL");
   await until("all delivered", () => new Set(deliveries(inst.record).map((d) => d.rcpt)).size === 1000, {

@@ -67,7 +67,7 @@ function send(inst: Instance, i: number): Promise<string> {
 /** Waits until message i is sent; returns the pid of the smtp process that delivered it. */
 async function sent(inst: Instance, id: string, i: number): Promise<number> {
   const line = await inst.waitLog(
-    new RegExp(`postern/smtp\\[\\d+\\]: ${id}: to=<r${i}@remote\\.test>, .*status=sent`),
+    new RegExp(`postfix/smtp\\[\\d+\\]: ${id}: to=<r${i}@remote\\.test>, .*status=sent`),
     30_000,
   );
   return Number(/smtp\[(\d+)\]/.exec(line)?.[1]);
@@ -147,17 +147,17 @@ test("agent processes share connections through scache; statistics; the idle tim
   );
   assert.match(
     inst.log(),
-    /postern\/smtp\[\d+\]: \w+: to=<r\d+@remote\.test>, relay=\S+, conn_use=\d+, delay=/,
+    /postfix\/smtp\[\d+\]: \w+: to=<r\d+@remote\.test>, relay=\S+, conn_use=\d+, delay=/,
   );
   const cmds = aio.commands();
   assert.equal(cmds.filter((c) => c.startsWith("EHLO")).length, conns.size, "one EHLO per connection");
 
   await inst.waitLog(
-    /postern\/scache\[\d+\]: statistics: start interval \w{3} [ \d]\d \d\d:\d\d:\d\d/,
+    /postfix\/scache\[\d+\]: statistics: start interval \w{3} [ \d]\d \d\d:\d\d:\d\d/,
     10_000,
   );
   const hits = await inst.waitLog(
-    /postern\/scache\[\d+\]: statistics: domain lookup hits=[1-9]\d* miss=\d+ success=\d+%/,
+    /postfix\/scache\[\d+\]: statistics: domain lookup hits=[1-9]\d* miss=\d+ success=\d+%/,
     10_000,
   );
   assert.ok(hits);

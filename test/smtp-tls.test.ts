@@ -247,7 +247,7 @@ test("lmtp_tls_*: the LMTP client verifies an LMTP server over STARTTLS, apart f
   const id = await submitMessage(inst, { rcpts: ["u@box.test"], content: "Subject: lmtp\n\nhello\n" });
   const name = `127.0.0.1[127.0.0.1]:${lmtp.port}`;
   await inst.waitLog(
-    new RegExp(`postern/lmtp\\[\\d+\\]: Verified TLS connection established to ${lit(name)}: TLSv1\\.3`),
+    new RegExp(`postfix/lmtp\\[\\d+\\]: Verified TLS connection established to ${lit(name)}: TLSv1\\.3`),
     30_000,
   );
   await inst.waitLog(new RegExp(`${id}: to=<u@box\\.test>, relay=${lit(name)}, .*status=sent`), 30_000);
@@ -277,7 +277,7 @@ test("smtp_tls_session_cache_database: a new agent process resumes the session a
   const deliver = async (n: number): Promise<number> => {
     const id = await submitMessage(inst, { rcpts: [`u${n}@far.test`], content: `Subject: ${n}\n\nhello\n` });
     const line = await inst.waitLog(
-      new RegExp(`postern/smtp\\[(\\d+)\\]: ${id}: to=<u${n}@far\\.test>, relay=${lit(name)}, .*status=sent`),
+      new RegExp(`postfix/smtp\\[(\\d+)\\]: ${id}: to=<u${n}@far\\.test>, relay=${lit(name)}, .*status=sent`),
       30_000,
     );
     return Number(/\[(\d+)\]/.exec(line)?.[1]);
@@ -297,7 +297,7 @@ test("smtp_tls_session_cache_database: a new agent process resumes the session a
   }
   const second = await deliver(2);
   assert.notEqual(second, first, "another agent process delivered the second message");
-  await inst.waitLog(new RegExp(`postern/smtp\\[${second}\\]: ${lit(name)}: Reusing old session`), 10_000);
+  await inst.waitLog(new RegExp(`postfix/smtp\\[${second}\\]: ${lit(name)}: Reusing old session`), 10_000);
   assert.equal(
     tlsLines(aio).at(-1)?.endsWith("reused=1"),
     true,

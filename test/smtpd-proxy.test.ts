@@ -74,7 +74,7 @@ test("a Postern smtpd as the before-queue filter: its refusals reach the client 
   );
   assert.match(
     inst.log(),
-    /postern\/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]|connect from unknown\[127\.0\.0\.1\]/,
+    /postfix\/smtpd\[\d+\]: connect from localhost\[127\.0\.0\.1\]|connect from unknown\[127\.0\.0\.1\]/,
   );
 });
 
@@ -123,7 +123,7 @@ test("an aiosmtpd filter with speed_adjust rejects with its own reply; a filter 
   );
   const good = await send(inst.port, "127.0.0.1", ["a@example.org"], "a fine message");
   assert.equal(good.end, "250 2.0.0 Ok: filtered");
-  await inst.waitLog(/postern\/cleanup\[\d+\]: [0-9A-Z]+: message-id=<>/);
+  await inst.waitLog(/postfix\/cleanup\[\d+\]: [0-9A-Z]+: message-id=<>/);
   assert.match(inst.log(), /client=localhost\[127\.0\.0\.1\]|client=unknown\[127\.0\.0\.1\]/);
   py.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 500));

@@ -49,6 +49,7 @@ compatibility_level = 3.6
 queue_directory = ${join(root, "spool")}
 data_directory = ${join(root, "lib")}
 maillog_file = /dev/stdout
+syslog_name = postern
 myhostname = localhost.localdomain
 mydestination = $myhostname, localhost
 inet_interfaces = 127.0.0.1

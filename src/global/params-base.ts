@@ -147,7 +147,7 @@ export const BASE_PARAMS: readonly ParamDef[] = [
   p(
     "syslog_name",
     "str",
-    "${multi_instance_name?{$multi_instance_name}:{postern}}",
+    "${multi_instance_name?{$multi_instance_name}:{postfix}}",
     "the program name prefix in log lines",
   ),
   p("multi_instance_name", "str", "", "the name of this instance"),

@@ -147,7 +147,7 @@ test("-d, -h, -H and -r act on named messages and log as Postfix; files stay mai
   assert.ok(!existsSync(paths.path("defer", c)), "the defer log goes too");
   assert.match(
     readFileSync(join(dir, "maillog"), "utf8"),
-    new RegExp(`postern/postsuper\\[\\d+\\]: ${c}: removed\\n`),
+    new RegExp(`postfix/postsuper\\[\\d+\\]: ${c}: removed\\n`),
   );
   r = await postsuper(["-d", "ABCDEF01234", "-d", "bad/id"]);
   assert.equal(r.stderr, "postsuper: warning: invalid mail queue id: bad/id\n");
