@@ -19,8 +19,8 @@
  *   that could be reused.
  *   holdFileLock() waits up to waitMs for a holder to go away (0: do not
  *   wait); it then writes its own process ID into the file, for people.
- *   A process that may not run programs (Node's permission model) cannot
- *   take the lock: the result says why.
+ *   A process that may not run programs (a daemon in the chroot jail)
+ *   cannot take the lock: the result says why.
  */
 import { spawn } from "node:child_process";
 import { closeSync, constants, existsSync, ftruncateSync, openSync, readFileSync, writeSync } from "node:fs";

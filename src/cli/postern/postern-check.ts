@@ -41,7 +41,7 @@ function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
   }
   if (!root)
     warnings.push(
-      `chroot=y services (${names}) run in a jail (a bwrap user namespace): they see only the queue, the configuration and Postern's code, but as the same uid as every other service, which could undo the jail's closing of its program directory`,
+      `chroot=y services (${names}) run in a jail (a bwrap user namespace): they see the queue, the configuration, Postern's code and the few system files a resolver needs (docs/jail.md), nothing else; but a jailed daemon owns its jail, so it could reopen the directory that holds Node and start programs`,
     );
 }
 
@@ -131,7 +131,7 @@ export function checkInstance(dir: string): CheckReport {
     else owner = u;
   } else {
     warnings.push(
-      `privilege separation is off: not running as root, so every service would run as uid ${process.getuid?.()}: the daemons are not protected from each other, and local delivery writes every mailbox as that uid`,
+      `privilege separation is off: not running as root, so every service runs as uid ${process.getuid?.()}: the daemons are not protected from each other, and local delivery writes every mailbox as that uid`,
     );
   }
   checkJail(cfg, problems, warnings);
