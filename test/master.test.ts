@@ -16,6 +16,7 @@ import {
   appendFileSync,
   chmodSync,
   chownSync,
+  existsSync,
   mkdirSync,
   readFileSync,
   statSync,
@@ -30,6 +31,7 @@ import {
   startInstance,
   processUid,
   processesOf,
+  until,
   sleep,
   type Instance,
 } from "../src/testing/instance.js";
@@ -298,6 +300,21 @@ test("a table file Postfix made (Berkeley DB) is reported by check and start, wi
   const r = await inst.start();
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /aliases\.db is not a Postern table/);
+});
+
+test("reload applies a changed maillog_file: the next lines go to the new file", async (t) => {
+  const port = await freePort();
+  const inst = await started(t, "", `${port} inet n - n - 2 test-daemon.js echo\n`);
+  assert.match(await greet(port), /^220 pid=/);
+  const moved = join(inst.dir, "moved.log");
+  appendFileSync(join(inst.etc, "main.cf"), `maillog_file = ${moved}\n`);
+  assert.equal((await inst.postern("reload")).code, 0);
+  await until(
+    "the reload line in the new log",
+    () => existsSync(moved) && /reload -- version/.test(readFileSync(moved, "utf8")),
+  );
+  assert.match(await greet(port), /^220 pid=/);
+  assert.doesNotMatch(inst.log(), /reload -- version/, "the old file got no more lines");
 });
 
 test("a broken main.cf stops start with every problem listed", async () => {

@@ -19,7 +19,8 @@
  *   make a user namespace.
  *
  *   Signals: SIGHUP reloads both files (new processes get the new settings,
- *   busy ones finish their work); SIGTERM stops gracefully (stop accepting,
+ *   busy ones finish their work; a changed maillog_file or syslog setting
+ *   applies to the next log line); SIGTERM stops gracefully (stop accepting,
  *   let work finish up to postern_stop_grace_time, then end every child);
  *   SIGINT and SIGQUIT stop at once. With -w, master writes "ready" to file
  *   descriptor 3 once it serves, so "postern start" knows it is up.
@@ -81,6 +82,41 @@ function logSink(cfg: Config): MsgSink {
   return new SyslogSink({ facility: cfg.get("syslog_facility") });
 }
 
+/** The settings that choose the log destination; a reload that changes them opens a new one. */
+const LOG_PARAMS = ["maillog_file", "maillog_file_permissions", "syslog_facility"];
+
+/** The log destination of master and of every child's relayed lines; reload may point it elsewhere. */
+class LogSink implements MsgSink {
+  #target: MsgSink;
+  #key: string;
+
+  constructor(cfg: Config) {
+    this.#target = logSink(cfg);
+    this.#key = LogSink.#keyOf(cfg);
+  }
+
+  static #keyOf(cfg: Config): string {
+    return JSON.stringify(LOG_PARAMS.map((p) => cfg.get(p)));
+  }
+
+  /** Follows a reloaded configuration: a changed destination takes effect for the next line. */
+  follow(cfg: Config): void {
+    const key = LogSink.#keyOf(cfg);
+    if (key === this.#key) return;
+    this.#target.flush?.();
+    this.#target = logSink(cfg);
+    this.#key = key;
+  }
+
+  write(...args: Parameters<MsgSink["write"]>): void {
+    this.#target.write(...args);
+  }
+
+  flush(): void {
+    this.#target.flush?.();
+  }
+}
+
 /** A sink that writes to several sinks (start-up problems go to the starter and to the log). */
 function teeSink(sinks: MsgSink[]): MsgSink {
   return {
@@ -108,7 +144,10 @@ class Master {
   #services = new Map<string, Service>();
   #stopping = false;
 
-  constructor(cfg: Config, owner: MasterEnv["owner"], sink: MsgSink) {
+  #sink: LogSink;
+
+  constructor(cfg: Config, owner: MasterEnv["owner"], sink: LogSink) {
+    this.#sink = sink;
     this.#cfg = cfg;
     this.#env = {
       cfg,
@@ -219,6 +258,8 @@ class Master {
     }
     this.#cfg = loaded;
     Object.assign(this.#env, { cfg: loaded, jail, env: childEnv(loaded) });
+    this.#sink.follow(loaded);
+    msgInit({ tag: `${loaded.get("syslog_name")}/master`, sink: this.#sink });
     const next = new Map(specs.map((s) => [s.key, s]));
     for (const [key, svc] of this.#services) {
       const spec = next.get(key);
@@ -318,7 +359,7 @@ async function main(): Promise<void> {
     return msg.fatal(loaded[loaded.length - 1] ?? "bad configuration");
   }
   const cfg = loaded;
-  const sink = logSink(cfg);
+  const sink = new LogSink(cfg);
   const tag = `${cfg.get("syslog_name")}/master`;
   msgInit({ tag, sink: teeSink([new StderrSink(), sink]) });
   const owner = privileges(cfg);

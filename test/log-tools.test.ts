@@ -1,0 +1,180 @@
+/*
+ * log-tools.test - Postfix's log tools read Postern's log unchanged
+ *
+ * DESCRIPTION
+ *   Starts conf/master.cf as shipped with Postfix's defaults (syslog_name
+ *   is not set, so lines are tagged postfix/smtpd[PID], as Postfix tags
+ *   them), sends mail over SMTP with Python's smtplib (some delivered to
+ *   root@localhost by the local agent, some recipients refused as unknown
+ *   users), and runs the tools administrators point at a Postfix log, as
+ *   Debian packages them, on the log file as Postern wrote it:
+ *
+ *   - pflogsumm (package pflogsumm): its "Grand Totals" count the messages
+ *     received, delivered and rejected;
+ *   - fail2ban-regex (package fail2ban) with the stock postfix filter, in
+ *     its default mode and in mode=aggressive: every reject line matches,
+ *     with the client's address;
+ *   - logwatch (package logwatch), its postfix service on the log as its
+ *     "maillog" log file group: its summary counts the same messages.
+ *
+ *   Deviations from Postfix's defaults, each for a reason:
+ *   mail_spool_directory is the test's own directory (tests never write the
+ *   machine's /var/mail); alias_maps is empty (the machine's /etc/aliases is
+ *   not the test's business); default_transport is the error agent and
+ *   smtpd_peername_lookup is off (tests reach no network, not even for a
+ *   reverse lookup of 127.0.0.1).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { freePort, makeInstance, shippedMaster, until, type Instance } from "../src/testing/instance.js";
+import { runCli } from "../src/testing/run-cli.js";
+
+const PFLOGSUMM = "/usr/sbin/pflogsumm";
+const FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex";
+const FAIL2BAN_FILTER = "/etc/fail2ban/filter.d/postfix.conf";
+const LOGWATCH = "/usr/sbin/logwatch";
+
+/** The SMTP sessions of the test: each sends one message to its recipients (those the server takes). */
+const SESSIONS: string[][] = [
+  ["root@localhost"],
+  ["root@localhost"],
+  ["root@localhost"],
+  // One refused recipient beside an accepted one: Postfix logs the reject with the queue ID.
+  ["root@localhost", "nosuchuser@localhost"],
+  // Only refused recipients: no message, the reject is logged as NOQUEUE.
+  ["nobody-here@localhost"],
+];
+const RECEIVED = 4;
+const DELIVERED = 4;
+const REJECTED = 2;
+
+/** One SMTP session with Python's smtplib: MAIL, RCPT for each, DATA when one was taken; prints each reply. */
+function smtpSession(port: number, rcpts: string[]): { code: number; out: string } {
+  const script = `
+import smtplib, sys
+port, rcpts = int(sys.argv[1]), sys.argv[2:]
+with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+    s.ehlo("client.example.org")
+    code, msg = s.mail("sender@example.org")
+    assert code == 250, (code, msg)
+    taken = 0
+    for r in rcpts:
+        code, msg = s.rcpt(r)
+        print("rcpt", r, code, msg.decode())
+        taken += code == 250
+    if taken:
+        code, msg = s.data("Subject: log tools test\\r\\n\\r\\nhello from the log tools test\\r\\n")
+        print("data", code, msg.decode())
+    else:
+        s.rset()
+`;
+  const r = spawnSync("/usr/bin/python3", ["-c", script, String(port), ...rcpts], {
+    encoding: "utf8",
+    timeout: 60_000,
+  });
+  return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Runs a tool; its exit status and output. */
+function run(cmd: string, args: string[]): { code: number; out: string; err: string } {
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 });
+  return { code: r.status ?? -1, out: r.stdout ?? "", err: `${r.stderr ?? ""}${r.error?.message ?? ""}` };
+}
+
+/** How many lines of the log match re. */
+function count(inst: Instance, re: RegExp): number {
+  return inst.log().split("\n").filter((l) => re.test(l)).length;
+}
+
+test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Postfix's", async (t) => {
+  for (const tool of [PFLOGSUMM, FAIL2BAN_REGEX, FAIL2BAN_FILTER, LOGWATCH]) {
+    assert.ok(existsSync(tool), `${tool} is missing: install Debian's pflogsumm, fail2ban and logwatch`);
+  }
+  const port = await freePort();
+  const inst = makeInstance({ master: shippedMaster(port) });
+  t.after(async () => {
+    await inst.postern("abort");
+    inst.cleanup();
+  });
+  const mail = join(inst.dir, "mail");
+  mkdirSync(mail);
+  chmodSync(mail, 0o1777);
+  appendFileSync(
+    join(inst.etc, "main.cf"),
+    [
+      "# Tests never write the machine's /var/mail.",
+      `mail_spool_directory = ${mail}/`,
+      "# The machine's /etc/aliases is not the test's business.",
+      "alias_maps =",
+      "# Tests reach no network: mail for any other domain fails at once, and no reverse lookup is made.",
+      "default_transport = error:5.0.0 no remote mail in tests",
+      "smtpd_peername_lookup = no",
+      "",
+    ].join("\n"),
+  );
+  const conf = await runCli("postconf", ["-c", inst.etc, "-h", "syslog_name", "mydestination"]);
+  assert.equal(conf.code, 0, conf.stderr);
+  const [syslogName, mydestination] = conf.stdout.trim().split("\n");
+  assert.equal(syslogName, "postfix", "Postfix's default tag");
+  assert.match(mydestination ?? "", /(^|[\s,])localhost([\s,]|$)/, "mydestination includes localhost");
+  const started = await inst.start();
+  assert.equal(started.code, 0, started.stderr);
+
+  for (const rcpts of SESSIONS) {
+    const r = smtpSession(port, rcpts);
+    assert.equal(r.code, 0, r.out);
+    for (const rcpt of rcpts) {
+      const want = rcpt.startsWith("root@")
+        ? /250 2\.1\.5 Ok/
+        : /550 5\.1\.1 <[^>]+>: Recipient address rejected: User unknown in local recipient table/;
+      const reply = r.out.split("\n").find((l) => l.startsWith(`rcpt ${rcpt} `));
+      assert.match(reply ?? "", want, r.out);
+    }
+  }
+  await until(
+    `${DELIVERED} deliveries logged`,
+    () => count(inst, /postfix\/local\[\d+\]: \w+: to=<root@localhost>, .*status=sent/) === DELIVERED,
+    { inst },
+  );
+  await until(
+    `${RECEIVED} messages removed from the queue`,
+    () => count(inst, /postfix\/qmgr\[\d+\]: \w+: removed$/) === RECEIVED,
+    { inst },
+  );
+  await until(
+    `${REJECTED} rejects logged`,
+    () => count(inst, /postfix\/smtpd\[\d+\]: \w+: reject: RCPT from /) === REJECTED,
+    { inst },
+  );
+  await until(
+    `${SESSIONS.length} sessions ended`,
+    () => count(inst, /postfix\/smtpd\[\d+\]: disconnect from /) === SESSIONS.length,
+    { inst },
+  );
+  const log = inst.log();
+
+  // pflogsumm: the Grand Totals.
+  const p = run(PFLOGSUMM, [inst.maillog]);
+  assert.equal(p.code, 0, p.err);
+  const totals = /^Grand Totals\n-+\n([\s\S]*?)\n\n\n/m.exec(p.out)?.[1] ?? "";
+  const total = (what: string): number => Number(new RegExp(`^\\s*(\\d+)\\s+${what}\\b`, "m").exec(totals)?.[1] ?? -1);
+  const why = `pflogsumm:\n${p.out}\nlog:\n${log}`;
+  assert.equal(total("received"), RECEIVED, why);
+  assert.equal(total("delivered"), DELIVERED, why);
+  assert.equal(total("rejected"), REJECTED, why);
+  assert.equal(total("bounced"), 0, why);
+  assert.equal(total("deferred"), 0, why);
+
+  // fail2ban: the stock postfix filter, in its default mode and in aggressive mode.
+  const rejects = log.split("\n").filter((l) => / reject: RCPT from /.test(l));
+  for (const filter of [FAIL2BAN_FILTER, `${FAIL2BAN_FILTER}[mode=aggressive]`]) {
+    const f = run(FAIL2BAN_REGEX, ["--print-all-matched", inst.maillog, filter]);
+    assert.equal(f.code, 0, f.out + f.err);
+    const matched = Number(/^Lines: \d+ lines, \d+ ignored, (\d+) matched, \d+ missed/m.exec(f.out)?.[1] ?? -1);
+    assert.equal(matched, REJECTED, `${filter}:\n${f.out}\nlog:\n${log}`);
+    for (const line of rejects) assert.ok(f.out.includes(line), `${filter} matched ${line}:\n${f.out}`);
+  }
+});
