@@ -115,7 +115,7 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
       "",
     ].join("\n"),
   );
-  const conf = await runCli("postconf", ["-c", inst.etc, "-h", "syslog_name", "mydestination"]);
+  const conf = await runCli("postconf", ["-c", inst.etc, "-xh", "syslog_name", "mydestination"]);
   assert.equal(conf.code, 0, conf.stderr);
   const [syslogName, mydestination] = conf.stdout.trim().split("\n");
   assert.equal(syslogName, "postfix", "Postfix's default tag");
@@ -155,6 +155,7 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
     { inst },
   );
   const log = inst.log();
+  copyFileSync(inst.maillog, "/tmp/lt-maillog");
 
   // pflogsumm: the Grand Totals.
   const p = run(PFLOGSUMM, [inst.maillog]);

@@ -278,7 +278,7 @@ test("an empty queue directory, or one with Postfix's modes, is taken over at st
   assert.equal(statSync(join(inst.spool, "incoming")).mode & 0o7777, 0o700);
 });
 
-test("a table file Postfix made (Berkeley DB) is reported by check and start, with the command that rebuilds it", async (t) => {
+test("a table file Postfix made that Postern cannot read (LMDB) is reported by check and start, with the command that rebuilds it", async (t) => {
   const inst = makeInstance({ main: "", master: "" });
   t.after(async () => {
     await inst.postern("abort");
@@ -286,20 +286,20 @@ test("a table file Postfix made (Berkeley DB) is reported by check and start, wi
   });
   const aliases = join(inst.etc, "aliases");
   const head = Buffer.alloc(4096);
-  head.writeUInt32LE(0x061561, 12); // Berkeley DB's hash magic, where Postfix's postalias leaves it
-  writeFileSync(`${aliases}.db`, head);
+  head.writeUInt32LE(0xbeefc0de, 16); // LMDB's magic, in its first meta page
+  writeFileSync(`${aliases}.lmdb`, head);
   appendFileSync(
     join(inst.etc, "main.cf"),
-    `alias_maps = hash:${aliases}\nalias_database = hash:${aliases}\n`,
+    `alias_maps = lmdb:${aliases}\nalias_database = lmdb:${aliases}\n`,
   );
   const check = await inst.postern("check");
   assert.match(
     check.stderr,
-    /hash:\S+aliases: \S+aliases\.db is not a Postern table \(a Berkeley DB hash file, as Postfix makes them\): every lookup in it fails; rebuild it with "postalias hash:\S+aliases"/,
+    /lmdb:\S+aliases: \S+aliases\.lmdb is not a Postern table \(an LMDB file, as Postfix makes them\): every lookup in it fails; rebuild it with "postalias lmdb:\S+aliases"/,
   );
   const r = await inst.start();
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stderr, /aliases\.db is not a Postern table/);
+  assert.match(r.stderr, /aliases\.lmdb is not a Postern table/);
 });
 
 test("reload applies a changed maillog_file: the next lines go to the new file", async (t) => {

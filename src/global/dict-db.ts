@@ -7,10 +7,13 @@
  *   import { dbWrite, dbEntries, dbSuffix } from "./dict-db.js";
  *
  * DESCRIPTION
- *   Postfix keeps these tables in Berkeley DB or LMDB files. Postern reads
- *   and writes one format of its own for all three types, built by postmap
- *   from the same source files; the file name is the table name plus
- *   ".db" (hash, btree) or ".lmdb" (lmdb).
+ *   Postfix keeps these tables in Berkeley DB or LMDB files. Postern writes
+ *   one format of its own for all three types, built by postmap from the
+ *   same source files; the file name is the table name plus ".db" (hash,
+ *   btree) or ".lmdb" (lmdb). It also reads, as they are, the Berkeley DB
+ *   hash and btree files that Postfix's postmap, postalias and newaliases
+ *   made (dict-bdb.ts: read whole when opened, and again when changed), so
+ *   an installation moves over without rebuilding its tables.
  *
  *   A lookup reads only what it needs with positional reads: one or a few
  *   8-byte index slots (through a small page cache) and the record they
@@ -50,6 +53,7 @@
  */
 import { closeSync, fstatSync, openSync, statSync, type Stats } from "node:fs";
 import { msg } from "../util/msg.js";
+import { isBerkeleyDb, readBerkeleyDb } from "./dict-bdb.js";
 import { FileDict } from "./dict-file.js";
 import { AtomicFile, DupFinder, fnv1a, GrowArray, mix32, PageCache, readExact } from "./dict-ondisk.js";
 import { DictFlag, foldKey, found, NOT_FOUND, tempFail, type DictResult } from "./dict-types.js";
@@ -97,6 +101,12 @@ interface DbFile {
   indexAt: number;
   folded: boolean;
   index: PageCache;
+}
+
+/** A table file that another program made (Postfix's Berkeley DB), read whole. */
+interface ForeignFile {
+  fd: number;
+  entries: Map<string, string>;
 }
 
 /** Reads and checks the header of an open table file. */
@@ -164,7 +174,7 @@ function dbFind(f: DbFile, key: Buffer): Buffer | null {
 }
 
 /** A hash:, btree: or lmdb: table. */
-export class DbDict extends FileDict<DbFile> {
+export class DbDict extends FileDict<DbFile | ForeignFile> {
   #source: string;
 
   /** Opens name + suffix. */
@@ -174,9 +184,11 @@ export class DbDict extends FileDict<DbFile> {
     this.start();
   }
 
-  /** Checks the header and keeps the descriptor. */
-  protected load(path: string, fd: number, st: Stats): DbFile {
-    const f = dbReadHeader(fd, st.size);
+  /** Checks the header and keeps the descriptor; a Berkeley DB file (Postfix's) is read whole. */
+  protected load(path: string, fd: number, st: Stats): DbFile | ForeignFile {
+    const head = readExact(fd, Math.min(64, st.size), 0);
+    const f: DbFile | ForeignFile =
+      isBerkeleyDb(head) !== null ? { fd, entries: readBerkeleyDb(fd, st.size) } : dbReadHeader(fd, st.size);
     try {
       if (statSync(this.#source).mtimeMs > st.mtimeMs) {
         msg.warn(`${this.type}:${this.name}: table file ${path} is older than source file ${this.#source}`);
@@ -193,14 +205,19 @@ export class DbDict extends FileDict<DbFile> {
   }
 
   /** Closes the descriptor of a replaced or closed file. */
-  protected override release(f: DbFile): void {
+  protected override release(f: DbFile | ForeignFile): void {
     dbCloseFd(f.fd);
   }
 
   /** Looks up a key. */
-  protected find(f: DbFile, key: string): DictResult {
+  protected find(f: DbFile | ForeignFile, key: string): DictResult {
+    const folded = foldKey(key, this.flags, "fixed");
+    if ("entries" in f) {
+      const v = f.entries.get(folded);
+      return v === undefined ? NOT_FOUND : found(v);
+    }
     try {
-      const v = dbFind(f, Buffer.from(foldKey(key, this.flags, "fixed"), "utf8"));
+      const v = dbFind(f, Buffer.from(folded, "utf8"));
       return v === null ? NOT_FOUND : found(v.toString("utf8"));
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
@@ -316,11 +333,16 @@ function writeIndex(
   return live;
 }
 
-/** Reads every live entry of a table file, in the order they were added. */
+/** Reads every live entry of a table file, in the order they were added (a Berkeley DB file's in page order). */
 export function* dbEntries(path: string): Generator<DbEntry> {
   const fd = openSync(path, "r");
   try {
-    const f = dbReadHeader(fd, fstatSync(fd).size);
+    const size = fstatSync(fd).size;
+    if (isBerkeleyDb(readExact(fd, Math.min(64, size), 0)) !== null) {
+      for (const [key, value] of readBerkeleyDb(fd, size)) yield { key, value };
+      return;
+    }
+    const f = dbReadHeader(fd, size);
     for (let pos = HEADER; pos < f.indexAt;) {
       const r = readRecord(f, pos);
       pos += 8 + r.key.length + r.value.length;

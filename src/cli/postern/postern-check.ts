@@ -15,6 +15,7 @@
 import { Config, ConfigError } from "../../global/config.js";
 import { daemonAvailable, isPosternDaemon } from "../../global/daemons.js";
 import { closeSync, openSync, readSync } from "node:fs";
+import { isBerkeleyDb } from "../../global/dict-bdb.js";
 import { dbSuffix, foreignFormat, isPosternTable } from "../../global/dict-db.js";
 import { probeJail } from "../../global/jail.js";
 import { fileTables } from "../../global/jail-files.js";
@@ -46,9 +47,10 @@ function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
 }
 
 /**
- * Indexed tables whose file another program made (Postfix's Berkeley DB or
- * LMDB files): Postern cannot read them, so every lookup would fail. Says
- * which command rebuilds each (postalias for alias tables).
+ * Indexed tables whose file another program made and Postern cannot read
+ * (LMDB; Postfix's Berkeley DB hash and btree files are read as they are):
+ * every lookup would fail. Says which command rebuilds each (postalias for
+ * alias tables).
  */
 function checkTableFormats(cfg: Config, warnings: string[]): void {
   const seen = new Set<string>();
@@ -58,7 +60,7 @@ function checkTableFormats(cfg: Config, warnings: string[]): void {
       seen.add(`${type}:${path}`);
       const file = path + dbSuffix(type);
       const head = fileHead(file);
-      if (head === null || isPosternTable(head)) continue;
+      if (head === null || isPosternTable(head) || isBerkeleyDb(head) !== null) continue;
       const tool = name.startsWith("alias_") ? "postalias" : "postmap";
       warnings.push(
         `${type}:${path}: ${file} is not a Postern table (${foreignFormat(head)}): every lookup in it fails; rebuild it with "${tool} ${type}:${path}"`,
