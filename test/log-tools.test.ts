@@ -125,7 +125,7 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
 
   for (const rcpts of SESSIONS) {
     const r = smtpSession(port, rcpts);
-    assert.equal(r.code, 0, r.out);
+    assert.equal(r.code, 0, `${r.out}\nlog:\n${inst.log()}`);
     for (const rcpt of rcpts) {
       const want = rcpt.startsWith("root@")
         ? /250 2\.1\.5 Ok/

@@ -48,7 +48,7 @@ smtpd_forbid_unauth_pipelining = yes
 smtpd_forbid_bare_newline = normalize
 smtpd_error_sleep_time = 0s
 default_transport = error:no network in the oracle
-local_transport = error:no local delivery in the oracle
+local_transport = discard:oracle
 `;
 
 /** How long to wait for one reply before the rest of the dialog is given up. */
@@ -108,9 +108,13 @@ function bigText(n: number): string {
 }
 /** A BDAT command with its chunk in one write. */
 const BDAT = (chunk: string, last: boolean): Step =>
-  R(`BDAT ${Buffer.byteLength(chunk)}${last ? " LAST" : ""}\r\n${chunk}`, 1, `BDAT ${chunk.length}${last ? " LAST" : ""}`);
+  R(
+    `BDAT ${Buffer.byteLength(chunk)}${last ? " LAST" : ""}\r\n${chunk}`,
+    1,
+    `BDAT ${chunk.length}${last ? " LAST" : ""}`,
+  );
 
-/** A dialog that starts with EHLO, sends a transaction prefix and then the given steps. */
+/** A dialog: its name and its steps, in order (the greeting is read first). */
 const d = (name: string, ...steps: Step[]): Dialog => ({ name, steps });
 
 const utf8 = (s: string): Buffer => Buffer.from(s, "utf8");
@@ -236,8 +240,26 @@ const DIALOGS: Dialog[] = [
     DATA,
     BODY(bigText(25_000)),
   ),
-  d("data-two-transactions", EHLO, MAIL, RCPT, DATA, BODY(), MAIL, C("RCPT TO:<bob@example.org>"), DATA, BODY()),
-  d("data-8bit-without-body", EHLO, MAIL, RCPT, DATA, R(utf8(`Subject: 8bit\r\n\r\ngrüße\r\n.\r\n`), 1, "8-bit body")),
+  d(
+    "data-two-transactions",
+    EHLO,
+    MAIL,
+    RCPT,
+    DATA,
+    BODY(),
+    MAIL,
+    C("RCPT TO:<bob@example.org>"),
+    DATA,
+    BODY(),
+  ),
+  d(
+    "data-8bit-without-body",
+    EHLO,
+    MAIL,
+    RCPT,
+    DATA,
+    R(utf8(`Subject: 8bit\r\n\r\ngrüße\r\n.\r\n`), 1, "8-bit body"),
+  ),
   d(
     "data-8bit-with-body",
     EHLO,
@@ -258,9 +280,29 @@ const DIALOGS: Dialog[] = [
     R("more\r\n.\r\n", 1),
   ),
   d("data-bare-cr", EHLO, MAIL, RCPT, DATA, R("Subject: cr\r\n\r\none\rtwo\r\n.\r\n", 1)),
-  d("data-bare-cr-end", EHLO, MAIL, RCPT, DATA, R("Subject: cr\r\n\r\nbody\r.\r", 0, "body<CR>.<CR>"), R("\r\n.\r\n", 1)),
-  d("data-dot-lf-end", EHLO, MAIL, RCPT, DATA, R("Subject: x\r\n\r\nbody\r\n.\n", 0, "body<CRLF>.<LF>"), R("x\r\n.\r\n", 1)),
-  d("bare-lf-command", R("EHLO client.example\n", 1, "EHLO<LF>"), R("MAIL FROM:<sender@sender.example>\n", 1)),
+  d(
+    "data-bare-cr-end",
+    EHLO,
+    MAIL,
+    RCPT,
+    DATA,
+    R("Subject: cr\r\n\r\nbody\r.\r", 0, "body<CR>.<CR>"),
+    R("\r\n.\r\n", 1),
+  ),
+  d(
+    "data-dot-lf-end",
+    EHLO,
+    MAIL,
+    RCPT,
+    DATA,
+    R("Subject: x\r\n\r\nbody\r\n.\n", 0, "body<CRLF>.<LF>"),
+    R("x\r\n.\r\n", 1),
+  ),
+  d(
+    "bare-lf-command",
+    R("EHLO client.example\n", 1, "EHLO<LF>"),
+    R("MAIL FROM:<sender@sender.example>\n", 1),
+  ),
   // DSN parameters.
   d("dsn-notify-success-failure", EHLO, MAIL, C("RCPT TO:<alice@example.org> NOTIFY=SUCCESS,FAILURE")),
   d("dsn-notify-never", EHLO, MAIL, C("RCPT TO:<alice@example.org> NOTIFY=NEVER")),
@@ -290,7 +332,11 @@ const DIALOGS: Dialog[] = [
     BODY(),
   ),
   // SMTPUTF8.
-  d("utf8-mail-with-smtputf8", EHLO, R(utf8("MAIL FROM:<jörg@sender.example> SMTPUTF8\r\n"), 1, "MAIL ü SMTPUTF8")),
+  d(
+    "utf8-mail-with-smtputf8",
+    EHLO,
+    R(utf8("MAIL FROM:<jörg@sender.example> SMTPUTF8\r\n"), 1, "MAIL ü SMTPUTF8"),
+  ),
   d("utf8-mail-without-smtputf8", EHLO, R(utf8("MAIL FROM:<jörg@sender.example>\r\n"), 1, "MAIL ü")),
   d(
     "utf8-rcpt-with-smtputf8",
@@ -300,7 +346,11 @@ const DIALOGS: Dialog[] = [
   ),
   d("utf8-rcpt-without-smtputf8", EHLO, MAIL, R(utf8("RCPT TO:<jörg@example.org>\r\n"), 1, "RCPT ü")),
   d("utf8-domain-without-smtputf8", EHLO, MAIL, R(utf8("RCPT TO:<alice@exämple.org>\r\n"), 1, "RCPT @ü")),
-  d("utf8-invalid-with-smtputf8", EHLO, B(Buffer.from("MAIL FROM:<j\xffrg@sender.example> SMTPUTF8", "latin1"))),
+  d(
+    "utf8-invalid-with-smtputf8",
+    EHLO,
+    B(Buffer.from("MAIL FROM:<j\xffrg@sender.example> SMTPUTF8", "latin1")),
+  ),
   d("utf8-invalid-without-smtputf8", EHLO, B(Buffer.from("MAIL FROM:<j\xffrg@sender.example>", "latin1"))),
   d("utf8-invalid-in-noop", EHLO, B(Buffer.from("NOOP \xc3\x28", "latin1"))),
   d("utf8-smtputf8-with-value", EHLO, C("MAIL FROM:<sender@sender.example> SMTPUTF8=yes")),
@@ -317,37 +367,103 @@ const DIALOGS: Dialog[] = [
   d("bdat-two-chunks", EHLO, MAIL, RCPT, BDAT("Subject: two\r\n\r\n", false), BDAT("hello\r\n", true)),
   d("bdat-zero-last", EHLO, MAIL, RCPT, BDAT(MSG, false), R("BDAT 0 LAST\r\n", 1)),
   d("bdat-over-size-single", EHLO, MAIL, RCPT, BDAT(bigText(30_000), true), RSET_STEP()),
-  d("bdat-over-size-multi", EHLO, MAIL, RCPT, BDAT(bigText(15_000), false), BDAT(bigText(15_000), true), RSET_STEP()),
+  d(
+    "bdat-over-size-multi",
+    EHLO,
+    MAIL,
+    RCPT,
+    BDAT(bigText(15_000), false),
+    BDAT(bigText(15_000), true),
+    RSET_STEP(),
+  ),
   d("bdat-not-numeric", EHLO, MAIL, RCPT, C("BDAT abc")),
   d("bdat-no-argument", EHLO, MAIL, RCPT, C("BDAT")),
   d("bdat-bad-keyword", EHLO, MAIL, RCPT, R("BDAT 5 FIRST\r\nhello", 1)),
   d("bdat-before-mail", EHLO, BDAT("hello", true), C("NOOP")),
   d("bdat-before-rcpt", EHLO, MAIL, BDAT("hello", true), C("NOOP")),
   d("bdat-then-data", EHLO, MAIL, RCPT, BDAT("Subject: x\r\n", false), DATA),
-  d("bdat-then-rset", EHLO, MAIL, RCPT, BDAT("Subject: x\r\n", false), C("RSET"), MAIL, RCPT, BDAT(MSG, true)),
+  d(
+    "bdat-then-rset",
+    EHLO,
+    MAIL,
+    RCPT,
+    BDAT("Subject: x\r\n", false),
+    C("RSET"),
+    MAIL,
+    RCPT,
+    BDAT(MSG, true),
+  ),
   d("bdat-bare-lf", EHLO, MAIL, RCPT, BDAT("Subject: lf\n\nbody\n", true)),
   d("bdat-after-helo", C("HELO client.example"), MAIL, RCPT, BDAT(MSG, true)),
   // PIPELINING.
-  d("pipe-mail-rcpt-data", EHLO, P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>", "DATA"), BODY()),
+  d(
+    "pipe-mail-rcpt-data",
+    EHLO,
+    P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>", "DATA"),
+    BODY(),
+  ),
   d(
     "pipe-several-rcpts",
     EHLO,
-    P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>", "RCPT TO:<zed@example.org>", "RCPT TO:<bob@example.org>"),
+    P(
+      "MAIL FROM:<sender@sender.example>",
+      "RCPT TO:<alice@example.org>",
+      "RCPT TO:<zed@example.org>",
+      "RCPT TO:<bob@example.org>",
+    ),
   ),
-  d("pipe-rset-mail-rcpt", EHLO, MAIL, P("RSET", "MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>")),
-  d("pipe-mail-rcpt-quit", EHLO, P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>", "QUIT")),
-  d("pipe-bdat-chunks", EHLO, MAIL, RCPT, R(`BDAT 5\r\nhelloBDAT ${MSG.length} LAST\r\n${MSG}`, 2, "BDAT 5 + BDAT LAST")),
-  d("pipe-mail-rcpt-bdat", EHLO, R(`MAIL FROM:<sender@sender.example>\r\nRCPT TO:<alice@example.org>\r\nBDAT ${MSG.length} LAST\r\n${MSG}`, 3, "MAIL+RCPT+BDAT")),
+  d(
+    "pipe-rset-mail-rcpt",
+    EHLO,
+    MAIL,
+    P("RSET", "MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>"),
+  ),
+  d(
+    "pipe-mail-rcpt-quit",
+    EHLO,
+    P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>", "QUIT"),
+  ),
+  d(
+    "pipe-bdat-chunks",
+    EHLO,
+    MAIL,
+    RCPT,
+    R(`BDAT 5\r\nhelloBDAT ${MSG.length} LAST\r\n${MSG}`, 2, "BDAT 5 + BDAT LAST"),
+  ),
+  d(
+    "pipe-mail-rcpt-bdat",
+    EHLO,
+    R(
+      `MAIL FROM:<sender@sender.example>\r\nRCPT TO:<alice@example.org>\r\nBDAT ${MSG.length} LAST\r\n${MSG}`,
+      3,
+      "MAIL+RCPT+BDAT",
+    ),
+  ),
   d("pipe-ehlo-mail", P("EHLO client.example", "MAIL FROM:<sender@sender.example>")),
   d("pipe-helo-mail", P("HELO client.example", "MAIL FROM:<sender@sender.example>")),
-  d("pipe-after-helo", C("HELO client.example"), P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>")),
+  d(
+    "pipe-after-helo",
+    C("HELO client.example"),
+    P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>"),
+  ),
   d("pipe-without-ehlo", P("MAIL FROM:<sender@sender.example>", "RCPT TO:<alice@example.org>")),
   d("pipe-data-with-body", EHLO, MAIL, RCPT, R(`DATA\r\n${MSG}.\r\n`, 2, "DATA+body")),
   d("pipe-noop-noop", EHLO, P("NOOP", "NOOP")),
   d("pipe-vrfy-noop", EHLO, P("VRFY alice", "NOOP")),
   d("pipe-quit-noop", EHLO, P("QUIT", "NOOP")),
-  d("pipe-body-then-mail", EHLO, MAIL, RCPT, DATA, R(`${MSG}.\r\nMAIL FROM:<sender@sender.example>\r\n`, 2, "body+MAIL")),
-  d("pipe-rcpt-unknown-data", EHLO, P("MAIL FROM:<sender@sender.example>", "RCPT TO:<zed@example.org>", "DATA")),
+  d(
+    "pipe-body-then-mail",
+    EHLO,
+    MAIL,
+    RCPT,
+    DATA,
+    R(`${MSG}.\r\nMAIL FROM:<sender@sender.example>\r\n`, 2, "body+MAIL"),
+  ),
+  d(
+    "pipe-rcpt-unknown-data",
+    EHLO,
+    P("MAIL FROM:<sender@sender.example>", "RCPT TO:<zed@example.org>", "DATA"),
+  ),
 ];
 
 /** RSET, one reply (what a client says after a refused message). */
@@ -377,7 +493,10 @@ const commandArb: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(...ALPHABET),
   fc
     .tuple(
-      fc.constantFrom("MAIL FROM:<sender@sender.example> SIZE=100", "RCPT TO:<alice@example.org> NOTIFY=NEVER"),
+      fc.constantFrom(
+        "MAIL FROM:<sender@sender.example> SIZE=100",
+        "RCPT TO:<alice@example.org> NOTIFY=NEVER",
+      ),
       fc.nat(),
       fc.integer({ min: 0x20, max: 0x7e }),
       fc.constantFrom("insert", "replace", "delete"),
@@ -392,7 +511,10 @@ const commandArb: fc.Arbitrary<string> = fc.oneof(
 );
 
 function generated(): Dialog[] {
-  const seqs = fc.sample(fc.array(commandArb, { minLength: 2, maxLength: 8 }), { seed: 20240601, numRuns: 24 });
+  const seqs = fc.sample(fc.array(commandArb, { minLength: 2, maxLength: 8 }), {
+    seed: 20240601,
+    numRuns: 24,
+  });
   return seqs.map((seq, i) => d(`generated-${String(i + 1).padStart(2, "0")}`, ...seq.map((l) => C(l))));
 }
 
@@ -459,7 +581,8 @@ async function runDialog(port: number, dialog: Dialog): Promise<Reply[]> {
     let broken = false;
     push(await readReply(c));
     for (const step of dialog.steps) {
-      if (!broken && !c.closed) c.sendRaw(typeof step.send === "string" ? Buffer.from(step.send, "utf8") : step.send);
+      if (!broken && !c.closed)
+        c.sendRaw(typeof step.send === "string" ? Buffer.from(step.send, "utf8") : step.send);
       for (let i = 0; i < step.replies; i++) {
         if (broken) {
           push("skipped");
@@ -467,7 +590,8 @@ async function runDialog(port: number, dialog: Dialog): Promise<Reply[]> {
         }
         const r = await readReply(c);
         push(r);
-        if (r === "closed" || r.endsWith("(closed)") || r === "timeout" || r.endsWith("(timeout)")) broken = true;
+        if (r === "closed" || r.endsWith("(closed)") || r === "timeout" || r.endsWith("(timeout)"))
+          broken = true;
       }
     }
   } finally {
@@ -499,47 +623,55 @@ export function explained(text: string): Map<string, string> {
 
 const missing = postfixMissing();
 
-test("differential oracle: the same SMTP dialogs against Postfix and Postern", { skip: missing ?? false, timeout: 900_000 }, async (t) => {
-  const dialogs = [...DIALOGS, ...generated()];
-  const names = new Set<string>();
-  for (const dl of dialogs) {
-    assert.ok(!names.has(dl.name), `duplicate dialog name ${dl.name}`);
-    names.add(dl.name);
-  }
-  const postfix = await startPostfix(t, SHARED);
-  const port = await freePort();
-  const postern = await startInstance(t, { main: SHARED, master: shippedMaster(port) });
-  await waitGreeting(port, 60_000, "Postern");
+test(
+  "differential oracle: the same SMTP dialogs against Postfix and Postern",
+  { skip: missing ?? false, timeout: 900_000 },
+  async (t) => {
+    const dialogs = [...DIALOGS, ...generated()];
+    const names = new Set<string>();
+    for (const dl of dialogs) {
+      assert.ok(!names.has(dl.name), `duplicate dialog name ${dl.name}`);
+      names.add(dl.name);
+    }
+    const postfix = await startPostfix(t, SHARED);
+    const port = await freePort();
+    await startInstance(t, { main: SHARED, master: shippedMaster(port) });
+    await waitGreeting(port, 60_000, "Postern");
 
-  const doc = explained(readFileSync(join(installRoot(), "docs", "differences.md"), "utf8"));
-  const report: string[] = [];
-  const unexplained: string[] = [];
-  let identical = 0;
-  for (const dialog of dialogs) {
-    const [a, b] = await Promise.all([runDialog(postfix.port, dialog), runDialog(port, dialog)]);
-    const labels = replyLabels(dialog);
-    const diffs: string[] = [];
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-      const x = a[i];
-      const y = b[i];
-      if (x?.norm === y?.norm) continue;
-      const show = (r: Reply | undefined): string => JSON.stringify(r?.raw.split("\n").slice(-1)[0] ?? "(none)");
-      diffs.push(
-        `  ${dialog.name} step ${i} (${labels[i] ?? "?"}): postfix ${x?.norm ?? "-"} ${show(x)} | postern ${y?.norm ?? "-"} ${show(y)}`,
-      );
+    const doc = explained(readFileSync(join(installRoot(), "docs", "differences.md"), "utf8"));
+    const report: string[] = [];
+    const unexplained: string[] = [];
+    let identical = 0;
+    for (const dialog of dialogs) {
+      const [a, b] = await Promise.all([runDialog(postfix.port, dialog), runDialog(port, dialog)]);
+      const labels = replyLabels(dialog);
+      const diffs: string[] = [];
+      for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const x = a[i];
+        const y = b[i];
+        if (x?.norm === y?.norm) continue;
+        const show = (r: Reply | undefined): string =>
+          JSON.stringify(r?.raw.split("\n").slice(-1)[0] ?? "(none)");
+        diffs.push(
+          `  ${dialog.name} step ${i} (${labels[i] ?? "?"}): postfix ${x?.norm ?? "-"} ${show(x)} | postern ${y?.norm ?? "-"} ${show(y)}`,
+        );
+      }
+      if (diffs.length === 0) {
+        identical++;
+        continue;
+      }
+      const reason = doc.get(dialog.name);
+      report.push(...diffs.map((l) => `${l}\n    -> ${reason ?? "UNEXPLAINED"}`));
+      if (reason === undefined) unexplained.push(dialog.name);
     }
-    if (diffs.length === 0) {
-      identical++;
-      continue;
-    }
-    const reason = doc.get(dialog.name);
-    report.push(...diffs.map((l) => `${l}\n    -> ${reason ?? "UNEXPLAINED"}`));
-    if (reason === undefined) unexplained.push(dialog.name);
-  }
-  const differing = dialogs.length - identical;
-  console.log(`oracle: ${dialogs.length} dialogs, ${identical} identical, ${differing} differing (listed)`);
-  if (report.length > 0) console.log(report.join("\n"));
-  const stale = [...doc.keys()].filter((n) => names.has(n) && !report.some((l) => l.startsWith(`  ${n} step `)));
-  if (stale.length > 0) console.log(`oracle: explained in docs/differences.md but now identical: ${stale.join(", ")}`);
-  assert.deepEqual(unexplained, [], "differences not explained in docs/differences.md");
-});
+    const differing = dialogs.length - identical;
+    console.log(`oracle: ${dialogs.length} dialogs, ${identical} identical, ${differing} differing (listed)`);
+    if (report.length > 0) console.log(report.join("\n"));
+    const stale = [...doc.keys()].filter(
+      (n) => names.has(n) && !report.some((l) => l.startsWith(`  ${n} step `)),
+    );
+    if (stale.length > 0)
+      console.log(`oracle: explained in docs/differences.md but now identical: ${stale.join(", ")}`);
+    assert.deepEqual(unexplained, [], "differences not explained in docs/differences.md");
+  },
+);

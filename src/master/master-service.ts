@@ -455,7 +455,10 @@ export class Service {
       retiring: false,
     };
     this.#children.add(c);
-    if (proc.stderr) relayChildLog(proc.stderr, c.logAs, this.#env.sink);
+    if (proc.stderr)
+      relayChildLog(proc.stderr, c.logAs, this.#env.sink, {
+        onBehalf: this.spec.entry.command === "postlogd",
+      });
     proc.on("message", (raw: unknown, handle: unknown) => this.#onMessage(c, raw, handle));
     proc.on("error", (err) => msg.warn(`service ${this.spec.key}: pid ${c.pid}: ${err.message}`));
     proc.on("exit", (code, signal) => this.#onExit(c, code, signal));

@@ -95,11 +95,7 @@ export function privateMasterCf(stock: string, port: number): string {
 }
 
 /** Runs a command; resolves with its exit code and output (never rejects). */
-function run(
-  cmd: string,
-  args: string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; out: string }> {
+function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { timeout: timeoutMs, encoding: "utf8" }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === "number" ? err.code : null;
@@ -158,6 +154,8 @@ export async function startPostfix(
   const lib = join(dir, "lib");
   const maillog = join(dir, "maillog");
   mkdirSync(etc);
+  // postfix chdirs to the queue directory first; post-install makes the rest (as root, mode 0755 like its own).
+  mkdirSync(spool, { mode: 0o755 });
   const port = await freePort();
   // The instance's own paths come last, so that the shared lines cannot move them out of dir.
   const text = [
@@ -209,7 +207,11 @@ export async function startPostfix(
   };
   t.after(stop);
   // The settings Postfix will use: the paths must be the private ones.
-  const conf = await run("/usr/sbin/postconf", ["-c", etc, "-h", "queue_directory", "data_directory"], 30_000);
+  const conf = await run(
+    "/usr/sbin/postconf",
+    ["-c", etc, "-h", "queue_directory", "data_directory"],
+    30_000,
+  );
   if (conf.out.trim() !== `${spool}\n${lib}`) throw new Error(`private Postfix paths are wrong: ${conf.out}`);
   const r = await run(POSTFIX_COMMAND, ["-c", etc, "start"], 120_000);
   if (r.code !== 0) {

@@ -12,7 +12,7 @@ import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 import { relayChildLog } from "./msg-relay.js";
-import { encodeRecord } from "./msg-sinks.js";
+import { encodeOnBehalf, encodeRecord } from "./msg-sinks.js";
 import type { MsgLevel, MsgSink } from "./msg.js";
 
 const WHO = { tag: "postern/smtpd", pid: 4321 };
@@ -127,5 +127,34 @@ void describe("relayChildLog", () => {
       "warning: partial",
       "warning: reading log records from this process: EIO",
     ]);
+  });
+
+  void it("takes records in another program's name only from a child allowed to (postlogd)", async () => {
+    const rec = encodeOnBehalf("warning", "mytool", 77, "hello");
+    const plain = await relay([rec]);
+    assert.equal(plain.length, 1, "an ordinary child cannot name another tag: its own name, as a warning");
+    assert.equal(plain[0]?.[0], "warning");
+    assert.match(plain[0]?.[1] ?? "", /mytool 77 hello$/);
+    const stream = new PassThrough();
+    const got: string[] = [];
+    relayChildLog(
+      stream,
+      WHO,
+      { write: (l, tag, pid, text) => got.push(`${tag}[${pid}] ${l}: ${text}`) },
+      { onBehalf: true },
+    );
+    stream.write(rec);
+    stream.write(
+      encodeOnBehalf("info", "bad tag with spaces", 1, "x").replace("bad tag with spaces", "bad tag"),
+    );
+    stream.end();
+    await once(stream, "end");
+    assert.equal(got[0], "mytool[77] warning: hello");
+    assert.equal(got.length, 2);
+    assert.match(
+      got[1] ?? "",
+      /^postern\/smtpd\[4321\] warning: /,
+      "a malformed one stays in the child's name",
+    );
   });
 });

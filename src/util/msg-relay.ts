@@ -11,7 +11,9 @@
  *   relayChildLog reads that pipe line by line and writes each record to the sink in
  *   the child's name: the tag and pid come from the master, never from the child.
  *   Any other line (a Node crash trace, a stray console.log) becomes a warning in the
- *   child's name; blank lines are skipped.
+ *   child's name; blank lines are skipped. Only a child started with onBehalf (the
+ *   postlogd service, which logs for the postlog command) may name another tag and
+ *   pid, in records of their own kind (encodeOnBehalf).
  *
  *   The child is not trusted with the master's memory: a line longer than maxLine
  *   bytes is cut there (the text ends in "...") and the rest of it is discarded up to
@@ -24,7 +26,7 @@
  */
 
 import type { Readable } from "node:stream";
-import { decodeRecord } from "./msg-sinks.js";
+import { decodeOnBehalf, decodeRecord } from "./msg-sinks.js";
 import type { MsgLevel, MsgSink } from "./msg.js";
 
 /** Default longest line, in bytes, taken from a child (a record of 4096 characters fits). */
@@ -110,9 +112,12 @@ function deliver(sink: MsgSink, who: ChildIdentity, level: MsgLevel, text: strin
 }
 
 /** Turns one line from a child into a log line: a record as is, anything else as a warning. */
-function relayLine(line: Buffer, cut: boolean, who: ChildIdentity, sink: MsgSink): void {
+function relayLine(line: Buffer, cut: boolean, who: ChildIdentity, sink: MsgSink, onBehalf: boolean): void {
   const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
-  const parsed = decodeRecord(line.toString("utf8", 0, end));
+  const raw = line.toString("utf8", 0, end);
+  const other = onBehalf ? decodeOnBehalf(raw) : null;
+  if (other !== null) return deliver(sink, other, other.level, other.text);
+  const parsed = decodeRecord(raw);
   const text = cut && !parsed.text.endsWith("...") ? `${parsed.text}...` : parsed.text;
   if (parsed.record) deliver(sink, who, parsed.level, text);
   else if (text.trim() !== "") deliver(sink, who, "warning", text);
@@ -123,10 +128,11 @@ export function relayChildLog(
   stream: Readable,
   who: ChildIdentity,
   sink: MsgSink,
-  opts: { maxLine?: number } = {},
+  opts: { maxLine?: number; onBehalf?: boolean } = {},
 ): void {
   const max = Math.max(16, opts.maxLine ?? RELAY_MAX_LINE);
-  const cutter = new LineCutter(max, (line, cut) => relayLine(line, cut, who, sink));
+  const onBehalf = opts.onBehalf === true;
+  const cutter = new LineCutter(max, (line, cut) => relayLine(line, cut, who, sink, onBehalf));
   let failed = false;
   stream.on("data", (chunk: Buffer | string) => {
     try {

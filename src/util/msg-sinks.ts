@@ -69,6 +69,27 @@ export function encodeRecord(level: MsgLevel, text: string): string {
   return `${RECORD_MARK}${LETTERS.charAt(LEVELS.indexOf(level))}${printable(text, LOG_TEXT_MAX)}\n`;
 }
 
+/** Marks a record written on behalf of another program (postlogd): RS, "=", letter, tag, pid, text. */
+const ON_BEHALF = "=";
+/** What a tag given on behalf of another program may look like. */
+const TAG_RE = /^[A-Za-z0-9_./-]{1,64}$/;
+
+/** Encodes a record in another program's name (only postlogd's are honoured, see msg-relay.ts). */
+export function encodeOnBehalf(level: MsgLevel, tag: string, pid: number, text: string): string {
+  return `${RECORD_MARK}${ON_BEHALF}${LETTERS.charAt(LEVELS.indexOf(level))}${tag} ${pid} ${printable(text, LOG_TEXT_MAX)}\n`;
+}
+
+/** Decodes a record written on behalf of another program; null when the line is not a well-formed one. */
+export function decodeOnBehalf(
+  line: string,
+): { level: MsgLevel; tag: string; pid: number; text: string } | null {
+  if (!line.startsWith(`${RECORD_MARK}${ON_BEHALF}`)) return null;
+  const level = LEVELS[LETTERS.indexOf(line.charAt(2) || "?")];
+  const m = /^(\S+) (\d{1,10}) (.*)$/s.exec(line.slice(3));
+  if (level === undefined || m === null || !TAG_RE.test(m[1] ?? "")) return null;
+  return { level, tag: m[1] ?? "", pid: Number(m[2]), text: printable(m[3] ?? "", LOG_TEXT_MAX) };
+}
+
 /** One line read from a child: a record, or other text. */
 export type ChildLine = { record: true; level: MsgLevel; text: string } | { record: false; text: string };
 
