@@ -15,7 +15,12 @@
  *     its default mode and in mode=aggressive: every reject line matches,
  *     with the client's address;
  *   - logwatch (package logwatch), its postfix service on the log as its
- *     "maillog" log file group: its summary counts the same messages.
+ *     "maillog" log file group (a copy named mail.log, as Debian's logwatch
+ *     wants it, run under bwrap, package bubblewrap, so that the machine's
+ *     own /var/log is not read too): its summary counts the same messages,
+ *     and the bytes delivered are the bytes accepted, which holds only when
+ *     each delivery is logged before qmgr's "removed" line for its message,
+ *     as Postfix logs them.
  *
  *   Deviations from Postfix's defaults, each for a reason:
  *   mail_spool_directory is the test's own directory (tests never write the
@@ -36,6 +41,7 @@ const PFLOGSUMM = "/usr/sbin/pflogsumm";
 const FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex";
 const FAIL2BAN_FILTER = "/etc/fail2ban/filter.d/postfix.conf";
 const LOGWATCH = "/usr/sbin/logwatch";
+const BWRAP = "/usr/bin/bwrap";
 
 /** The SMTP sessions of the test: each sends one message to its recipients (those the server takes). */
 const SESSIONS: string[][] = [
@@ -86,12 +92,18 @@ function run(cmd: string, args: string[]): { code: number; out: string; err: str
 
 /** How many lines of the log match re. */
 function count(inst: Instance, re: RegExp): number {
-  return inst.log().split("\n").filter((l) => re.test(l)).length;
+  return inst
+    .log()
+    .split("\n")
+    .filter((l) => re.test(l)).length;
 }
 
 test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Postfix's", async (t) => {
-  for (const tool of [PFLOGSUMM, FAIL2BAN_REGEX, FAIL2BAN_FILTER, LOGWATCH]) {
-    assert.ok(existsSync(tool), `${tool} is missing: install Debian's pflogsumm, fail2ban and logwatch`);
+  for (const tool of [PFLOGSUMM, FAIL2BAN_REGEX, FAIL2BAN_FILTER, LOGWATCH, BWRAP]) {
+    assert.ok(
+      existsSync(tool),
+      `${tool} is missing: install Debian's pflogsumm, fail2ban, logwatch, bubblewrap`,
+    );
   }
   const port = await freePort();
   const inst = makeInstance({ master: shippedMaster(port) });
@@ -133,6 +145,7 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
       const reply = r.out.split("\n").find((l) => l.startsWith(`rcpt ${rcpt} `));
       assert.match(reply ?? "", want, r.out);
     }
+    if (rcpts.some((a) => a.startsWith("root@"))) assert.match(r.out, /^data 250 2\.0\.0 Ok: queued as /m);
   }
   await until(
     `${DELIVERED} deliveries logged`,
@@ -155,13 +168,13 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
     { inst },
   );
   const log = inst.log();
-  copyFileSync(inst.maillog, "/tmp/lt-maillog");
 
   // pflogsumm: the Grand Totals.
   const p = run(PFLOGSUMM, [inst.maillog]);
   assert.equal(p.code, 0, p.err);
   const totals = /^Grand Totals\n-+\n([\s\S]*?)\n\n\n/m.exec(p.out)?.[1] ?? "";
-  const total = (what: string): number => Number(new RegExp(`^\\s*(\\d+)\\s+${what}\\b`, "m").exec(totals)?.[1] ?? -1);
+  const total = (what: string): number =>
+    Number(new RegExp(`^\\s*(\\d+)\\s+${what}\\b`, "m").exec(totals)?.[1] ?? -1);
   const why = `pflogsumm:\n${p.out}\nlog:\n${log}`;
   assert.equal(total("received"), RECEIVED, why);
   assert.equal(total("delivered"), DELIVERED, why);
@@ -174,8 +187,54 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
   for (const filter of [FAIL2BAN_FILTER, `${FAIL2BAN_FILTER}[mode=aggressive]`]) {
     const f = run(FAIL2BAN_REGEX, ["--print-all-matched", inst.maillog, filter]);
     assert.equal(f.code, 0, f.out + f.err);
-    const matched = Number(/^Lines: \d+ lines, \d+ ignored, (\d+) matched, \d+ missed/m.exec(f.out)?.[1] ?? -1);
+    const matched = Number(
+      /^Lines: \d+ lines, \d+ ignored, (\d+) matched, \d+ missed/m.exec(f.out)?.[1] ?? -1,
+    );
     assert.equal(matched, REJECTED, `${filter}:\n${f.out}\nlog:\n${log}`);
     for (const line of rejects) assert.ok(f.out.includes(line), `${filter} matched ${line}:\n${f.out}`);
   }
+
+  // logwatch: its postfix service on its "maillog" log file group, which Debian's
+  // dist.conf/logfiles/maillog.conf reads from files named mail.log in the log directories.
+  // logwatch always adds /var/log and /var/adm to those (only /etc/logwatch/conf could say
+  // otherwise): a tmpfs from bwrap hides them, so that the machine's own mail log is not counted.
+  const logdir = join(inst.dir, "logwatch");
+  mkdirSync(logdir);
+  copyFileSync(inst.maillog, join(logdir, "mail.log"));
+  const hide = ["/var/log", "/var/adm"].filter((d) => existsSync(d)).flatMap((d) => ["--tmpfs", d]);
+  const logwatch = [LOGWATCH, "--service", "postfix", "--logfile", "maillog", "--logdir", logdir];
+  const options = ["--range", "All", "--detail", "High", "--output", "stdout", "--format", "text"];
+  const w = run(BWRAP, ["--dev-bind", "/", "/", ...hide, "--", ...logwatch, ...options]);
+  assert.equal(w.code, 0, w.out + w.err);
+  const postfix = / Postfix Begin -+ *\n([\s\S]*?)\n *-+ Postfix End /.exec(w.out)?.[1] ?? "";
+  const summary = /\*{6} Summary \*+\n([\s\S]*?)\n \*{6} Detail/.exec(postfix)?.[1] ?? "";
+  const item = (what: string): string =>
+    new RegExp(`^\\s*(\\S+)\\s+${what}\\s`, "m").exec(summary)?.[1] ?? "(none)";
+  const lwhy = `logwatch:\n${w.out}\nlog:\n${log}`;
+  assert.equal(item("Accepted"), String(RECEIVED), lwhy);
+  assert.equal(item("Rejected"), String(REJECTED), lwhy);
+  assert.equal(item("5xx Reject unknown user"), String(REJECTED), lwhy);
+  assert.equal(item("Delivered"), String(DELIVERED), lwhy);
+  assert.equal(item("Removed from queue"), String(RECEIVED), lwhy);
+  assert.equal(item("Connections"), String(SESSIONS.length), lwhy);
+  assert.equal(item("Disconnections"), String(SESSIONS.length), lwhy);
+
+  // Every message was delivered once, so logwatch's bytes delivered are its bytes accepted. It
+  // adds a message's size (from qmgr's "from=<...>, size=N" line) to the bytes delivered when
+  // the delivery line comes, and forgets it at qmgr's "removed" line: as Postfix does, the
+  // delivery agent's "status=sent" line must come before qmgr's "removed" for that message.
+  const lines = log.split("\n");
+  const late: string[] = [];
+  lines.forEach((line, at) => {
+    const id = /postfix\/local\[\d+\]: (\w+): to=<[^>]*>, .*status=sent/.exec(line)?.[1];
+    if (id === undefined) return;
+    const removed = lines.findIndex((l) => l.endsWith(` ${id}: removed`) && /postfix\/qmgr\[/.test(l));
+    if (removed >= 0 && removed < at) late.push(`${lines[removed]}\n  comes before\n${line}`);
+  });
+  assert.equal(
+    item("Bytes delivered"),
+    item("Bytes accepted"),
+    `logwatch's bytes delivered; deliveries logged after qmgr's "removed":\n${late.join("\n")}\n${lwhy}`,
+  );
+  assert.deepEqual(late, [], 'each delivery is logged before qmgr\'s "removed" line for its message');
 });

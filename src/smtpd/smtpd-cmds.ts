@@ -162,10 +162,12 @@ export async function auth(s: SessionState, arg: string): Promise<void> {
 
 /** ETRN: ask the flush service to deliver mail queued for a site. */
 export async function etrn(s: SessionState, arg: string): Promise<void> {
-  if (s.helo === "") return s.error("ETRN", "503 5.5.1 Error: send HELO/EHLO first");
-  if (s.mail !== null) return s.error("ETRN", "503 5.5.1 Error: MAIL transaction in progress");
+  // ETRN's replies carry no enhanced status codes, as in Postfix (RFC 1985 predates them).
+  if (s.helo === "" && s.env.heloRequired) return s.error("ETRN", "503 5.5.1 Error: send HELO/EHLO first");
+  if (s.mail !== null) return s.error("ETRN", "503 Error: MAIL transaction in progress");
+  if (arg.trim() === "" || /\s/.test(arg.trim())) return s.error("ETRN", "500 Syntax: ETRN domain");
   const site = sup.etrnSite(arg);
-  if (site === null) return s.error("ETRN", "501 5.5.4 Syntax: ETRN domain");
+  if (site === null) return s.error("ETRN", "501 Error: invalid parameter syntax");
   s.etrnDomain = site;
   const refused = await s.restrict("ETRN", ["client", "helo", "etrn"]);
   s.etrnDomain = null;
@@ -179,9 +181,14 @@ export async function etrn(s: SessionState, arg: string): Promise<void> {
 /** VRFY: disabled, or the Postfix answer without a recipient check. */
 export async function vrfy(s: SessionState, arg: string): Promise<void> {
   if (s.env.vrfyDisabled) return s.error("VRFY", "502 5.5.1 VRFY command is disabled");
-  const p = parseRcpt(`TO:${arg}`);
+  const words = arg.trim().split(/\s+/);
+  const utf8 = words.length === 2 && words[1]?.toUpperCase() === "SMTPUTF8";
+  if (arg.trim() === "" || (words.length > 1 && !utf8))
+    return s.error("VRFY", "501 5.5.4 Syntax: VRFY address [SMTPUTF8]");
+  const p = parseRcpt(`TO:${words[0] ?? ""}`, utf8);
   if (!p.ok) return s.error("VRFY", "501 5.1.3 Bad recipient address syntax");
-  const v = await s.restrict("VRFY", ["client", "helo", "recipient"], p.value.address);
+  // As Postfix: the relay check too, so that VRFY does not probe other domains through this server.
+  const v = await s.restrict("VRFY", ["client", "helo", "relay", "recipient"], p.value.address);
   if (v !== null) return s.error("VRFY", v);
   s.count("VRFY", true);
   s.reply(`252 2.0.0 ${p.value.address}`);

@@ -46,6 +46,8 @@ const JUNK = new Set(["NOOP", "RSET", "VRFY", "ETRN", "HELP"]);
 const PRE_TLS = new Set(["EHLO", "HELO", "STARTTLS", "NOOP", "QUIT", "HELP", "XCLIENT"]);
 // eslint-disable-next-line no-control-regex
 const BINARY = /[\x00-\x08\x0e-\x1f\x7f]/;
+/** A line that looks like a message header ("Subject: ..."): a client sending mail without SMTP, as in Postfix. */
+const HEADER = /^[\x21-\x39\x3b-\x7e]+:/;
 /** Command lines are read as bytes (latin1 strings); 8-bit text in them must be UTF-8 (RFC 6531). */
 const EIGHT_BIT = /[\x80-\xff]/;
 
@@ -157,7 +159,7 @@ export class Session {
     const arg = (m?.[2] ?? "").trimEnd();
     s.lastCmd = verb || "CONNECT";
     if (line.cut) return s.error(verb, "500 5.5.2 Error: line too long");
-    if (s.env.forbiddenCommands.has(verb) || /^[^A-Z]/.test(verb) || BINARY.test(text)) {
+    if (s.env.forbiddenCommands.has(verb) || /^[^A-Z]/.test(verb) || BINARY.test(text) || HEADER.test(text)) {
       msg.warn(`non-SMTP command from ${s.client}: ${text.slice(0, 100)}`);
       s.reply("221 2.7.0 Error: I can break rules, too. Goodbye.");
       throw new Quit();
@@ -167,14 +169,12 @@ export class Session {
       return s.error(verb, "421 4.7.0 Error: too many junk commands");
     if (s.env.tls.level === "encrypt" && s.tls === null && !PRE_TLS.has(verb))
       return s.error(verb, "530 5.7.0 Must issue a STARTTLS command first");
-    if (verb === "STARTTLS" && s.env.forbidPipelining && s.r.pending) return s.violation(verb);
+    // As Postfix: a command that must end its group (or any command, before EHLO announced
+    // PIPELINING) is refused, not run, when more input already waits behind it. Commands sent
+    // after the end of a message's data may be pipelined.
+    if (s.env.forbidPipelining && s.r.pending && verb !== "QUIT" && (LAST_IN_GROUP.has(verb) || !s.esmtp))
+      return s.violation(verb);
     await this.#dispatch(verb, arg);
-    if (verb === "STARTTLS") return;
-    if (s.env.forbidPipelining && !s.esmtp && s.r.pending && verb !== "DATA" && verb !== "BDAT") {
-      return s.violation(verb);
-    }
-    if (s.env.forbidPipelining && LAST_IN_GROUP.has(verb) && s.r.pending && verb !== "QUIT")
-      return s.violation(verb);
   }
 
   /** Routes a command to its handler. */
@@ -193,6 +193,7 @@ export class Session {
       case "BDAT":
         return txn.bdatCmd(s, arg);
       case "RSET":
+        if (arg !== "") return s.error(verb, "501 5.5.4 Syntax: RSET");
         s.reset();
         s.count(verb, true);
         return s.reply("250 2.0.0 Ok");

@@ -42,7 +42,7 @@ export function etrnSite(arg: string): string | null {
 export async function etrnFlush(queueDir: string, site: string): Promise<string> {
   const r = await flushRequest(queueDir, { request: "send_site", site }, { timeoutMs: 10_000 });
   if (r.status === "ok") return "250 Queuing started";
-  if (r.status === "deny" || r.status === "bad") return `459 4.1.0 <${site}>: service unavailable`;
+  if (r.status === "deny" || r.status === "bad") return `459 <${site}>: service unavailable`;
   return "458 Unable to queue messages";
 }
 

@@ -70,7 +70,7 @@ export async function rcptCmd(s: SessionState, arg: string): Promise<void> {
   const rate = await s.limits?.recipient();
   if (typeof rate === "string") return s.error("RCPT", rate);
   if (s.rcpts.length >= s.env.rcptLimit) return s.error("RCPT", "452 4.5.3 Error: too many recipients");
-  const p = parseRcpt(arg);
+  const p = parseRcpt(arg, s.mail.smtputf8);
   if (!p.ok) return s.error("RCPT", p.reply);
   const stages: Stage[] = s.env.delayReject
     ? ["client", "helo", "sender", "relay", "recipient"]
