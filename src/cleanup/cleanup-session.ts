@@ -86,7 +86,9 @@ class Session {
   constructor(env: CleanupEnv, w: QueueFileWriter) {
     this.#env = env;
     this.#w = w;
-    this.#lines = new LineSplitter(env.cfg.int("line_length_limit"));
+    this.#lines = new LineSplitter(env.cfg.int("line_length_limit"), {
+      replaceStrayCr: env.cfg.bool("cleanup_replace_stray_cr_lf"),
+    });
     this.#st = new CleanupState(w.id, this.#attrs);
     this.#milter = new CleanupMilter(this.#st, env.cfg.int("message_size_limit"));
   }

@@ -12,6 +12,12 @@ import type { ParamDef } from "./params.js";
 export const MAIL_PARAMS: readonly ParamDef[] = [
   // cleanup.
   p(
+    "cleanup_replace_stray_cr_lf",
+    "bool",
+    "yes",
+    "replace a CR that does not end a line with a space in the queued content (no smuggling onward)",
+  ),
+  p(
     "header_size_limit",
     "int",
     "102400",
