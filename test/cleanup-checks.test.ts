@@ -65,6 +65,8 @@ async function submit(
   const s = c.client;
   await s.flags(CLEANUP_FLAG.FILTER | CLEANUP_FLAG.MAP);
   await s.attr("log_message_origin", "client.example[192.0.2.7]");
+  // A remote client, as smtpd would say: cleanup neither rewrites nor completes its headers.
+  await s.attr("rewrite_context", "remote");
   await s.sender("alice@example.com");
   for (const r of opts.rcpts ?? ["bob@example.net"]) await s.rcpt({ address: r });
   await s.data(Buffer.from(`Subject: ${subject}\r\n${opts.extra ?? ""}\r\n${opts.body ?? "hello"}\r\n`));

@@ -18,12 +18,21 @@ async function instance(t: { after: (fn: () => Promise<void>) => void }, main = 
 /** Submits one message. */
 async function submit(
   inst: Instance,
-  opts: { flags?: number; sender?: string; rcpts?: string[]; data: string | Buffer; fullName?: string },
+  opts: {
+    flags?: number;
+    sender?: string;
+    rcpts?: string[];
+    data: string | Buffer;
+    fullName?: string;
+    /** As smtpd hands over a remote client's message: headers are neither rewritten nor completed. */
+    remote?: boolean;
+  },
 ): Promise<CleanupResult> {
   const c = await CleanupClient.open(inst.spool);
   assert.ok(c.ok, c.ok ? "" : c.reason);
   const s = c.client;
   if (opts.flags !== undefined) await s.flags(opts.flags);
+  if (opts.remote === true) await s.attr("rewrite_context", "remote");
   if (opts.fullName !== undefined) await s.attr("full_name", opts.fullName);
   await s.sender(opts.sender ?? "alice@example.com");
   for (const r of opts.rcpts ?? ["bob@example.net"]) await s.rcpt({ address: r, original: r });
@@ -53,6 +62,7 @@ test("a message is queued durably and read back intact, CRLF and LF alike", asyn
   const r = await submit(inst, {
     rcpts: ["bob@example.net", "carol@example.net", "bob@example.net"],
     data: "Subject: hi\r\nFrom: alice@example.com\r\n\r\nline one\r\nline two\n",
+    remote: true,
   });
   assert.equal(r.status, "ok");
   if (r.status !== "ok") return;
@@ -67,7 +77,7 @@ test("a large message streams through without loss", async (t) => {
   const inst = await instance(t);
   const body = Array.from({ length: 40000 }, (_, i) => `line ${i} ${"x".repeat(60)}`).join("\r\n");
   const long = "y".repeat(100_000);
-  const r = await submit(inst, { data: `Subject: big\r\n\r\n${body}\r\n${long}\r\nend\r\n` });
+  const r = await submit(inst, { data: `Subject: big\r\n\r\n${body}\r\n${long}\r\nend\r\n`, remote: true });
   assert.equal(r.status, "ok");
   if (r.status !== "ok") return;
   const m = await content(inst, r.queueId);

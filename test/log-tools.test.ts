@@ -36,10 +36,15 @@ import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync } from "
 import { join } from "node:path";
 import { freePort, makeInstance, shippedMaster, until, type Instance } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
+import {
+  FAIL2BAN_FILTER,
+  FAIL2BAN_REGEX,
+  PFLOGSUMM,
+  fail2banMatched,
+  pflogsummTotals,
+  runTool,
+} from "../src/testing/log-tools.js";
 
-const PFLOGSUMM = "/usr/sbin/pflogsumm";
-const FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex";
-const FAIL2BAN_FILTER = "/etc/fail2ban/filter.d/postfix.conf";
 const LOGWATCH = "/usr/sbin/logwatch";
 const BWRAP = "/usr/bin/bwrap";
 
@@ -82,12 +87,6 @@ with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
     timeout: 60_000,
   });
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
-}
-
-/** Runs a tool; its exit status and output. */
-function run(cmd: string, args: string[]): { code: number; out: string; err: string } {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 });
-  return { code: r.status ?? -1, out: r.stdout ?? "", err: `${r.stderr ?? ""}${r.error?.message ?? ""}` };
 }
 
 /** How many lines of the log match re. */
@@ -170,12 +169,9 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
   const log = inst.log();
 
   // pflogsumm: the Grand Totals.
-  const p = run(PFLOGSUMM, [inst.maillog]);
-  assert.equal(p.code, 0, p.err);
-  const totals = /^Grand Totals\n-+\n([\s\S]*?)\n\n\n/m.exec(p.out)?.[1] ?? "";
-  const total = (what: string): number =>
-    Number(new RegExp(`^\\s*(\\d+)\\s+${what}\\b`, "m").exec(totals)?.[1] ?? -1);
-  const why = `pflogsumm:\n${p.out}\nlog:\n${log}`;
+  const { total, out: pout, code: pcode } = pflogsummTotals(inst.maillog);
+  assert.equal(pcode, 0, pout);
+  const why = `pflogsumm:\n${pout}\nlog:\n${log}`;
   assert.equal(total("received"), RECEIVED, why);
   assert.equal(total("delivered"), DELIVERED, why);
   assert.equal(total("rejected"), REJECTED, why);
@@ -185,12 +181,9 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
   // fail2ban: the stock postfix filter, in its default mode and in aggressive mode.
   const rejects = log.split("\n").filter((l) => / reject: RCPT from /.test(l));
   for (const filter of [FAIL2BAN_FILTER, `${FAIL2BAN_FILTER}[mode=aggressive]`]) {
-    const f = run(FAIL2BAN_REGEX, ["--print-all-matched", inst.maillog, filter]);
-    assert.equal(f.code, 0, f.out + f.err);
-    const matched = Number(
-      /^Lines: \d+ lines, \d+ ignored, (\d+) matched, \d+ missed/m.exec(f.out)?.[1] ?? -1,
-    );
-    assert.equal(matched, REJECTED, `${filter}:\n${f.out}\nlog:\n${log}`);
+    const f = fail2banMatched(inst.maillog, filter);
+    assert.equal(f.code, 0, f.out);
+    assert.equal(f.matched, REJECTED, `${filter}:\n${f.out}\nlog:\n${log}`);
     for (const line of rejects) assert.ok(f.out.includes(line), `${filter} matched ${line}:\n${f.out}`);
   }
 
@@ -204,7 +197,7 @@ test("pflogsumm, fail2ban's postfix filter and logwatch read Postern's log as Po
   const hide = ["/var/log", "/var/adm"].filter((d) => existsSync(d)).flatMap((d) => ["--tmpfs", d]);
   const logwatch = [LOGWATCH, "--service", "postfix", "--logfile", "maillog", "--logdir", logdir];
   const options = ["--range", "All", "--detail", "High", "--output", "stdout", "--format", "text"];
-  const w = run(BWRAP, ["--dev-bind", "/", "/", ...hide, "--", ...logwatch, ...options]);
+  const w = runTool(BWRAP, ["--dev-bind", "/", "/", ...hide, "--", ...logwatch, ...options]);
   assert.equal(w.code, 0, w.out + w.err);
   const postfix = / Postfix Begin -+ *\n([\s\S]*?)\n *-+ Postfix End /.exec(w.out)?.[1] ?? "";
   const summary = /\*{6} Summary \*+\n([\s\S]*?)\n \*{6} Detail/.exec(postfix)?.[1] ?? "";

@@ -217,8 +217,13 @@ class Session {
     w.beginContent();
     this.#phase = "content";
     const cfg = this.#env.cfg;
+    // As Postfix 2.6 and later: missing Message-Id, Date and From are added when the headers are
+    // rewritten at all (a client in local_header_rewrite_clients, or a remote one with
+    // remote_header_rewrite_domain), for local submissions, or always with always_add_missing_headers.
     const local =
-      (this.#st.flags & CLEANUP_FLAG.LOCAL_HEADERS) !== 0 || cfg.bool("always_add_missing_headers");
+      (this.#st.flags & CLEANUP_FLAG.LOCAL_HEADERS) !== 0 ||
+      this.#headerContext(t) !== null ||
+      cfg.bool("always_add_missing_headers");
     const content = new CleanupContent({
       st: this.#st,
       tables: t,

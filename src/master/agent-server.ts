@@ -242,6 +242,9 @@ async function serveAgent(
       if (typeof req === "string") throw new Error(`bad delivery request: ${req}`);
       if (!(QUEUE_NAMES as readonly string[]).includes(req.queueName)) throw new Error("bad queue name");
       const reply = await handle(opts, ctx, paths, venv, req);
+      // The delivery lines go out before qmgr hears the result (and logs "removed"), as in Postfix:
+      // log tools such as logwatch read them in that order.
+      msg.flush();
       return attrList(encodeReply(reply));
     },
   });

@@ -125,4 +125,8 @@ export const msg = {
   panic(text: string): never {
     return die("panic", text);
   },
+  /** Writes out what the sink holds back, so that lines logged so far precede what another process logs next. */
+  flush(): void {
+    state.sink.flush?.();
+  },
 };
