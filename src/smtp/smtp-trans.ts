@@ -270,6 +270,18 @@ export async function transaction(
 
 const CHUNK = 65536;
 
+/**
+ * A content line with any CR or LF inside it made a space: whatever a queue
+ * file holds (an old file, a milter's edit), no receiver may take part of a
+ * line for a line end, or for the end of the data (SMTP smuggling).
+ */
+export function noStrayLineEnds(line: Buffer): Buffer {
+  if (line.indexOf(0x0d) < 0 && line.indexOf(0x0a) < 0) return line;
+  const out = Buffer.from(line);
+  for (let i = 0; i < out.length; i++) if (out[i] === 0x0d || out[i] === 0x0a) out[i] = 0x20;
+  return out;
+}
+
 /** Streams the content, dot-stuffed, with CRLF line ends, then the final dot. */
 async function sendContent(s: SmtpSession, m: TransMessage, st: TransSettings): Promise<void> {
   const xfer = s.opts.timeouts.dataXfer;
@@ -299,7 +311,7 @@ async function sendContent(s: SmtpSession, m: TransMessage, st: TransSettings): 
         if (!first) await push(Buffer.from(" "));
         else if (piece[0] === 0x2e) await push(Buffer.from("."));
         first = false;
-        await push(piece);
+        await push(noStrayLineEnds(piece));
         await push(crlf);
       } while (rest.length > 0);
     }

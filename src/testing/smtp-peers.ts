@@ -36,7 +36,7 @@ import { join } from "node:path";
 import { CleanupClient } from "../global/cleanup-client.js";
 import { installRoot } from "../global/install-paths.js";
 import type { Recipient } from "../global/queue-file.js";
-import { freePort, sleep, startInstance, type Instance } from "./instance.js";
+import { freePort, shippedEntries, sleep, startInstance, type Instance } from "./instance.js";
 
 type TestContext = { after: (fn: () => Promise<void> | void) => void };
 
@@ -409,16 +409,10 @@ export async function relayInstance(t: TestContext, main: string, master = ""): 
       "smtp_connect_timeout = 5s",
       main,
     ].join("\n"),
-    master: [
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "smtp unix - - n - - smtp",
-      "lmtp unix - - n - - lmtp",
-      "error unix - - n - - error",
-      master,
-      "",
-    ].join("\n"),
+    // The shipped entries of the delivery path, with their columns (jailed smtp and lmtp agents).
+    master: [shippedEntries("cleanup", "qmgr", "rewrite", "smtp/unix", "lmtp", "error"), master, ""].join(
+      "\n",
+    ),
   });
   return inst;
 }
