@@ -18,11 +18,21 @@ import { QMGR_SCAN_INCOMING, sendTrigger } from "../global/qmgr-trigger.js";
 import { QueuePaths } from "../global/queue-path.js";
 import { multiServer } from "../master/mail-server.js";
 import { serveCleanup, type CleanupEnv } from "./cleanup-session.js";
+import { cleanupTables } from "./cleanup-tables.js";
 
 let env: CleanupEnv | null = null;
 
 await multiServer({
   name: "cleanup",
+  preInit(ctx) {
+    // The tables (canonical, virtual, header and body checks, ...) are opened while root, as in Postfix.
+    // A configuration error is reported with each message, as when the tables open later.
+    try {
+      cleanupTables(ctx.config);
+    } catch {
+      /* see above */
+    }
+  },
   onStart(ctx) {
     const paths = new QueuePaths(ctx.config);
     let wakeupPending = false;
