@@ -19,16 +19,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { sleep } from "../src/testing/instance.js";
+import { sleep, shippedEntries } from "../src/testing/instance.js";
 import { DSN_NOTIFY } from "../src/global/queue-file.js";
 import { DOMAIN, localInstance, makeWorld } from "../src/testing/local-world.js";
 import { relayInstance, startAiosmtpd, startSmtpSink, submitMessage } from "../src/testing/smtp-peers.js";
 
-const SERVICES = [
-  "bounce unix - - n - 0 bounce",
-  "defer unix - - n - 0 bounce",
-  "trace unix - - n - 0 bounce",
-].join("\n");
+const SERVICES = [shippedEntries("bounce"), shippedEntries("defer"), shippedEntries("trace")].join("\n");
 
 const PARSER = `
 import email, json, sys

@@ -22,7 +22,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Instance, makeInstance, sleep, until } from "../src/testing/instance.js";
+import { type Instance, makeInstance, sleep, until, shippedEntries } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { DSN_NOTIFY } from "../src/global/queue-file.js";
@@ -37,13 +37,13 @@ async function instance(t: { after: (fn: () => Promise<void>) => void }, main = 
   const inst = makeInstance({
     main: `default_transport = sink\nmydestination =\nrelay_domains =\nmyhostname = mx.example.test\n${main}`,
     master: [
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "bounce unix - - y - 0 bounce",
-      "defer unix - - y - 0 bounce",
-      "trace unix - - y - 0 bounce",
-      "showq unix n - n - - showq",
+      shippedEntries("cleanup"),
+      shippedEntries("qmgr"),
+      shippedEntries("rewrite"),
+      shippedEntries("bounce"),
+      shippedEntries("defer"),
+      shippedEntries("trace"),
+      shippedEntries("showq"),
       `sink unix - - n - 100 test-agent.js ${record} ${recDir}`,
       "",
     ].join("\n"),

@@ -36,7 +36,14 @@ import { join } from "node:path";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { Config } from "../src/global/config.js";
 import { QueuePaths } from "../src/global/queue-path.js";
-import { freePort, type Instance, makeInstance, sleep, until } from "../src/testing/instance.js";
+import {
+  freePort,
+  type Instance,
+  makeInstance,
+  sleep,
+  until,
+  shippedEntries,
+} from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { smtpCmd, smtpHello } from "../src/testing/smtpd-instance.js";
 
@@ -50,8 +57,8 @@ async function instance(
   chmodSync(rec, 0o1777);
   const record = join(rec, "sink.log");
   const base = [
-    "cleanup unix - - n - 0 cleanup",
-    "rewrite unix - - n - - trivial-rewrite",
+    shippedEntries("cleanup"),
+    shippedEntries("rewrite"),
     `sink unix - - n - 20 test-agent.js ${record}`,
     extraMaster,
     "",

@@ -17,7 +17,7 @@ import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, statSync, w
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { runCli } from "../src/testing/run-cli.js";
-import { makeInstance } from "../src/testing/instance.js";
+import { makeInstance, shippedEntries } from "../src/testing/instance.js";
 import { DOMAIN, localInstance, makeWorld, readMailbox, submit } from "../src/testing/local-world.js";
 
 const root = process.getuid?.() === 0;
@@ -281,10 +281,10 @@ test("as an ordinary user, the whole instance runs with that user's rights and d
       `default_privs = ${o.name}`,
     ].join("\n"),
     master: [
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "local unix - n n - - local",
+      shippedEntries("cleanup"),
+      shippedEntries("qmgr"),
+      shippedEntries("rewrite"),
+      shippedEntries("local"),
       "",
     ].join("\n"),
   });

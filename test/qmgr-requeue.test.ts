@@ -15,7 +15,13 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Instance, makeInstance, queueFileNames, until } from "../src/testing/instance.js";
+import {
+  type Instance,
+  makeInstance,
+  queueFileNames,
+  until,
+  shippedEntries,
+} from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 import { runCli } from "../src/testing/run-cli.js";
 
@@ -55,9 +61,9 @@ test("postsuper -r on a deferred and a held message applies a changed virtual_al
   const inst = makeInstance({
     main: `default_transport = sink\nmydestination =\nrelay_domains =\nvirtual_alias_maps = texthash:${virtual}\n`,
     master: [
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
+      shippedEntries("cleanup"),
+      shippedEntries("qmgr"),
+      shippedEntries("rewrite"),
       `sink unix - - n - 100 test-agent.js ${record}`,
       "",
     ].join("\n"),

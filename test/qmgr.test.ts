@@ -16,7 +16,13 @@ import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Instance, queueFileNames, startInstance, until } from "../src/testing/instance.js";
+import {
+  type Instance,
+  queueFileNames,
+  startInstance,
+  until,
+  shippedEntries,
+} from "../src/testing/instance.js";
 import { CleanupClient } from "../src/global/cleanup-client.js";
 
 interface Delivery {
@@ -41,9 +47,9 @@ async function instance(
     {
       main: `default_transport = sink\nmydestination =\nrelay_domains =\ninitial_destination_concurrency = 2\n${main}`,
       master: [
-        "cleanup unix - - n - 0 cleanup",
+        shippedEntries("cleanup"),
         `qmgr unix n - n ${qmgrWakeup} 1 qmgr`,
-        "rewrite unix - - n - - trivial-rewrite",
+        shippedEntries("rewrite"),
         `sink unix - - n - 100 test-agent.js ${record}`,
         "",
       ].join("\n"),

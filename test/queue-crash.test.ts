@@ -106,6 +106,8 @@ async function client(
       await sleep(20);
       continue;
     }
+    // As smtpd hands over a remote client's message: the content is queued as it came.
+    await c.client.attr("rewrite_context", "remote");
     await c.client.sender(sender);
     await c.client.rcpt({ address: rcpt });
     await c.client.data(Buffer.from(text, "latin1"));

@@ -24,7 +24,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { processesOf, sleep, type Instance } from "../src/testing/instance.js";
+import { processesOf, sleep, type Instance, shippedEntries } from "../src/testing/instance.js";
 import { relayInstance, startAiosmtpd, submitMessage, type Aiosmtpd } from "../src/testing/smtp-peers.js";
 
 type TestContext = Parameters<typeof relayInstance>[0];
@@ -49,7 +49,7 @@ async function world(
     ].join("\n"),
     [
       `scsmtp unix - - y - ${opts.procs ?? 4} smtp -o postern_process_client_limit=1 ${opts.agent ?? ""}`,
-      "scache unix - - y - 1 scache",
+      shippedEntries("scache"),
     ].join("\n"),
   );
   return { aio, inst };

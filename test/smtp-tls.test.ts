@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { relayInstance, startAiosmtpd, submitMessage, type Aiosmtpd } from "../src/testing/smtp-peers.js";
 import { makeTestCerts, type TestCerts } from "../src/testing/tls-certs.js";
+import { shippedEntries } from "../src/testing/instance.js";
 
 /** A regular expression that matches a string literally. */
 function lit(s: string): string {
@@ -271,7 +272,7 @@ test("smtp_tls_session_cache_database: a new agent process resumes the session a
       "smtp_tls_session_cache_database = btree:${data_directory}/smtp_scache",
       `relayhost = [127.0.0.1]:${aio.port}`,
     ].join("\n"),
-    "tlsmgr unix - - n 1000? 1 tlsmgr",
+    shippedEntries("tlsmgr"),
   );
   const name = `127.0.0.1[127.0.0.1]:${aio.port}`;
   const deliver = async (n: number): Promise<number> => {

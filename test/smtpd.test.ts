@@ -114,7 +114,7 @@ test("EHLO lists the extensions; a message is queued with a Received: header and
       `^Received: from client\\.example \\(unknown \\[127\\.0\\.0\\.1\\]\\)\\n\\tby mx\\.example\\.org \\(Postern\\) with ESMTP id ${id}\\n\\tfor <bob@example\\.org>; \\w{3}, `,
     ),
   );
-  assert.match(q.text, /\nSubject: hello\n\n\.dot line\nlast\n$/);
+  assert.match(q.text, /\nSubject: hello\n(?:[\w-]+: .*\n)*\n\.dot line\nlast\n$/);
   if (!q.env.ok) return;
   assert.equal(q.env.env.sender, "alice@sender.example");
   assert.deepEqual(
@@ -450,12 +450,9 @@ test("the client's name comes from /etc/hosts before DNS, as getnameinfo() gives
       "smtpd_client_restrictions = reject_unknown_client_hostname",
       "",
     ].join("\n"),
-    master: [
-      `${port} inet n - y - - smtpd`,
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "",
-    ].join("\n"),
+    master: [`${port} inet n - y - - smtpd`, shippedEntries("cleanup"), shippedEntries("rewrite"), ""].join(
+      "\n",
+    ),
   });
   const c = await session(port);
   assert.equal(await cmd(c, "MAIL FROM:<a@sender.example>"), "250 2.1.0 Ok");

@@ -32,7 +32,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { freePort, sleep, startInstance, type Instance } from "../src/testing/instance.js";
+import { freePort, sleep, startInstance, type Instance, shippedEntries } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { smtpCmd, smtpHello, smtpdInstance } from "../src/testing/smtpd-instance.js";
 import { DOMAIN, makeWorld } from "../src/testing/local-world.js";
@@ -79,16 +79,16 @@ async function verifyInstance(t: { after: (fn: () => Promise<void>) => void }): 
       `${port} inet n - n - - smtpd`,
       `${pollPort} inet n - n - - smtpd -o address_verify_poll_count=20 -o address_verify_poll_delay=1s`,
       `${senderPort} inet n - n - - smtpd -o smtpd_recipient_restrictions=permit -o smtpd_sender_restrictions=reject_unverified_sender -o unverified_sender_reject_code=550`,
-      "pickup unix n - n 60 1 pickup",
-      "cleanup unix - - n - 0 cleanup",
-      "qmgr unix n - n 300 1 qmgr",
-      "rewrite unix - - n - - trivial-rewrite",
-      "local unix - n n - - local",
-      "error unix - - n - - error",
-      "verify unix - - n - 1 verify",
-      "bounce unix - - n - 0 bounce",
-      "defer unix - - n - 0 bounce",
-      "trace unix - - n - 0 bounce",
+      shippedEntries("pickup"),
+      shippedEntries("cleanup"),
+      shippedEntries("qmgr"),
+      shippedEntries("rewrite"),
+      shippedEntries("local"),
+      shippedEntries("error"),
+      shippedEntries("verify"),
+      shippedEntries("bounce"),
+      shippedEntries("defer"),
+      shippedEntries("trace"),
       "",
     ].join("\n"),
   });
@@ -269,12 +269,7 @@ test("10,000 distinct unknown addresses: the queue holds at most the pending lim
       "postern_address_verify_cache_limit = 500",
       "postern_address_verify_probe_rate_limit = 0",
     ].join("\n"),
-    master: [
-      "cleanup unix - - n - 0 cleanup",
-      "rewrite unix - - n - - trivial-rewrite",
-      "verify unix - - n - 1 verify",
-      "",
-    ].join("\n"),
+    master: [shippedEntries("cleanup"), shippedEntries("rewrite"), shippedEntries("verify"), ""].join("\n"),
   });
   const v = new VerifyClient(inst.spool, "verify", 10_000, { persistent: true });
   t.after(() => v.close());

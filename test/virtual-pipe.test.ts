@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { chownSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { localInstance, makeWorld, readMailbox, submit } from "../src/testing/local-world.js";
+import { shippedEntries } from "../src/testing/instance.js";
 
 const root = process.getuid?.() === 0;
 
@@ -44,7 +45,7 @@ test("virtual: Maildir and mbox mailboxes with the mapped uid and gid; unknown u
       `virtual_gid_maps = static:${v.gid}`,
       "alias_maps =",
     ].join("\n"),
-    "virtual unix - n n - - virtual",
+    shippedEntries("virtual"),
   );
   const a = await submit(
     inst,

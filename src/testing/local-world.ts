@@ -148,9 +148,9 @@ export function readMailbox(kind: "maildir" | "mbox", path: string): ReadMessage
 
 /** master.cf lines of the bounce, defer and trace services (notices), as local tests run them. */
 export const BOUNCE_SERVICES = [
-  "bounce unix - - y - 0 bounce",
-  "defer unix - - y - 0 bounce",
-  "trace unix - - y - 0 bounce",
+  shippedEntries("bounce"),
+  shippedEntries("defer"),
+  shippedEntries("trace"),
 ].join("\n");
 
 const NOTICE_PARSER = `

@@ -396,6 +396,20 @@ export async function startDovecot(t: TestContext): Promise<Dovecot> {
   };
 }
 
+/** The names of shipped entries that a test's own master.cf text does not define again. */
+function overridable(names: string[], own: string): string[] {
+  const defined = new Set(
+    own
+      .split("\n")
+      .filter((l) => /^\S/.test(l) && !l.startsWith("#"))
+      .map((l) => {
+        const [svc, type] = l.split(/\s+/);
+        return type === "unix" ? (svc ?? "") : `${svc}/${type}`;
+      }),
+  );
+  return names.filter((n) => !defined.has(n.replace(/\/unix$/, "")) && !defined.has(n));
+}
+
 /** Starts a Postern instance with cleanup, qmgr, trivial-rewrite, smtp and lmtp (plus extra main.cf). */
 export async function relayInstance(t: TestContext, main: string, master = ""): Promise<Instance> {
   const inst = await startInstance(t, {
@@ -409,10 +423,13 @@ export async function relayInstance(t: TestContext, main: string, master = ""): 
       "smtp_connect_timeout = 5s",
       main,
     ].join("\n"),
-    // The shipped entries of the delivery path, with their columns (jailed smtp and lmtp agents).
-    master: [shippedEntries("cleanup", "qmgr", "rewrite", "smtp/unix", "lmtp", "error"), master, ""].join(
-      "\n",
-    ),
+    // The shipped entries of the delivery path, with their columns (jailed smtp and lmtp agents);
+    // an entry of the test's own for the same service replaces the shipped one.
+    master: [
+      shippedEntries(...overridable(["cleanup", "qmgr", "rewrite", "smtp/unix", "lmtp", "error"], master)),
+      master,
+      "",
+    ].join("\n"),
   });
   return inst;
 }
@@ -429,7 +446,9 @@ export interface TestMessage {
 export async function submitMessage(inst: Instance, m: TestMessage): Promise<string> {
   const c = await CleanupClient.open(inst.spool);
   assert.ok(c.ok, c.ok ? "" : c.reason);
-  for (const [k, v] of Object.entries(m.attrs ?? {})) await c.client.attr(k, v);
+  // As smtpd hands over a remote client's message (unless the test says otherwise): queued as it came.
+  const attrs = { rewrite_context: "remote", ...m.attrs };
+  for (const [k, v] of Object.entries(attrs)) await c.client.attr(k, v);
   await c.client.sender(m.sender ?? "sender@example.org");
   for (const r of m.rcpts) {
     const rc = typeof r === "string" ? { address: r, original: r } : r;
