@@ -204,14 +204,7 @@ export class Config {
    * file's first word (a missing or empty file is an error naming it).
    */
   #fromFile(name: string, path: string): string {
-    let text: string;
-    try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      throw new ConfigError(
-        `${this.where(name)}: parameter ${name}: open ${path}: ${(err as Error).message}`,
-      );
-    }
+    const text = this.#readFile(name, path);
     const word = text.split(/\s+/).find((w) => w !== "" && !w.startsWith("#"));
     if (word === undefined) throw new ConfigError(`${this.where(name)}: parameter ${name}: ${path} is empty`);
     return word;
@@ -262,16 +255,20 @@ export class Config {
     return items.flatMap((item) => (item.startsWith("/") ? this.#fileEntries(name, item) : [item]));
   }
 
-  /** Reads the entries of a /file/name list element. */
-  #fileEntries(name: string, path: string): string[] {
-    let text: string;
+  /** Reads a file a parameter names; an error names the parameter, where it is set, and the file. */
+  #readFile(name: string, path: string): string {
     try {
-      text = readFileSync(path, "utf8");
+      return readFileSync(path, "utf8");
     } catch (err) {
       throw new ConfigError(
         `${this.where(name)}: parameter ${name}: open ${path}: ${(err as Error).message}`,
       );
     }
+  }
+
+  /** Reads the entries of a /file/name list element. */
+  #fileEntries(name: string, path: string): string[] {
+    const text = this.#readFile(name, path);
     const lines = text.split("\n").map((l) => l.replace(/#.*$/, ""));
     return lines.flatMap((l) => l.split(/[\s,]+/)).filter((w) => w !== "");
   }
