@@ -43,7 +43,6 @@
 import { fork, spawn, type ChildProcess } from "node:child_process";
 import type { Server, Socket } from "node:net";
 import { msg, type MsgSink } from "../util/msg.js";
-import { openFileLimit } from "../util/open-files.js";
 import { relayChildLog } from "../util/msg-relay.js";
 import type { Config } from "../global/config.js";
 import { entryOverrides } from "../global/master-cf.js";
@@ -57,6 +56,7 @@ import {
 } from "./master-proto.js";
 import type { ServiceSpec } from "./master-spec.js";
 import { onlyChild, signalName } from "./master-procs.js";
+import { WAITING_NOTE, waiting, waitingMax } from "./master-waiting.js";
 import { JAIL_EXEC_DIR, jailArgv, type Jail } from "../global/jail.js";
 
 export interface MasterEnv {
@@ -107,28 +107,6 @@ interface Waiting {
 }
 
 const STRESS_HOLD_MS = 60_000;
-/** Above this many waiting connections of one service, master says so (once a minute). */
-const WAITING_NOTE = 1000;
-/** The most connections master holds for all services together, whatever the open-file limit. */
-const WAITING_CAP = 100_000;
-/** The least it holds (as before the bound followed the open-file limit). */
-const WAITING_FLOOR = 1000;
-
-/** Connections that wait for a process, over all services of this master. */
-let waitingTotal = 0;
-let waitingLimit = 0;
-
-/** How many connections master may hold waiting: the open-file budget less a reserve. */
-export function waitingBudget(nofile: number): number {
-  const reserve = Math.max(1024, Math.floor(nofile / 4));
-  return Math.min(WAITING_CAP, Math.max(WAITING_FLOOR, nofile - reserve));
-}
-
-/** The bound for this process, read once. */
-function waitingMax(): number {
-  if (waitingLimit === 0) waitingLimit = waitingBudget(openFileLimit(4096));
-  return waitingLimit;
-}
 
 export class Service {
   spec: ServiceSpec;
@@ -199,21 +177,21 @@ export class Service {
       sock.destroy();
       return;
     }
-    if (waitingTotal >= waitingMax()) {
+    if (waiting.total >= waitingMax()) {
       this.#dropped++;
       this.#noteWaiting();
       sock.destroy();
       return;
     }
     this.#pending.push({ sock, data, peer });
-    waitingTotal++;
+    waiting.total++;
     this.#dispatch();
     if (this.#pending.length > WAITING_NOTE) this.#noteWaiting();
   }
 
   /** Takes the oldest waiting connection off the queue. */
   #takeWaiting(): Waiting {
-    waitingTotal--;
+    waiting.total--;
     return this.#pending.shift() as Waiting;
   }
 
@@ -227,7 +205,7 @@ export class Service {
         ? `; ${this.#dropped} closed since the last report: master holds at most ${waitingMax()} waiting connections (from the open-file limit)`
         : "";
     msg.warn(
-      `service ${this.spec.key}: ${this.#pending.length} connections wait for a process (${waitingTotal} for all services)${closed}`,
+      `service ${this.spec.key}: ${this.#pending.length} connections wait for a process (${waiting.total} for all services)${closed}`,
     );
     this.#dropped = 0;
   }
@@ -256,7 +234,7 @@ export class Service {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#closeServers();
-    waitingTotal -= this.#pending.length;
+    waiting.total -= this.#pending.length;
     for (const w of this.#pending.splice(0)) w.sock.destroy();
     this.retireAll();
     const deadline = Date.now() + graceMs;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { waitingBudget } from "./master-service.js";
+import { waitingBudget } from "./master-waiting.js";
 
 test("master holds as many waiting connections as the open-file limit allows, less a reserve", () => {
   assert.equal(waitingBudget(1024), 1000, "never fewer than before");
