@@ -11,7 +11,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { symlinkSync } from "node:fs";
+import { linkSync } from "node:fs";
 import { join } from "node:path";
 import { relayInstance, startDovecot, submitMessage } from "../src/testing/smtp-peers.js";
 
@@ -24,7 +24,10 @@ test("lmtp over TCP and over a Unix socket under queue_directory, per-recipient 
       "lmtp_lhlo_name = lmtp-client.example.test",
     ].join("\n"),
   );
-  symlinkSync(dc.socket, join(inst.spool, "private", "dovecot-lmtp"));
+  // Dovecot's socket must be inside the queue directory, as Postfix's LMTP_README asks: the jailed
+  // lmtp agent sees nothing else (a symbolic link to it would point outside the jail). A hard link
+  // is the same socket under a name in private/.
+  linkSync(dc.socket, join(inst.spool, "private", "dovecot-lmtp"));
   const a = await submitMessage(inst, {
     rcpts: ["alice@example.test", "nosuch@example.test", "alice+box@example.test"],
     content: "Subject: over lmtp\n\nhello Dovecot\n",
