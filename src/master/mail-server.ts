@@ -82,7 +82,7 @@ interface CommonOptions {
   /** Master's word on how many handed-over connections wait for a pass service (see passConnection). */
   onPassQueue?: (service: string, waiting: number) => void;
   /** Called first, as root when master runs as root: read keys, open root-only tables; create no files. */
-  preInit?: (ctx: ServerContext) => void;
+  preInit?: (ctx: ServerContext) => void | Promise<void>;
   /** Called once before the first client, after the privilege drop; may read configuration and open tables. */
   onStart?: (ctx: ServerContext) => void | Promise<void>;
 }
@@ -242,7 +242,7 @@ async function start(
   let sk: Skeleton;
   try {
     sk = new Skeleton(ctx);
-    opts.preInit?.(ctx);
+    await opts.preInit?.(ctx);
   } catch (err) {
     return msg.fatal(err instanceof Error ? err.message : String(err));
   }

@@ -74,4 +74,5 @@ async function serve(socket: Socket): Promise<void> {
   msg.debug(`connection ended after ${end.requests} requests: ${end.reason}`);
 }
 
-await multiServer({ name: "trivial-rewrite", onStart: start, onConnection: serve });
+// The tables (transport_maps, relocated_maps, ...) are opened while root, as in Postfix.
+await multiServer({ name: "trivial-rewrite", preInit: start, onConnection: serve });
