@@ -147,15 +147,26 @@ async function signalMaster(cfg: Config, sig: NodeJS.Signals, wait: boolean): Pr
   return 1;
 }
 
-/** Waits until a process no longer exists; false when it still does after ms. */
+/** True when a process has exited: it no longer exists, or is a zombie its parent has not reaped yet. */
+function exited(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
+
+/** Waits until a process has exited; false when it still runs after ms. */
 async function gone(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   for (;;) {
-    try {
-      process.kill(pid, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") return true;
-    }
+    if (exited(pid)) return true;
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, 20));
   }
