@@ -18,7 +18,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import {
   debianMaster,
@@ -26,6 +26,7 @@ import {
   LineClient,
   makeInstance,
   shippedMaster,
+  maildirMessages,
   until,
   type Instance,
 } from "../src/testing/instance.js";
@@ -64,16 +65,6 @@ with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
     timeout: 60_000,
   });
   return { code: r.status ?? -1, out: `${r.stdout}${r.stderr}` };
-}
-
-/** The messages delivered to a user's Maildir in the test's spool. */
-function delivered(dir: string, user: string): string[] {
-  const box = join(dir, "mail", user, "new");
-  try {
-    return readdirSync(box).map((f) => readFileSync(join(box, f), "utf8"));
-  } catch {
-    return [];
-  }
 }
 
 /** Asks the probe service what its daemon may do. */
@@ -143,8 +134,8 @@ test("the shipped master.cf: jailed daemons see only the queue, yet fsync; mail 
   const sent = smtplibSend(port, "root@localhost", true);
   assert.equal(sent.code, 0, sent.out);
   assert.match(sent.out, /^TLSv1\.3$/m);
-  await until("delivery to root's Maildir", () => delivered(inst.dir, "root").length === 1, { inst });
-  assert.match(delivered(inst.dir, "root")[0] ?? "", /hello from the jail test/);
+  await until("delivery to root's Maildir", () => maildirMessages(inst.dir, "root").length === 1, { inst });
+  assert.match(maildirMessages(inst.dir, "root")[0] ?? "", /hello from the jail test/);
 });
 
 test("Debian's stock master.cf as written (chroot=y): STARTTLS at TLS 1.3 with a root-only key; local delivery", async (t) => {
@@ -162,7 +153,7 @@ test("Debian's stock master.cf as written (chroot=y): STARTTLS at TLS 1.3 with a
   const sent = smtplibSend(port, "root@localhost", true);
   assert.equal(sent.code, 0, sent.out);
   assert.match(sent.out, /^TLSv1\.3$/m);
-  await until("delivery to root's Maildir", () => delivered(inst.dir, "root").length === 1, { inst });
+  await until("delivery to root's Maildir", () => maildirMessages(inst.dir, "root").length === 1, { inst });
   // An unknown local user is refused: local_recipient_maps goes through proxymap from the jailed smtpd.
   const unknown = smtplibSend(port, "no-such-user-here@localhost", false);
   assert.notEqual(unknown.code, 0);

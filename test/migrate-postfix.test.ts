@@ -22,33 +22,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import {
-  appendFileSync,
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { debianMaster, freePort, makeInstance, until } from "../src/testing/instance.js";
+import { debianMaster, freePort, makeInstance, maildirMessages, until } from "../src/testing/instance.js";
 import { runCli } from "../src/testing/run-cli.js";
 import { FAIL2BAN_FILTER, fail2banMatched, pflogsummTotals } from "../src/testing/log-tools.js";
 
 const DEBIAN_MAIN_CF = "/etc/postfix/main.cf";
 const DEBIAN_POSTALIAS = "/usr/sbin/postalias";
-
-/** The messages in a user's Maildir in the test's mail spool. */
-function maildir(dir: string, user: string): string[] {
-  const box = join(dir, "mail", user, "new");
-  try {
-    return readdirSync(box).map((f) => readFileSync(join(box, f), "utf8"));
-  } catch {
-    return [];
-  }
-}
 
 test("Debian's Postfix configuration, aliases.db and an empty queue directory work unchanged", async (t) => {
   for (const f of [DEBIAN_MAIN_CF, DEBIAN_POSTALIAS])
@@ -118,8 +99,10 @@ s.quit()`,
   });
   assert.equal(sent.code, 0, sent.stderr);
 
-  await until("both messages in root's mailbox", () => maildir(inst.dir, "root").length === 2, { inst });
-  const box = maildir(inst.dir, "root");
+  await until("both messages in root's mailbox", () => maildirMessages(inst.dir, "root").length === 2, {
+    inst,
+  });
+  const box = maildirMessages(inst.dir, "root");
   assert.ok(
     box.some((m) => /Subject: to postmaster/.test(m) && /^X-Original-To: postmaster@localhost$/m.test(m)),
     box.join("\n----\n"),

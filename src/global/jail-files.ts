@@ -48,8 +48,8 @@ function exists(path: string, dirOk: boolean): boolean {
   }
 }
 
-/** The expanded value of a parameter, or "" when it cannot be expanded. */
-function valueOf(cfg: Config, name: string): string {
+/** The expanded value of a parameter, or "" when it cannot be expanded (reported elsewhere). */
+export function valueOf(cfg: Config, name: string): string {
   try {
     return cfg.get(name);
   } catch {

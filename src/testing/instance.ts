@@ -325,3 +325,13 @@ export function shippedEntries(...names: string[]): string {
     })
     .join("");
 }
+
+/** The messages delivered to a user's Maildir under dir/mail/ (a test's own mail_spool_directory). */
+export function maildirMessages(dir: string, user: string): string[] {
+  const box = join(dir, "mail", user, "new");
+  try {
+    return readdirSync(box).map((f) => readFileSync(join(box, f), "utf8"));
+  } catch {
+    return [];
+  }
+}

@@ -18,7 +18,7 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { isBerkeleyDb } from "../../global/dict-bdb.js";
 import { dbSuffix, foreignFormat, isPosternTable } from "../../global/dict-db.js";
 import { probeJail } from "../../global/jail.js";
-import { fileTables } from "../../global/jail-files.js";
+import { fileTables, valueOf } from "../../global/jail-files.js";
 import { checkQueueTree } from "../../global/queue-dirs.js";
 import { getUser } from "../../util/unix-users.js";
 
@@ -55,7 +55,7 @@ function checkJail(cfg: Config, problems: string[], warnings: string[]): void {
 function checkTableFormats(cfg: Config, warnings: string[]): void {
   const seen = new Set<string>();
   for (const name of ["alias_maps", "alias_database", ...cfg.main.settings.keys()]) {
-    for (const { type, path } of fileTables(expanded(cfg, name))) {
+    for (const { type, path } of fileTables(valueOf(cfg, name))) {
       if (!["hash", "btree", "lmdb"].includes(type) || seen.has(`${type}:${path}`)) continue;
       seen.add(`${type}:${path}`);
       const file = path + dbSuffix(type);
@@ -66,15 +66,6 @@ function checkTableFormats(cfg: Config, warnings: string[]): void {
         `${type}:${path}: ${file} is not a Postern table (${foreignFormat(head)}): every lookup in it fails; rebuild it with "${tool} ${type}:${path}"`,
       );
     }
-  }
-}
-
-/** A parameter's expanded value, or "" when it cannot be expanded (reported elsewhere). */
-function expanded(cfg: Config, name: string): string {
-  try {
-    return cfg.get(name);
-  } catch {
-    return "";
   }
 }
 
